@@ -1,0 +1,179 @@
+//! Executes a plan stage by stage; independent changes run concurrently.
+
+use crate::backend::netlink::{Index, Kernel};
+use crate::diff::{Action, Change};
+use crate::error::{Error, Result};
+use crate::ledger::Ledger;
+use crate::netns;
+use crate::plan::Plan;
+use crate::state::{link_mark, Observed, Resource, ResourceKey};
+use futures::StreamExt;
+use std::collections::HashSet;
+
+/// Requests in flight at once per netns.
+pub const IN_FLIGHT: usize = 16;
+
+/// What an apply did before it stopped, and why it stopped.
+#[derive(Debug)]
+pub struct Failure {
+    pub step: String,
+    pub error: Error,
+    pub done: Vec<String>,
+}
+
+fn step_name(c: &Change) -> String {
+    format!("{} {} {}", c.action.symbol(), c.kind, c.title)
+}
+
+/// Applies `plan` (made against `observed`). Returns the connection to the
+/// topology's netns and the steps done.
+pub async fn apply(plan: &Plan, observed: &Observed, kernel: Option<Kernel>) -> std::result::Result<(Kernel, Vec<String>), Failure> {
+    let mut done = vec![];
+    let fail = |step: String, error: Error, done: &Vec<String>| Failure {
+        step,
+        error,
+        done: done.clone(),
+    };
+    let mark = link_mark(&plan.topology);
+    let kernel = match kernel {
+        Some(k) => k,
+        None => {
+            let name = plan.netns.clone().unwrap_or_default();
+            let step = format!("+ netns {name}");
+            if plan.creates_netns() {
+                netns::create(&name).map_err(|e| fail(step.clone(), Error::io(format!("create netns {name}"), e), &done))?;
+            }
+            let k = Kernel::connect(plan.netns.as_deref())
+                .await
+                .and_then(|k| k.ok_or_else(|| Error::Other(format!("netns {name} does not exist"))))
+                .map_err(|e| fail(step.clone(), e, &done))?;
+            if plan.creates_netns() {
+                k.mark_netns(&mark).await.map_err(|e| fail(step.clone(), e, &done))?;
+                done.push(step);
+            }
+            k
+        }
+    };
+
+    let mut idx = Index(observed.links.iter().map(|l| (l.name.clone(), l.index)).collect());
+    let groups: HashSet<u32> = observed.links.iter().map(|l| l.group).collect();
+    let mut ledger = observed.ledger.clone();
+    ledger.netns = plan.netns.clone();
+
+    for stage in plan.stages() {
+        let stage: Vec<&Change> = stage
+            .into_iter()
+            .filter(|c| !matches!(c.key, ResourceKey::Netns { .. }))
+            .collect();
+        // Claim routes and rules in the ledger before they exist.
+        let mut claimed = false;
+        for c in &stage {
+            match (&c.action, &c.desired) {
+                (Action::Delete, _) => {}
+                (_, Some(Resource::Route(r))) => claimed |= ledger.routes.insert(r.key.clone()),
+                (_, Some(Resource::Rule(k))) => claimed |= ledger.rules.insert(k.clone()),
+                _ => {}
+            }
+        }
+        if claimed {
+            ledger.save(&plan.topology).map_err(|e| fail("record ownership".into(), Error::io("write ledger", e), &done))?;
+        }
+
+        // Deletions (and the delete half of replacements) first; links in one batch.
+        let doomed: Vec<String> = stage
+            .iter()
+            .filter(|c| matches!(c.action, Action::Delete | Action::Replace))
+            .filter_map(|c| match &c.current {
+                Some(Resource::Link(l)) => Some(l.end.name.clone()),
+                _ => None,
+            })
+            .collect();
+        if !doomed.is_empty() {
+            kernel
+                .delete_links(&doomed, &idx, &groups)
+                .await
+                .map_err(|e| fail(format!("- {} link(s): {}", doomed.len(), doomed.join(", ")), e, &done))?;
+            for c in stage.iter().filter(|c| c.action == Action::Delete) {
+                done.push(step_name(c));
+            }
+        }
+        let results: Vec<(String, Result<Vec<(String, u32)>>)> = futures::stream::iter(stage.iter().copied())
+            .filter(|c| futures::future::ready(!(c.action == Action::Delete && matches!(c.current, Some(Resource::Link(_))))))
+            .map(|c| {
+                let (k, idx, mark) = (&kernel, &idx, &mark);
+                async move { (step_name(c), run(k, c, idx, mark).await) }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        let mut first_error = None;
+        for (step, r) in results {
+            match r {
+                Ok(created) => {
+                    idx.0.extend(created);
+                    done.push(step);
+                }
+                Err(e) if first_error.is_none() => first_error = Some((step, e)),
+                Err(_) => {}
+            }
+        }
+        if let Some((step, e)) = first_error {
+            return Err(fail(step, e, &done));
+        }
+        // Forget what was deleted.
+        let mut released = false;
+        for c in stage.iter().filter(|c| c.action == Action::Delete) {
+            match &c.current {
+                Some(Resource::Route(r)) => released |= ledger.routes.remove(&r.key),
+                Some(Resource::Rule(k)) => released |= ledger.rules.remove(k),
+                _ => {}
+            }
+        }
+        if released {
+            ledger.save(&plan.topology).map_err(|e| fail("record ownership".into(), Error::io("write ledger", e), &done))?;
+        }
+    }
+    Ok((kernel, done))
+}
+
+async fn run(k: &Kernel, c: &Change, idx: &Index, mark: &str) -> Result<Vec<(String, u32)>> {
+    match (c.action, c.desired.as_ref(), c.current.as_ref()) {
+        (Action::Create | Action::Replace, Some(Resource::Link(d)), _) => k.create_link(d, mark, idx).await,
+        (Action::Update, Some(Resource::Link(d)), cur) => {
+            let cur = match cur {
+                Some(Resource::Link(l)) => Some(l),
+                _ => None,
+            };
+            k.update_link(d, cur, mark, idx).await.map(|_| vec![])
+        }
+        (Action::Create | Action::Update, Some(Resource::Route(r)), _) => k.replace_route(r, idx).await.map(|_| vec![]),
+        (Action::Create | Action::Update, Some(Resource::Rule(r)), _) => k.add_rule(r).await.map(|_| vec![]),
+        (Action::Delete, _, Some(Resource::Route(r))) => k.delete_route(r).await.map(|_| vec![]),
+        (Action::Delete, _, Some(Resource::Rule(r))) => k.delete_rule(r).await.map(|_| vec![]),
+        _ => Err(Error::Other(format!("no operation for {} {}", c.kind, c.title))),
+    }
+}
+
+/// After a successful apply the ledger holds exactly the desired routes and rules.
+pub fn settle_ledger(plan: &Plan, graph: &crate::graph::DesiredGraph) -> std::io::Result<()> {
+    let mut ledger = Ledger {
+        netns: plan.netns.clone(),
+        ..Default::default()
+    };
+    for r in graph.resources() {
+        match r {
+            Resource::Route(r) => {
+                ledger.routes.insert(r.key.clone());
+            }
+            Resource::Rule(k) => {
+                ledger.rules.insert(k.clone());
+            }
+            _ => {}
+        }
+    }
+    if ledger.is_empty() {
+        Ledger::remove(&plan.topology)
+    } else {
+        ledger.save(&plan.topology)
+    }
+}

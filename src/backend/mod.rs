@@ -1,0 +1,3 @@
+//! Live-state backends: observation and operations per domain.
+
+pub mod netlink;

@@ -1,0 +1,71 @@
+use crate::diff::diff;
+use crate::plan::{render_text, Plan};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+pub fn run(paths: &[PathBuf]) -> ExitCode {
+    let l = match super::load(paths) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let _lock = match crate::lock::acquire(&l.topo.name) {
+        Ok(lock) => lock,
+        Err(e) => return super::fail(e),
+    };
+    let start = Instant::now();
+    super::runtime().block_on(async {
+        let (kernel, observed) = match super::observe(&l.topo).await {
+            Ok(x) => x,
+            Err(e) => return super::fail(e),
+        };
+        let plan = Plan::new(&l.topo.name, l.topo.netns.clone(), &l.graph, diff(&l.topo.name, &l.graph, &observed));
+        print!("{}", render_text(&plan));
+        if !plan.conflicts.is_empty() {
+            return super::fail(format!(
+                "{} conflict(s) with objects netloom does not own; nothing was changed",
+                plan.conflicts.len()
+            ));
+        }
+        if plan.changes.is_empty() {
+            return ExitCode::SUCCESS;
+        }
+        let (kernel, done) = match crate::apply::apply(&plan, &observed, kernel).await {
+            Ok(x) => x,
+            Err(f) => {
+                eprintln!("error: step `{}` failed: {}", f.step, f.error);
+                if f.done.is_empty() {
+                    eprintln!("nothing was changed before it");
+                } else {
+                    eprintln!("done before it ({}):", f.done.len());
+                    for d in &f.done {
+                        eprintln!("  {d}");
+                    }
+                }
+                eprintln!("fix the cause and run `netloom apply` again: it continues from the live state");
+                return ExitCode::from(1);
+            }
+        };
+        if let Err(e) = crate::apply::settle_ledger(&plan, &l.graph) {
+            return super::fail(format!("cannot write the ledger: {e}"));
+        }
+        match crate::verify::verify(&kernel, &l.topo.name, &l.graph).await {
+            Ok((_, left)) if left.is_empty() => {
+                println!(
+                    "\nApply complete: {} change(s) in {:.0?}; verified, nothing left to change.",
+                    done.len(),
+                    start.elapsed()
+                );
+                ExitCode::SUCCESS
+            }
+            Ok((_, left)) => {
+                eprintln!("error: applied {} change(s), but the live state still differs:", done.len());
+                for d in left {
+                    eprintln!("  {d}");
+                }
+                ExitCode::from(1)
+            }
+            Err(e) => super::fail(format!("verification could not observe the live state: {e}")),
+        }
+    })
+}

@@ -1,0 +1,71 @@
+use crate::diff::diff;
+use crate::graph::DesiredGraph;
+use crate::ledger::Ledger;
+use crate::netns;
+use crate::plan::{render_changes, Plan};
+use crate::state::{link_mark, link_owner, Owner};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub fn run(paths: &[PathBuf]) -> ExitCode {
+    let l = match super::load(paths) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let t = &l.topo;
+    let _lock = match crate::lock::acquire(&t.name) {
+        Ok(lock) => lock,
+        Err(e) => return super::fail(e),
+    };
+    super::runtime().block_on(async {
+        let (kernel, observed) = match super::observe(t).await {
+            Ok(x) => x,
+            Err(e) => return super::fail(e),
+        };
+        let scope = format!("topology {} in {}", t.name, super::netns_label(&t.netns));
+        let Some(kernel) = kernel else {
+            let _ = Ledger::remove(&t.name);
+            println!("Nothing to destroy: {} does not exist.", super::netns_label(&t.netns));
+            return ExitCode::SUCCESS;
+        };
+        let nothing = DesiredGraph::default();
+        let plan = Plan::new(&t.name, t.netns.clone(), &nothing, diff(&t.name, &nothing, &observed));
+        // A netns netloom created, holding only this topology's links and no
+        // process, goes as a whole: the kernel tears it down in one step.
+        let ours = observed.netns_mark.as_deref() == Some(link_mark(&t.name).as_str());
+        let only_ours = observed
+            .links
+            .iter()
+            .all(|l| l.name == "lo" || link_owner(l.alias.as_deref(), &t.name) == Owner::Ours);
+        let idle = t
+            .netns
+            .as_deref()
+            .is_some_and(|n| netns::processes_in(n).map(|p| p.is_empty()).unwrap_or(false));
+        println!("netloom destroy: {scope}\n");
+        print!("{}", render_changes(&plan));
+        if ours && only_ours && idle {
+            let name = t.netns.as_deref().unwrap_or_default();
+            println!("  - netns {name}  # created by netloom: removed with everything in it");
+            if let Err(e) = netns::delete(name) {
+                return super::fail(format!("delete netns {name}: {e}"));
+            }
+        } else if !plan.changes.is_empty() {
+            if let Err(f) = crate::apply::apply(&plan, &observed, Some(kernel)).await {
+                eprintln!("error: step `{}` failed: {}", f.step, f.error);
+                eprintln!("fix the cause and run `netloom destroy` again");
+                return ExitCode::from(1);
+            }
+            if ours {
+                let why = if only_ours { "a process still uses it" } else { "it holds links netloom does not own" };
+                println!("  (netns {} kept: {why})", t.netns.as_deref().unwrap_or_default());
+            }
+        } else {
+            println!("  nothing this topology owns is present");
+        }
+        if let Err(e) = Ledger::remove(&t.name) {
+            return super::fail(format!("cannot remove the ledger: {e}"));
+        }
+        println!("\nDestroy complete: {} object(s) removed.", plan.changes.len());
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,178 @@
+//! Command-line interface: argument parsing and the shared load/observe steps.
+
+mod apply;
+mod destroy;
+mod graph;
+mod plan;
+mod show;
+mod validate;
+
+use crate::backend::netlink::Kernel;
+use crate::diag::{render_all, SourceMap};
+use crate::graph::DesiredGraph;
+use crate::ledger::Ledger;
+use crate::model::Topology;
+use crate::state::Observed;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "netloom", version, about = "Declarative network reconciler for Linux hosts that run containers")]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse and validate the topology; reads no live state.
+    Validate(Paths),
+    /// Show the ordered changes apply would make; changes nothing.
+    Plan(PlanArgs),
+    /// Make the changes, then observe again to verify.
+    Apply(ApplyArgs),
+    /// Remove everything this topology owns.
+    Destroy(Paths),
+    /// The live state of what the topology describes, and its drift.
+    Show(ShowArgs),
+    /// The desired-state graph as Graphviz DOT.
+    Graph(Paths),
+    /// Print the JSON Schema of the topology format.
+    #[command(hide = true)]
+    Schema,
+}
+
+#[derive(Args, Debug)]
+pub struct Paths {
+    /// Topology files, or directories of *.toml files (merged as one topology).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub paths: Paths,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Exit 2 when changes are pending, 0 when there are none (as Terraform).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub paths: Paths,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub paths: Paths,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Validate(p) => validate::run(&p.paths),
+        Command::Plan(a) => plan::run(&a),
+        Command::Apply(a) => apply::run(&a.paths.paths),
+        Command::Destroy(p) => destroy::run(&p.paths),
+        Command::Show(a) => show::run(&a),
+        Command::Graph(p) => graph::run(&p.paths),
+        Command::Schema => {
+            print!("{}", crate::spec::schema_json());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// A validated topology and its desired graph.
+pub struct Loaded {
+    pub sources: SourceMap,
+    pub topo: Topology,
+    pub graph: DesiredGraph,
+}
+
+/// Files → model → graph. Diagnostics go to stderr; on error, exit code 1.
+pub fn load(paths: &[PathBuf]) -> Result<Loaded, ExitCode> {
+    let loaded = crate::spec::load_paths(paths);
+    let (topo, warnings) = match crate::model::build(&loaded) {
+        Ok(ok) => ok,
+        Err(diags) => {
+            eprint!("{}", render_all(&diags, &loaded.sources));
+            return Err(ExitCode::from(1));
+        }
+    };
+    let graph = match crate::graph::build(&topo) {
+        Ok(g) => g,
+        Err(diags) => {
+            let all: Vec<_> = warnings.into_iter().chain(diags).collect();
+            eprint!("{}", render_all(&all, &loaded.sources));
+            return Err(ExitCode::from(1));
+        }
+    };
+    if !warnings.is_empty() {
+        eprint!("{}", render_all(&warnings, &loaded.sources));
+    }
+    Ok(Loaded {
+        sources: loaded.sources,
+        topo,
+        graph,
+    })
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Connects to the topology's netns (if it exists) and observes it.
+pub async fn observe(topo: &Topology) -> Result<(Option<Kernel>, Observed), String> {
+    let ledger = Ledger::load(&topo.name).map_err(|e| format!("cannot read the ledger of topology {}: {e}", topo.name))?;
+    if !ledger.is_empty() && ledger.netns != topo.netns {
+        return Err(format!(
+            "topology {} was applied to {} and now names {}; run `netloom destroy` with the old files first, or restore the old netns",
+            topo.name,
+            netns_label(&ledger.netns),
+            netns_label(&topo.netns)
+        ));
+    }
+    let kernel = Kernel::connect(topo.netns.as_deref()).await.map_err(|e| e.to_string())?;
+    let observed = match &kernel {
+        Some(k) => k.observe(ledger).await.map_err(|e| e.to_string())?,
+        None => Observed {
+            netns_exists: false,
+            ledger,
+            ..Default::default()
+        },
+    };
+    Ok((kernel, observed))
+}
+
+pub fn netns_label(n: &Option<String>) -> String {
+    match n {
+        Some(n) => format!("netns {n}"),
+        None => "the host netns".into(),
+    }
+}
+
+pub fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(1)
+}

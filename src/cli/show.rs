@@ -1,0 +1,169 @@
+use super::{Format, ShowArgs};
+use crate::diff::{diff, Action};
+use crate::state::{Observed, Resource, ResourceKey};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+#[derive(Serialize)]
+struct Entry {
+    key: ResourceKey,
+    kind: String,
+    title: String,
+    /// ok, drift, missing, conflict, or extra (owned, not in the files).
+    status: &'static str,
+    /// The live facts, in words.
+    live: String,
+    drift: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    topology: String,
+    netns: Option<String>,
+    entries: Vec<Entry>,
+}
+
+pub fn run(a: &ShowArgs) -> ExitCode {
+    let l = match super::load(&a.paths.paths) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let observed = match super::runtime().block_on(super::observe(&l.topo)) {
+        Ok((_, o)) => o,
+        Err(e) => return super::fail(e),
+    };
+    let d = diff(&l.topo.name, &l.graph, &observed);
+    let changes: HashMap<&ResourceKey, _> = d.changes.iter().map(|c| (&c.key, c)).collect();
+    let conflicts: HashMap<&ResourceKey, _> = d.conflicts.iter().map(|c| (&c.key, c)).collect();
+    let mut entries = vec![];
+    let mut desired: Vec<&Resource> = l.graph.resources().collect();
+    desired.sort_by_key(|r| r.key());
+    for r in desired {
+        let key = r.key();
+        let (status, drift) = if let Some(c) = conflicts.get(&key) {
+            ("conflict", vec![c.message.clone()])
+        } else if let Some(c) = changes.get(&key) {
+            match c.action {
+                Action::Create => ("missing", vec![]),
+                Action::Replace => ("drift", vec![c.reason.clone().unwrap_or_default()]),
+                _ => (
+                    "drift",
+                    c.fields
+                        .iter()
+                        .map(|f| format!("{}: {} → {}", f.field, f.from.as_deref().unwrap_or("(none)"), f.to.as_deref().unwrap_or("(none)")))
+                        .chain(c.reason.clone())
+                        .collect(),
+                ),
+            }
+        } else {
+            ("ok", vec![])
+        };
+        entries.push(Entry {
+            live: live(r, &observed),
+            key,
+            kind: r.kind_name(),
+            title: r.title(),
+            status,
+            drift,
+        });
+    }
+    for c in d.changes.iter().filter(|c| c.action == Action::Delete) {
+        entries.push(Entry {
+            key: c.key.clone(),
+            kind: c.kind.clone(),
+            title: c.title.clone(),
+            status: "extra",
+            live: c.current.as_ref().map(|r| live(r, &observed)).unwrap_or_default(),
+            drift: vec!["owned by this topology but not in the files: the next apply deletes it".into()],
+        });
+    }
+    let report = Report {
+        topology: l.topo.name.clone(),
+        netns: l.topo.netns.clone(),
+        entries,
+    };
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report).expect("report serializes")),
+        _ => print!("{}", text(&report, a.format == Format::Markdown)),
+    }
+    ExitCode::SUCCESS
+}
+
+fn live(r: &Resource, o: &Observed) -> String {
+    match r {
+        Resource::Netns { .. } => (if o.netns_exists { "present" } else { "absent" }).into(),
+        Resource::Link(l) => {
+            let mut parts = vec![];
+            for name in std::iter::once(&l.end.name).chain(l.peer.as_ref().map(|p| &p.name)) {
+                let Some(x) = o.link(name) else {
+                    parts.push(format!("{name}: absent"));
+                    continue;
+                };
+                let mut s = format!(
+                    "{name}: {}, {}, mtu {}",
+                    if x.up { "up" } else { "down" },
+                    if x.carrier { "carrier" } else { "no carrier" },
+                    x.mtu
+                );
+                if let Some(m) = &x.master {
+                    let _ = write!(s, ", master {m}");
+                }
+                for a in x.addresses.iter().filter(|a| !crate::state::is_kernel_link_local(&a.net)) {
+                    let _ = write!(s, ", {}{}", a.net, if a.tentative { " (tentative)" } else { "" });
+                }
+                parts.push(s);
+            }
+            parts.join("; ")
+        }
+        Resource::Route(r) => match o.routes.iter().find(|x| x.route.key == r.key) {
+            Some(x) => {
+                let mut s = String::from("present");
+                if let Some(v) = x.route.via {
+                    let _ = write!(s, ", via {v}");
+                }
+                if let Some(d) = &x.route.dev {
+                    let _ = write!(s, ", dev {d}");
+                }
+                let _ = write!(s, ", protocol {}", crate::diff::proto_name(x.protocol));
+                s
+            }
+            None => "absent".into(),
+        },
+        Resource::Rule(k) => (if o.rules.iter().any(|x| &x.key == k) { "present" } else { "absent" }).into(),
+    }
+}
+
+fn text(r: &Report, markdown: bool) -> String {
+    let mut out = String::new();
+    let count = |s: &str| r.entries.iter().filter(|e| e.status == s).count();
+    let _ = writeln!(
+        out,
+        "{}topology {} in {}: {} ok, {} drifted, {} missing, {} conflicting, {} extra\n",
+        if markdown { "### " } else { "" },
+        r.topology,
+        super::netns_label(&r.netns),
+        count("ok"),
+        count("drift"),
+        count("missing"),
+        count("conflict"),
+        count("extra")
+    );
+    if markdown {
+        out.push_str("```\n");
+    }
+    for e in &r.entries {
+        let _ = writeln!(out, "  {:<9} {} {}", e.status, e.kind, e.title);
+        if !e.live.is_empty() {
+            let _ = writeln!(out, "              live: {}", e.live);
+        }
+        for d in &e.drift {
+            let _ = writeln!(out, "              {d}");
+        }
+    }
+    if markdown {
+        out.push_str("```\n");
+    }
+    out
+}

@@ -1,0 +1,344 @@
+//! Desired graph vs observed state → changes and conflicts.
+//!
+//! Only objects that carry this topology's mark are ever updated or
+//! deleted; a desired object whose name or key is held by anything else is a
+//! conflict, reported before any change is made.
+
+use crate::graph::DesiredGraph;
+use crate::state::{link_owner, LinkEnd, LinkRes, Observed, Owner, Resource, ResourceKey, NETLOOM_PROTO};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+}
+
+/// One field that differs. For a set (addresses), each added or removed
+/// member is its own entry with only `to` or only `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub action: Action,
+    pub key: ResourceKey,
+    pub kind: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub fields: Vec<FieldChange>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// The object to create or converge to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub desired: Option<Resource>,
+    /// The object as observed (updates, replacements, deletions).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub current: Option<Resource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub key: ResourceKey,
+    pub message: String,
+    pub help: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Diff {
+    pub changes: Vec<Change>,
+    pub conflicts: Vec<Conflict>,
+}
+
+pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff {
+    let mut out = Diff::default();
+    let mut desired_links: HashSet<&str> = HashSet::new();
+    let mut desired_keys: HashSet<ResourceKey> = HashSet::new();
+    let mut resources: Vec<&Resource> = desired.resources().collect();
+    resources.sort_by_key(|r| r.key());
+    for r in &resources {
+        desired_keys.insert(r.key());
+        if let Resource::Link(l) = r {
+            desired_links.insert(&l.end.name);
+            if let Some(p) = &l.peer {
+                desired_links.insert(&p.name);
+            }
+        }
+    }
+
+    for r in &resources {
+        match r {
+            Resource::Netns { .. } => {
+                if !observed.netns_exists {
+                    out.changes.push(change(Action::Create, r, None, vec![], None));
+                }
+            }
+            Resource::Link(d) => diff_link(topology, r, d, observed, &mut out),
+            Resource::Route(d) => {
+                let found = observed.routes.iter().find(|o| o.route.key == d.key);
+                match found {
+                    None => out.changes.push(change(Action::Create, r, None, vec![], None)),
+                    Some(o) if o.protocol == NETLOOM_PROTO && observed.ledger.routes.contains(&d.key) => {
+                        let mut f = vec![];
+                        field(&mut f, "via", &o.route.via.map(|v| v.to_string()), &d.via.map(|v| v.to_string()));
+                        // Without `dev` the kernel picks the device from the gateway.
+                        if d.dev.is_some() {
+                            field(&mut f, "dev", &o.route.dev, &d.dev);
+                        }
+                        if !f.is_empty() {
+                            let cur = Resource::Route(o.route.clone());
+                            out.changes.push(change(Action::Update, r, Some(cur), f, None));
+                        }
+                    }
+                    Some(o) => out.conflicts.push(Conflict {
+                        key: r.key(),
+                        message: format!(
+                            "a route to {} (table {}, metric {}) already exists and this topology does not own it (protocol {}{})",
+                            d.key.to, d.key.table, d.key.metric, proto_name(o.protocol), foreign(o.protocol)
+                        ),
+                        help: "remove that route, or give this one another metric or table".into(),
+                    }),
+                }
+            }
+            Resource::Rule(k) => {
+                let found = observed.rules.iter().find(|o| &o.key == k);
+                match found {
+                    None => out.changes.push(change(Action::Create, r, None, vec![], None)),
+                    Some(o) if o.protocol == NETLOOM_PROTO && observed.ledger.rules.contains(k) => {}
+                    Some(o) => out.conflicts.push(Conflict {
+                        key: r.key(),
+                        message: format!(
+                            "rule `{k}` already exists and this topology does not own it (protocol {}{})",
+                            proto_name(o.protocol),
+                            foreign(o.protocol)
+                        ),
+                        help: "remove that rule, or give this one another priority".into(),
+                    }),
+                }
+            }
+        }
+    }
+
+    // Prune: marked objects the files no longer describe.
+    let mut gone: HashSet<&str> = HashSet::new();
+    let mut links: Vec<_> = observed.links.iter().collect();
+    links.sort_by(|a, b| a.name.cmp(&b.name)); // a pair is named by its first end
+    for o in links {
+        // `lo` carries the mark of a netns netloom created; it is never pruned.
+        if o.name == "lo"
+            || link_owner(o.alias.as_deref(), topology) != Owner::Ours
+            || desired_links.contains(o.name.as_str())
+            || gone.contains(o.name.as_str())
+        {
+            continue;
+        }
+        let cur = observed.link_resource(o);
+        if let Some(p) = &o.peer {
+            gone.insert(p); // one delete removes both ends
+        }
+        let res = Resource::Link(cur);
+        out.changes.push(change(Action::Delete, &res, Some(res.clone()), vec![], None));
+    }
+    for o in &observed.routes {
+        let key = ResourceKey::Route(o.route.key.clone());
+        if o.protocol == NETLOOM_PROTO && observed.ledger.routes.contains(&o.route.key) && !desired_keys.contains(&key) {
+            let res = Resource::Route(o.route.clone());
+            out.changes.push(change(Action::Delete, &res, Some(res.clone()), vec![], None));
+        }
+    }
+    for o in &observed.rules {
+        let key = ResourceKey::Rule(o.key.clone());
+        if o.protocol == NETLOOM_PROTO && observed.ledger.rules.contains(&o.key) && !desired_keys.contains(&key) {
+            let res = Resource::Rule(o.key.clone());
+            out.changes.push(change(Action::Delete, &res, Some(res.clone()), vec![], None));
+        }
+    }
+
+    cascade(desired, &mut out.changes);
+    out
+}
+
+/// A replaced link takes its ports' enslavement and its routes with it; a
+/// link that loses addresses takes the routes through them. Re-apply those
+/// dependents even though they look unchanged now.
+fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>) {
+    let changed: BTreeMap<ResourceKey, usize> =
+        changes.iter().enumerate().map(|(i, c)| (c.key.clone(), i)).collect();
+    let mut extra: BTreeMap<ResourceKey, Change> = BTreeMap::new();
+    for c in changes.iter() {
+        let loses_addresses = c.fields.iter().any(|f| f.field.ends_with("address") && f.to.is_none());
+        if c.action != Action::Replace && !loses_addresses {
+            continue;
+        }
+        for dep in desired.dependents(&c.key) {
+            let k = dep.key();
+            if changed.contains_key(&k) || extra.contains_key(&k) {
+                continue;
+            }
+            if matches!(dep, Resource::Rule(_)) {
+                continue; // rules name interfaces, they survive
+            }
+            let reason = format!("re-applied: depends on {} {}", c.kind, c.title);
+            extra.insert(k, change(Action::Update, dep, None, vec![], Some(reason)));
+        }
+    }
+    changes.extend(extra.into_values());
+}
+
+fn diff_link(topology: &str, r: &Resource, d: &LinkRes, observed: &Observed, out: &mut Diff) {
+    // Each name the resource needs must be free or already ours.
+    let names = std::iter::once(&d.end.name).chain(d.peer.as_ref().map(|p| &p.name));
+    for name in names {
+        if let Some(o) = observed.link(name) {
+            match link_owner(o.alias.as_deref(), topology) {
+                Owner::Ours => {}
+                Owner::Unmarked => {
+                    out.conflicts.push(Conflict {
+                        key: r.key(),
+                        message: format!(
+                            "a {} named `{name}` already exists and netloom does not own it (it has no netloom mark)",
+                            o.kind
+                        ),
+                        help: format!("rename `{name}` in the topology, or remove or rename the existing link"),
+                    });
+                    return;
+                }
+                Owner::Topology(t) => {
+                    out.conflicts.push(Conflict {
+                        key: r.key(),
+                        message: format!("link `{name}` belongs to topology `{t}`"),
+                        help: format!("pick another name, or remove it from topology `{t}` first"),
+                    });
+                    return;
+                }
+            }
+        }
+    }
+    let Some(o) = observed.link(&d.end.name) else {
+        out.changes.push(change(Action::Create, r, None, vec![], None));
+        return;
+    };
+    let cur = observed.link_resource(o);
+    let current = Some(Resource::Link(cur.clone()));
+    if cur.kind != d.kind {
+        let reason = format!("kind changes from {} to {}", cur.kind, d.kind);
+        out.changes.push(change(Action::Replace, r, current, vec![], Some(reason)));
+        return;
+    }
+    if let Some(dp) = &d.peer {
+        let cur_peer = cur.peer.as_ref().map(|p| p.name.clone());
+        if cur_peer.as_deref() != Some(dp.name.as_str()) {
+            let reason = format!(
+                "peer changes from {} to {}",
+                cur_peer.unwrap_or_else(|| "(none)".into()),
+                dp.name
+            );
+            out.changes.push(change(Action::Replace, r, current, vec![], Some(reason)));
+            return;
+        }
+    }
+    let mut fields = vec![];
+    end_fields(&mut fields, "", &cur.end, &d.end);
+    if let (Some(cp), Some(dp)) = (&cur.peer, &d.peer) {
+        end_fields(&mut fields, "peer ", cp, dp);
+        let peer_obs = observed.link(&dp.name);
+        if peer_obs.is_some_and(|p| link_owner(p.alias.as_deref(), topology) != Owner::Ours) {
+            field(&mut fields, "peer mark", &None, &Some(crate::state::link_mark(topology)));
+        }
+    }
+    if !fields.is_empty() {
+        out.changes.push(change(Action::Update, r, current, fields, None));
+    }
+}
+
+fn end_fields(out: &mut Vec<FieldChange>, prefix: &str, cur: &LinkEnd, want: &LinkEnd) {
+    if let Some(m) = want.mtu {
+        field(out, &format!("{prefix}mtu"), &cur.mtu.map(|c| c.to_string()), &Some(m.to_string()));
+    }
+    field(out, &format!("{prefix}up"), &Some(cur.up.to_string()), &Some(want.up.to_string()));
+    field(out, &format!("{prefix}master"), &cur.master, &want.master);
+    let a: BTreeSet<_> = cur.addresses.iter().collect();
+    let b: BTreeSet<_> = want.addresses.iter().collect();
+    for gone in a.difference(&b) {
+        out.push(FieldChange {
+            field: format!("{prefix}address"),
+            from: Some(gone.to_string()),
+            to: None,
+        });
+    }
+    for new in b.difference(&a) {
+        out.push(FieldChange {
+            field: format!("{prefix}address"),
+            from: None,
+            to: Some(new.to_string()),
+        });
+    }
+}
+
+fn field(out: &mut Vec<FieldChange>, name: &str, from: &Option<String>, to: &Option<String>) {
+    if from != to {
+        out.push(FieldChange {
+            field: name.to_string(),
+            from: from.clone(),
+            to: to.clone(),
+        });
+    }
+}
+
+fn change(
+    action: Action,
+    r: &Resource,
+    current: Option<Resource>,
+    fields: Vec<FieldChange>,
+    reason: Option<String>,
+) -> Change {
+    Change {
+        action,
+        key: r.key(),
+        kind: r.kind_name(),
+        title: r.title(),
+        fields,
+        reason,
+        desired: (action != Action::Delete).then(|| r.clone()),
+        current,
+    }
+}
+
+pub fn proto_name(p: u8) -> String {
+    let name = match p {
+        1 => "redirect",
+        2 => "kernel",
+        3 => "boot",
+        4 => "static",
+        11 => "zebra",
+        12 => "bird",
+        16 => "dhcp",
+        186 => "bgp",
+        NETLOOM_PROTO => "netloom",
+        _ => "",
+    };
+    if name.is_empty() { p.to_string() } else { format!("{p}, {name}") }
+}
+
+fn foreign(p: u8) -> &'static str {
+    if p == NETLOOM_PROTO { ", made by another netloom topology" } else { "" }
+}

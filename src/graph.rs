@@ -1,0 +1,303 @@
+//! The desired-state graph: one node per resource, edges "must exist before".
+
+use crate::diag::{Diagnostic, Loc};
+use crate::model::Topology;
+use crate::state::{LinkEnd, LinkKind, LinkRes, Resource, ResourceKey, RouteKey, RouteRes, RuleKey};
+use ipnet::IpNet;
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::Direction;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub resource: Resource,
+    pub loc: Option<Loc>,
+}
+
+#[derive(Debug, Default)]
+pub struct DesiredGraph {
+    pub graph: DiGraph<Node, ()>,
+    pub index: HashMap<ResourceKey, NodeIndex>,
+    /// Topological depth of each node: independent nodes share a level.
+    pub level: HashMap<ResourceKey, usize>,
+}
+
+impl DesiredGraph {
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.graph.node_weights().map(|n| &n.resource)
+    }
+
+    pub fn get(&self, key: &ResourceKey) -> Option<&Resource> {
+        self.index.get(key).map(|i| &self.graph[*i].resource)
+    }
+
+    /// Resources that must exist after `key` (its direct dependents).
+    pub fn dependents(&self, key: &ResourceKey) -> Vec<&Resource> {
+        let Some(&i) = self.index.get(key) else {
+            return vec![];
+        };
+        self.graph
+            .neighbors_directed(i, Direction::Outgoing)
+            .map(|n| &self.graph[n].resource)
+            .collect()
+    }
+
+    fn add(&mut self, resource: Resource, loc: Option<Loc>) -> NodeIndex {
+        let key = resource.key();
+        let i = self.graph.add_node(Node { resource, loc });
+        self.index.insert(key, i);
+        i
+    }
+
+    fn edge(&mut self, before: &ResourceKey, after: NodeIndex) {
+        if let Some(&b) = self.index.get(before) {
+            if b != after {
+                self.graph.update_edge(b, after, ());
+            }
+        }
+    }
+
+    /// Graphviz DOT, nodes labelled with kind and name.
+    pub fn to_dot(&self, topology: &str) -> String {
+        let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n", esc(topology));
+        let mut nodes: Vec<_> = self.graph.node_indices().collect();
+        nodes.sort_by_key(|i| self.graph[*i].resource.key());
+        for i in &nodes {
+            let r = &self.graph[*i].resource;
+            let _ = writeln!(
+                out,
+                "  \"{}\" [label=\"{} {}\"];",
+                esc(&r.key().to_string()),
+                r.kind_name(),
+                esc(&r.title())
+            );
+        }
+        let mut edges: Vec<(String, String)> = self
+            .graph
+            .edge_indices()
+            .filter_map(|e| self.graph.edge_endpoints(e))
+            .map(|(a, b)| {
+                (
+                    self.graph[a].resource.key().to_string(),
+                    self.graph[b].resource.key().to_string(),
+                )
+            })
+            .collect();
+        edges.sort();
+        for (a, b) in edges {
+            let _ = writeln!(out, "  \"{}\" -> \"{}\";", esc(&a), esc(&b));
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Builds the graph; a dependency cycle is an error at every member's location.
+pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
+    let mut g = DesiredGraph::default();
+    let netns_key = topo.netns.as_ref().map(|n| {
+        g.add(Resource::Netns { name: n.clone() }, Some(topo.name_loc.clone()));
+        ResourceKey::Netns { name: n.clone() }
+    });
+    let link_key = |name: &str| ResourceKey::Link { name: name.to_string() };
+
+    // Which link holds each declared (connected) subnet, for gateway lookups.
+    let mut connected: Vec<(IpNet, String)> = Vec::new();
+    // Where every interface name lives: a veth peer resolves to its pair.
+    let mut owner_of: HashMap<String, String> = HashMap::new();
+
+    for b in topo.bridges.values() {
+        g.add(
+            Resource::Link(LinkRes {
+                kind: LinkKind::Bridge,
+                end: LinkEnd {
+                    name: b.name.clone(),
+                    mtu: b.mtu,
+                    up: b.up,
+                    master: None,
+                    addresses: b.addresses.clone(),
+                },
+                peer: None,
+            }),
+            Some(b.loc.clone()),
+        );
+        connected.extend(b.addresses.iter().map(|a| (a.trunc(), b.name.clone())));
+        owner_of.insert(b.name.clone(), b.name.clone());
+    }
+    for v in topo.veths.values() {
+        let i = g.add(
+            Resource::Link(LinkRes {
+                kind: LinkKind::Veth,
+                end: LinkEnd {
+                    name: v.name.clone(),
+                    mtu: Some(v.mtu),
+                    up: v.up,
+                    master: v.master.clone(),
+                    addresses: v.addresses.clone(),
+                },
+                peer: Some(LinkEnd {
+                    name: v.peer.clone(),
+                    mtu: Some(v.mtu),
+                    up: v.up,
+                    master: v.peer_master.clone(),
+                    addresses: v.peer_addresses.clone(),
+                }),
+            }),
+            Some(v.loc.clone()),
+        );
+        for m in v.master.iter().chain(v.peer_master.iter()) {
+            g.edge(&link_key(m), i);
+        }
+        connected.extend(v.addresses.iter().map(|a| (a.trunc(), v.name.clone())));
+        connected.extend(v.peer_addresses.iter().map(|a| (a.trunc(), v.name.clone())));
+        owner_of.insert(v.name.clone(), v.name.clone());
+        owner_of.insert(v.peer.clone(), v.name.clone());
+    }
+
+    let route_nodes: Vec<(NodeIndex, RouteKey, Option<IpAddr>)> = topo
+        .routes
+        .iter()
+        .map(|r| {
+            let key = RouteKey {
+                table: r.table,
+                to: r.to,
+                metric: r.metric,
+            };
+            let i = g.add(
+                Resource::Route(RouteRes {
+                    key: key.clone(),
+                    via: r.via,
+                    dev: r.dev.clone(),
+                }),
+                Some(r.loc.clone()),
+            );
+            if let Some(d) = &r.dev {
+                g.edge(&link_key(&owner_of[d]), i);
+            }
+            (i, key, r.via)
+        })
+        .collect();
+    // A gateway is reached through the connected subnet of a topology link
+    // (the kernel does not resolve gateways through other routes).
+    for (i, _, via) in &route_nodes {
+        let Some(via) = via else { continue };
+        let best = connected
+            .iter()
+            .filter(|(net, _)| net.contains(via))
+            .max_by_key(|(net, _)| net.prefix_len());
+        if let Some((_, link)) = best {
+            g.edge(&link_key(link), *i);
+        }
+    }
+
+    for r in &topo.rules {
+        let key = RuleKey::of(r);
+        let i = g.add(Resource::Rule(key.clone()), Some(r.loc.clone()));
+        for name in r.iif.iter().chain(r.oif.iter()) {
+            if let Some(o) = owner_of.get(name) {
+                g.edge(&link_key(o), i);
+            }
+        }
+        // Fill a table before steering traffic into it.
+        for (ri, rk, _) in &route_nodes {
+            if rk.table == r.table && Family::of_net(&rk.to) == r.family {
+                g.graph.update_edge(*ri, i, ());
+            }
+        }
+    }
+
+    // Explicit ordering from `depends_on`.
+    let explicit: Vec<(ResourceKey, &Vec<String>)> = topo
+        .bridges
+        .values()
+        .map(|b| (link_key(&b.name), &b.depends_on))
+        .chain(topo.veths.values().map(|v| (link_key(&v.name), &v.depends_on)))
+        .chain(topo.routes.iter().map(|r| {
+            (
+                ResourceKey::Route(RouteKey {
+                    table: r.table,
+                    to: r.to,
+                    metric: r.metric,
+                }),
+                &r.depends_on,
+            )
+        }))
+        .chain(topo.rules.iter().map(|r| (ResourceKey::Rule(RuleKey::of(r)), &r.depends_on)))
+        .collect();
+    for (key, deps) in explicit {
+        let i = g.index[&key];
+        for d in deps {
+            let before = g.index[&link_key(d)];
+            g.graph.update_edge(before, i, ());
+        }
+    }
+
+    if let Some(nk) = &netns_key {
+        let all: Vec<NodeIndex> = g.graph.node_indices().collect();
+        for i in all {
+            g.edge(nk, i);
+        }
+    }
+
+    check_cycles(&g)?;
+    g.level = levels(&g);
+    Ok(g)
+}
+
+use crate::model::Family;
+
+fn check_cycles(g: &DesiredGraph) -> Result<(), Vec<Diagnostic>> {
+    if toposort(&g.graph, None).is_ok() {
+        return Ok(());
+    }
+    let mut diags = vec![];
+    for scc in tarjan_scc(&g.graph) {
+        if scc.len() < 2 {
+            continue;
+        }
+        let mut members: Vec<&Node> = scc.iter().map(|i| &g.graph[*i]).collect();
+        members.sort_by_key(|n| n.loc.as_ref().map(|l| (l.file, l.span.start)));
+        let names: Vec<String> = members
+            .iter()
+            .map(|n| format!("{} {}", n.resource.kind_name(), n.resource.title()))
+            .collect();
+        let first = members[0];
+        let mut d = Diagnostic::error(
+            first.loc.clone(),
+            format!("dependency cycle: {}", names.join(" → ")),
+        )
+        .help("each object here must exist before the next: remove one `depends_on` (or `master`) to break the cycle");
+        for n in &members[1..] {
+            if let Some(l) = &n.loc {
+                d = d.related(l, format!("{} {} is part of the cycle", n.resource.kind_name(), n.resource.title()));
+            }
+        }
+        diags.push(d);
+    }
+    Err(diags)
+}
+
+fn levels(g: &DesiredGraph) -> HashMap<ResourceKey, usize> {
+    let order = toposort(&g.graph, None).expect("acyclic");
+    let mut depth: BTreeMap<NodeIndex, usize> = BTreeMap::new();
+    for i in order {
+        let d = g
+            .graph
+            .neighbors_directed(i, Direction::Incoming)
+            .map(|p| depth[&p] + 1)
+            .max()
+            .unwrap_or(0);
+        depth.insert(i, d);
+    }
+    depth
+        .into_iter()
+        .map(|(i, d)| (g.graph[i].resource.key(), d))
+        .collect()
+}

@@ -1,0 +1,69 @@
+//! The per-topology record of routes and rules netloom created.
+//!
+//! Links carry their topology in their ifalias, but routes and rules only
+//! have an 8-bit protocol number: it says "netloom made this", not which
+//! topology did. The ledger (under the run directory, a tmpfs that lives
+//! exactly as long as the kernel state it describes) names the topology.
+//! A key is written *before* the object is created, so a crash can leave a
+//! stale entry (harmless: it is dropped on the next apply) but never an
+//! object nobody owns.
+
+use crate::state::{RouteKey, RuleKey};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// The netns the topology was applied to (`None`: the host's).
+    #[serde(default)]
+    pub netns: Option<String>,
+    #[serde(default)]
+    pub routes: BTreeSet<RouteKey>,
+    #[serde(default)]
+    pub rules: BTreeSet<RuleKey>,
+}
+
+/// Where locks and ledgers live: `$NETLOOM_RUN_DIR`, else `/run/netloom`.
+pub fn run_dir() -> PathBuf {
+    std::env::var_os("NETLOOM_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/netloom"))
+}
+
+fn path(dir: &Path, topology: &str) -> PathBuf {
+    dir.join(format!("{topology}.ledger.json"))
+}
+
+impl Ledger {
+    pub fn load(topology: &str) -> io::Result<Ledger> {
+        match std::fs::read(path(&run_dir(), topology)) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Ledger::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes atomically (temp file + rename).
+    pub fn save(&self, topology: &str) -> io::Result<()> {
+        let dir = run_dir();
+        std::fs::create_dir_all(&dir)?;
+        let target = path(&dir, topology);
+        let tmp = target.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(tmp, target)
+    }
+
+    pub fn remove(topology: &str) -> io::Result<()> {
+        match std::fs::remove_file(path(&run_dir(), topology)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty() && self.rules.is_empty()
+    }
+}

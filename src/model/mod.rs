@@ -1,0 +1,105 @@
+//! The validated topology: names checked, addresses parsed, references
+//! resolved. Built only when the files have no errors.
+
+mod names;
+mod validate;
+
+pub use names::{check_ifname, check_scope_name};
+pub use validate::build;
+
+use crate::diag::Loc;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+pub const DEFAULT_MTU: u32 = 1500;
+pub const MAIN_TABLE: u32 = 254;
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub name: String,
+    pub name_loc: Loc,
+    /// Named netns holding the kernel objects; `None` is the host's.
+    pub netns: Option<String>,
+    pub bridges: BTreeMap<String, Bridge>,
+    pub veths: BTreeMap<String, Veth>,
+    pub routes: Vec<Route>,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    pub name: String,
+    pub loc: Loc,
+    /// `None`: the kernel's automatic bridge MTU.
+    pub mtu: Option<u32>,
+    pub up: bool,
+    pub addresses: BTreeSet<IpNet>,
+    /// Links (by name) that must exist first, from `depends_on`.
+    pub depends_on: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Veth {
+    pub name: String,
+    pub loc: Loc,
+    pub peer: String,
+    pub master: Option<String>,
+    pub peer_master: Option<String>,
+    pub mtu: u32,
+    pub up: bool,
+    pub addresses: BTreeSet<IpNet>,
+    pub peer_addresses: BTreeSet<IpNet>,
+    /// Links (by name) that must exist first, from `depends_on`.
+    pub depends_on: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn of(addr: &IpAddr) -> Family {
+        if addr.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 }
+    }
+    pub fn of_net(net: &IpNet) -> Family {
+        Family::of(&net.addr())
+    }
+    /// The kernel's metric when none is given.
+    pub fn default_metric(self) -> u32 {
+        match self {
+            Family::Ipv4 => 0,
+            Family::Ipv6 => 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub loc: Loc,
+    pub to: IpNet,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub table: u32,
+    pub metric: u32,
+    /// Links (by name) that must exist first, from `depends_on`.
+    pub depends_on: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub loc: Loc,
+    pub family: Family,
+    pub from: Option<IpNet>,
+    pub to: Option<IpNet>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub table: u32,
+    pub priority: u32,
+    /// Links (by name) that must exist first, from `depends_on`.
+    pub depends_on: Vec<String>,
+}

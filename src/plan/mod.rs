@@ -1,0 +1,123 @@
+//! The plan: ordered changes in stages. Plan, apply and verify share it.
+
+mod render;
+
+pub use render::{render_changes, render_json, render_markdown, render_text, summary_line};
+
+use crate::diff::{Action, Change, Conflict, Diff};
+use crate::graph::DesiredGraph;
+use crate::state::{LinkKind, Resource, ResourceKey};
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON plan document; bumped on incompatible changes.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub topology: String,
+    pub netns: Option<String>,
+    /// In execution order. Changes with the same `stage` are independent.
+    pub changes: Vec<Staged>,
+    pub conflicts: Vec<Conflict>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Staged {
+    pub stage: usize,
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    /// Objects the files describe.
+    pub desired: usize,
+}
+
+impl Plan {
+    /// Orders a diff: deletions first (rules, routes, veths, bridges), then
+    /// creations, updates and replacements level by level of the graph.
+    pub fn new(topology: &str, netns: Option<String>, graph: &DesiredGraph, diff: Diff) -> Plan {
+        let mut keyed: Vec<((usize, usize), Change)> = diff
+            .changes
+            .into_iter()
+            .map(|c| {
+                let slot = if c.action == Action::Delete {
+                    (0, delete_rank(c.current.as_ref()))
+                } else {
+                    (1, graph.level.get(&c.key).copied().unwrap_or(0))
+                };
+                (slot, c)
+            })
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
+        let mut stage = 0;
+        let mut last = None;
+        let mut changes = Vec::with_capacity(keyed.len());
+        for (slot, change) in keyed {
+            if last.is_some_and(|l| l != slot) {
+                stage += 1;
+            }
+            last = Some(slot);
+            changes.push(Staged { stage, change });
+        }
+        let mut summary = Summary {
+            desired: graph.graph.node_count(),
+            ..Default::default()
+        };
+        for s in &changes {
+            match s.change.action {
+                Action::Create => summary.create += 1,
+                Action::Update => summary.update += 1,
+                Action::Replace => summary.replace += 1,
+                Action::Delete => summary.delete += 1,
+            }
+        }
+        Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            topology: topology.to_string(),
+            netns,
+            changes,
+            conflicts: diff.conflicts,
+            summary,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.conflicts.is_empty()
+    }
+
+    /// The changes grouped by stage, in order.
+    pub fn stages(&self) -> Vec<Vec<&Change>> {
+        let mut out: Vec<Vec<&Change>> = vec![];
+        for s in &self.changes {
+            if out.len() <= s.stage {
+                out.resize_with(s.stage + 1, Vec::new);
+            }
+            out[s.stage].push(&s.change);
+        }
+        out
+    }
+
+    pub fn creates_netns(&self) -> bool {
+        self.changes
+            .iter()
+            .any(|s| matches!(s.change.key, ResourceKey::Netns { .. }) && s.change.action == Action::Create)
+    }
+}
+
+fn delete_rank(current: Option<&Resource>) -> usize {
+    match current {
+        Some(Resource::Rule(_)) => 0,
+        Some(Resource::Route(_)) => 1,
+        Some(Resource::Link(l)) if l.kind != LinkKind::Bridge => 2,
+        Some(Resource::Link(_)) => 3,
+        _ => 4,
+    }
+}

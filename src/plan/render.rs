@@ -1,0 +1,155 @@
+//! Plan renderers: text (terminals, logs), JSON (machines), Markdown (PR comments).
+
+use super::Plan;
+use crate::diff::{Action, Change};
+use crate::state::{LinkEnd, Resource};
+use std::fmt::Write as _;
+
+fn scope(plan: &Plan) -> String {
+    match &plan.netns {
+        Some(n) => format!("topology {} in netns {}", plan.topology, n),
+        None => format!("topology {} in the host netns", plan.topology),
+    }
+}
+
+pub fn summary_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    format!(
+        "Plan: {} to create, {} to update, {} to replace, {} to delete.",
+        s.create, s.update, s.replace, s.delete
+    )
+}
+
+/// The change lines alone, in execution order.
+pub fn render_changes(plan: &Plan) -> String {
+    body(plan)
+}
+
+fn body(plan: &Plan) -> String {
+    let mut out = String::new();
+    for s in &plan.changes {
+        change_lines(&mut out, &s.change);
+    }
+    out
+}
+
+fn change_lines(out: &mut String, c: &Change) {
+    let _ = write!(out, "  {} {} {}", c.action.symbol(), c.kind, c.title);
+    if let Some(r) = &c.reason {
+        let _ = write!(out, "  # {r}");
+    }
+    out.push('\n');
+    match c.action {
+        Action::Create | Action::Replace => {
+            if let Some(Resource::Link(l)) = &c.desired {
+                end_attrs(out, "", &l.end);
+                if let Some(p) = &l.peer {
+                    end_attrs(out, "peer ", p);
+                }
+            }
+        }
+        Action::Update => {
+            for f in &c.fields {
+                let line = match (&f.from, &f.to) {
+                    (None, Some(t)) if f.field.ends_with("address") => format!("+ {} {t}", f.field),
+                    (Some(w), None) if f.field.ends_with("address") => format!("- {} {w}", f.field),
+                    (from, to) => format!(
+                        "{}: {} → {}",
+                        f.field,
+                        from.as_deref().unwrap_or("(none)"),
+                        to.as_deref().unwrap_or("(none)")
+                    ),
+                };
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+        Action::Delete => {}
+    }
+}
+
+fn end_attrs(out: &mut String, prefix: &str, e: &LinkEnd) {
+    if let Some(m) = e.mtu {
+        let _ = writeln!(out, "      {prefix}mtu: {m}");
+    }
+    if !e.up {
+        let _ = writeln!(out, "      {prefix}up: false");
+    }
+    if let Some(m) = &e.master {
+        let _ = writeln!(out, "      {prefix}master: {m}");
+    }
+    if !e.addresses.is_empty() {
+        let list: Vec<String> = e.addresses.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(out, "      {prefix}addresses: {}", list.join(", "));
+    }
+}
+
+fn conflicts(out: &mut String, plan: &Plan) {
+    if plan.conflicts.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nConflicts: nothing will be changed until they are resolved.");
+    for c in &plan.conflicts {
+        let _ = writeln!(out, "  ! {}: {}", c.key, c.message);
+        let _ = writeln!(out, "      help: {}", c.help);
+    }
+}
+
+pub fn render_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.changes.is_empty() && plan.conflicts.is_empty() {
+        let _ = writeln!(
+            out,
+            "No changes: {} matches its {} declared objects.",
+            scope(plan),
+            plan.summary.desired
+        );
+        return out;
+    }
+    let _ = writeln!(out, "netloom plan: {}\n", scope(plan));
+    out.push_str(&body(plan));
+    conflicts(&mut out, plan);
+    let _ = writeln!(out, "\n{}", summary_line(plan));
+    out
+}
+
+pub fn render_markdown(plan: &Plan) -> String {
+    let mut out = format!("### netloom plan: `{}`\n\n", plan.topology);
+    if plan.changes.is_empty() && plan.conflicts.is_empty() {
+        let _ = writeln!(out, "No changes: {}.", scope(plan));
+        return out;
+    }
+    let _ = writeln!(out, "{}\n\n**{}**\n", scope(plan), summary_line(plan));
+    if !plan.changes.is_empty() {
+        out.push_str("```diff\n");
+        for line in body(plan).lines() {
+            // `diff` highlighting keys on the first column.
+            let t = line.trim_start();
+            let lead = if t.starts_with("-/+") {
+                "!"
+            } else if t.starts_with('+') {
+                "+"
+            } else if t.starts_with('-') {
+                "-"
+            } else if t.starts_with('~') {
+                "!"
+            } else {
+                " "
+            };
+            let _ = writeln!(out, "{lead}{line}");
+        }
+        out.push_str("```\n");
+    }
+    if !plan.conflicts.is_empty() {
+        out.push_str("\n**Conflicts** (nothing will be changed until they are resolved):\n\n");
+        for c in &plan.conflicts {
+            let _ = writeln!(out, "- `{}`: {} — {}", c.key, c.message, c.help);
+        }
+    }
+    out
+}
+
+pub fn render_json(plan: &Plan) -> String {
+    let mut s = serde_json::to_string_pretty(plan).expect("plan serializes");
+    s.push('\n');
+    s
+}

@@ -1,0 +1,226 @@
+//! Reading topology files and directories into spanned spec sections.
+
+use super::{check_keys, BridgeSpec, RouteSpec, RuleSpec, TopologySection, VethSpec};
+use crate::diag::{Diagnostic, FileId, Loc, SourceMap};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+/// One named (`[bridge.NAME]`) or listed (`[[route]]`) section of a file.
+#[derive(Debug)]
+pub struct Section<T> {
+    /// The section's name, for named sections.
+    pub name: String,
+    /// Where the name (or, for listed sections, the table) is written.
+    pub name_loc: Loc,
+    pub spec: T,
+}
+
+#[derive(Debug, Default)]
+pub struct SpecFile {
+    pub file: FileId,
+    pub topology: Option<Section<TopologySection>>,
+    pub bridges: Vec<Section<BridgeSpec>>,
+    pub veths: Vec<Section<VethSpec>>,
+    pub routes: Vec<Section<RouteSpec>>,
+    pub rules: Vec<Section<RuleSpec>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub sources: SourceMap,
+    pub files: Vec<SpecFile>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Expands each path (a file, or a directory of `*.toml` files) and parses
+/// every file, collecting all diagnostics rather than stopping at the first.
+pub fn load_paths(paths: &[PathBuf]) -> Loaded {
+    let mut out = Loaded::default();
+    let mut files = Vec::new();
+    for p in paths {
+        match expand(p) {
+            Ok(mut found) => files.append(&mut found),
+            Err(d) => out.diagnostics.push(d),
+        }
+    }
+    files.sort();
+    files.dedup();
+    for path in files {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let id = out.sources.add(path, text);
+                let text = out.sources.files[id].text.clone();
+                if let Some(f) = parse_file(id, &text, &mut out.diagnostics) {
+                    out.files.push(f);
+                }
+            }
+            Err(e) => out.diagnostics.push(
+                Diagnostic::error(None, format!("cannot read {}: {e}", path.display()))
+                    .help("check the path and its permissions"),
+            ),
+        }
+    }
+    out
+}
+
+fn expand(p: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
+    let meta = std::fs::metadata(p).map_err(|e| {
+        Diagnostic::error(None, format!("cannot open {}: {e}", p.display()))
+            .help("PATH is a topology file or a directory of *.toml files")
+    })?;
+    if !meta.is_dir() {
+        return Ok(vec![p.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(p)
+        .map_err(|e| Diagnostic::error(None, format!("cannot list {}: {e}", p.display())))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(Diagnostic::error(
+            None,
+            format!("{} holds no *.toml topology files", p.display()),
+        )
+        .help("a directory is read as one topology made of its *.toml files"));
+    }
+    Ok(found)
+}
+
+fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<SpecFile> {
+    let (root, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        for e in errors {
+            diags.push(toml_error(file, &e, None));
+        }
+        return None;
+    }
+    let span = root.span();
+    let root = Spanned::new(span, DeValue::Table(root.into_inner()));
+    check_keys(&root, file, diags);
+    let DeValue::Table(table) = root.into_inner() else {
+        unreachable!("parsed a table")
+    };
+    let mut out = SpecFile {
+        file,
+        ..Default::default()
+    };
+    for (key, value) in table {
+        let key_loc = Loc::new(file, key.span());
+        match key.get_ref().as_ref() {
+            "topology" => {
+                if let Some(spec) = typed(file, value, diags) {
+                    out.topology = Some(Section {
+                        name: "topology".into(),
+                        name_loc: key_loc,
+                        spec,
+                    });
+                }
+            }
+            "bridge" => named(file, "bridge", key_loc, value, &mut out.bridges, diags),
+            "veth" => named(file, "veth", key_loc, value, &mut out.veths, diags),
+            "route" => listed(file, "route", key_loc, value, &mut out.routes, diags),
+            "rule" => listed(file, "rule", key_loc, value, &mut out.rules, diags),
+            _ => {} // reported by check_keys
+        }
+    }
+    Some(out)
+}
+
+fn named<T: DeserializeOwned>(
+    file: FileId,
+    kind: &str,
+    key_loc: Loc,
+    value: Spanned<DeValue<'_>>,
+    into: &mut Vec<Section<T>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let DeValue::Table(table) = value.into_inner() else {
+        diags.push(
+            Diagnostic::at(&key_loc, format!("`{kind}` must be a table of named {kind}s"))
+                .help(format!("write each one as its own section, e.g. [{kind}.NAME]")),
+        );
+        return;
+    };
+    for (name, v) in table {
+        let name_loc = Loc::new(file, name.span());
+        if !v.get_ref().is_table() {
+            diags.push(
+                Diagnostic::at(&name_loc, format!("[{kind}.{}] must be a table", name.get_ref()))
+                    .help(format!("write it as a section: [{kind}.{}]", name.get_ref())),
+            );
+            continue;
+        }
+        if let Some(spec) = typed(file, v, diags) {
+            into.push(Section {
+                name: name.get_ref().to_string(),
+                name_loc,
+                spec,
+            });
+        }
+    }
+}
+
+fn listed<T: DeserializeOwned>(
+    file: FileId,
+    kind: &str,
+    key_loc: Loc,
+    value: Spanned<DeValue<'_>>,
+    into: &mut Vec<Section<T>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let DeValue::Array(items) = value.into_inner() else {
+        diags.push(
+            Diagnostic::at(&key_loc, format!("`{kind}` must be a list of tables"))
+                .help(format!("write each entry as [[{kind}]]")),
+        );
+        return;
+    };
+    for v in items.iter() {
+        let loc = Loc::new(file, v.span());
+        if let Some(spec) = typed(file, v.clone(), diags) {
+            into.push(Section {
+                name: kind.to_string(),
+                name_loc: loc,
+                spec,
+            });
+        }
+    }
+}
+
+fn typed<T: DeserializeOwned>(
+    file: FileId,
+    value: Spanned<DeValue<'_>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    let whole = value.span();
+    match T::deserialize(ValueDeserializer::from(value)) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            // Unknown keys were all reported, with suggestions, by check_keys.
+            if !e.message().starts_with("unknown field") {
+                diags.push(toml_error(file, &e, Some(whole)));
+            }
+            None
+        }
+    }
+}
+
+fn toml_error(file: FileId, e: &toml::de::Error, fallback: Option<std::ops::Range<usize>>) -> Diagnostic {
+    let span = e.span().or(fallback).unwrap_or(0..0);
+    let msg = e
+        .message()
+        .trim()
+        .replace("expected i64", "expected an integer")
+        .replace("expected a sequence", "expected a list");
+    let d = Diagnostic::at(&Loc::new(file, span), msg);
+    if e.message().starts_with("missing field") {
+        d.help("add the required key to this section")
+    } else {
+        d
+    }
+}

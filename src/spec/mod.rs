@@ -1,0 +1,161 @@
+//! The topology file format: serde mirror of the TOML, with source spans.
+//!
+//! These are wire types: strings stay strings here (so each list entry keeps
+//! its own span) and are checked and converted in `model`.
+
+mod load;
+mod schema;
+
+pub use load::{load_paths, Loaded, Section, SpecFile};
+pub use schema::{schema_json, check_keys};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// One topology file. Several files (a directory) merge into one topology.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "netloom topology")]
+pub struct TopologyFile {
+    /// The topology's identity and scope. Exactly one file of a topology declares it.
+    pub topology: Option<TopologySection>,
+    /// Linux bridges, by interface name.
+    #[serde(default)]
+    pub bridge: BTreeMap<String, BridgeSpec>,
+    /// veth pairs, by the name of their first end.
+    #[serde(default)]
+    pub veth: BTreeMap<String, VethSpec>,
+    /// Routes in the topology's network namespace.
+    #[serde(default)]
+    pub route: Vec<RouteSpec>,
+    /// Policy-routing rules in the topology's network namespace.
+    #[serde(default)]
+    pub rule: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySection {
+    /// Ownership scope: every object netloom creates is marked with this name.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Named network namespace (as in `ip netns`) that holds the kernel
+    /// objects; created if absent. Default: the host's namespace.
+    #[schemars(with = "Option<String>")]
+    pub netns: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeSpec {
+    /// Interface addresses in CIDR form, e.g. "10.0.0.1/24", "fd00::1/64".
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub addresses: Vec<Spanned<String>>,
+    /// MTU in bytes. Given: pinned, kept when ports join. Omitted: the
+    /// kernel's automatic MTU (the smallest port's; 1500 without ports).
+    #[schemars(with = "Option<u32>", range(min = 68, max = 65535))]
+    pub mtu: Option<Spanned<i64>>,
+    /// Administrative state (default true).
+    pub up: Option<bool>,
+    /// Extra ordering: objects ("bridge.NAME", "veth.NAME") that must exist first.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VethSpec {
+    /// Name of the other end of the pair.
+    #[schemars(with = "String")]
+    pub peer: Spanned<String>,
+    /// Bridge this end is enslaved to.
+    #[schemars(with = "Option<String>")]
+    pub master: Option<Spanned<String>>,
+    /// Bridge the peer end is enslaved to.
+    #[schemars(with = "Option<String>")]
+    pub peer_master: Option<Spanned<String>>,
+    /// MTU of both ends (default 1500).
+    #[schemars(with = "Option<u32>", range(min = 68, max = 65535))]
+    pub mtu: Option<Spanned<i64>>,
+    /// Administrative state of both ends (default true).
+    pub up: Option<bool>,
+    /// Addresses of this end, in CIDR form.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub addresses: Vec<Spanned<String>>,
+    /// Addresses of the peer end, in CIDR form.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub peer_addresses: Vec<Spanned<String>>,
+    /// Extra ordering: objects ("bridge.NAME", "veth.NAME") that must exist first.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Destination prefix ("10.20.0.0/16", "fd00:20::/48") or "default".
+    #[schemars(with = "String")]
+    pub to: Spanned<String>,
+    /// Gateway address, same family as `to`.
+    #[schemars(with = "Option<String>")]
+    pub via: Option<Spanned<String>>,
+    /// Output interface: a bridge or veth end of this topology.
+    #[schemars(with = "Option<String>")]
+    pub dev: Option<Spanned<String>>,
+    /// Routing table id (default 254, "main").
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub table: Option<Spanned<i64>>,
+    /// Route metric / priority (default 0 for IPv4, 1024 for IPv6, as the kernel).
+    #[schemars(with = "Option<u32>")]
+    pub metric: Option<Spanned<i64>>,
+    /// Extra ordering: objects ("bridge.NAME", "veth.NAME") that must exist first.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Source prefix to match.
+    #[schemars(with = "Option<String>")]
+    pub from: Option<Spanned<String>>,
+    /// Destination prefix to match.
+    #[schemars(with = "Option<String>")]
+    pub to: Option<Spanned<String>>,
+    /// Input interface to match.
+    #[schemars(with = "Option<String>")]
+    pub iif: Option<Spanned<String>>,
+    /// Output interface to match.
+    #[schemars(with = "Option<String>")]
+    pub oif: Option<Spanned<String>>,
+    /// Table to look up.
+    #[schemars(with = "u32", range(min = 1))]
+    pub table: Spanned<i64>,
+    /// Rule priority: required, it is part of the rule's identity.
+    #[schemars(with = "u32", range(min = 1, max = 32765))]
+    pub priority: Spanned<i64>,
+    /// Address family when neither `from` nor `to` is given (default "ipv4").
+    #[schemars(with = "Option<Family>")]
+    pub family: Option<Spanned<String>>,
+    /// Extra ordering: objects ("bridge.NAME", "veth.NAME") that must exist first.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+/// Address family names accepted by `family`.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum Family {
+    Ipv4,
+    Ipv6,
+}

@@ -1,0 +1,113 @@
+//! JSON Schema of the topology format, and the unknown-key check driven by it.
+//!
+//! The schema is generated from the serde types, so the key check, the
+//! committed `schemas/netloom.schema.json` and the parser cannot disagree.
+
+use super::TopologyFile;
+use crate::diag::{did_you_mean, Diagnostic, FileId, Loc};
+use serde_json::Value;
+use std::sync::OnceLock;
+use toml::de::DeValue;
+use toml::Spanned;
+
+fn schema_value() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let schema = schemars::schema_for!(TopologyFile);
+        serde_json::to_value(&schema).expect("schema serializes")
+    })
+}
+
+/// The schema as pretty JSON, as committed under `schemas/`.
+pub fn schema_json() -> String {
+    let mut s = serde_json::to_string_pretty(schema_value()).expect("schema serializes");
+    s.push('\n');
+    s
+}
+
+/// Reports every key the format does not know, anywhere in the document.
+pub fn check_keys(root: &Spanned<DeValue<'_>>, file: FileId, diags: &mut Vec<Diagnostic>) {
+    let schema = schema_value();
+    walk(root, schema, schema, "the top level", file, diags);
+}
+
+fn resolve<'a>(mut schema: &'a Value, root: &'a Value) -> &'a Value {
+    loop {
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            let name = r.rsplit('/').next().unwrap_or_default();
+            match root.get("$defs").and_then(|d| d.get(name)) {
+                Some(s) => schema = s,
+                None => return schema,
+            }
+        } else if let Some(alts) = schema.get("anyOf").or_else(|| schema.get("oneOf")) {
+            // Option<T> is `anyOf [T, null]`: the non-null branch describes the keys.
+            let next = alts.as_array().and_then(|a| {
+                a.iter()
+                    .find(|s| s.get("type").and_then(Value::as_str) != Some("null"))
+            });
+            match next {
+                Some(s) => schema = s,
+                None => return schema,
+            }
+        } else {
+            return schema;
+        }
+    }
+}
+
+fn walk(
+    value: &Spanned<DeValue<'_>>,
+    schema: &Value,
+    root: &Value,
+    path: &str,
+    file: FileId,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let schema = resolve(schema, root);
+    match value.get_ref() {
+        DeValue::Table(table) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let extra = schema.get("additionalProperties");
+            for (key, val) in table.iter() {
+                let name: &str = key.get_ref();
+                let child_path = child(path, name);
+                if let Some(p) = props.and_then(|p| p.get(name)) {
+                    walk(val, p, root, &child_path, file, diags);
+                } else if let Some(extra @ Value::Object(_)) = extra {
+                    walk(val, extra, root, &child_path, file, diags);
+                } else if props.is_some() {
+                    let known: Vec<&str> = props.unwrap().keys().map(String::as_str).collect();
+                    let mut d = Diagnostic::at(
+                        &Loc::new(file, key.span()),
+                        format!("unknown key `{name}` in {path}"),
+                    );
+                    d = match did_you_mean(name, known.iter().copied()) {
+                        Some(s) => d.help(format!("did you mean `{s}`? (known keys: {})", known.join(", "))),
+                        None => d.help(format!("known keys here: {}", known.join(", "))),
+                    };
+                    diags.push(d);
+                }
+            }
+        }
+        DeValue::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                for v in items.iter() {
+                    walk(v, item, root, path, file, diags);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn child(path: &str, key: &str) -> String {
+    match path {
+        "the top level" if key == "route" || key == "rule" => format!("[[{key}]]"),
+        "the top level" => format!("[{key}]"),
+        p if p.starts_with("[[") => format!("{p} `{key}`"),
+        p if p.matches('.').count() == 0 && p.starts_with('[') => {
+            format!("{}.{key}]", p.trim_end_matches(']'))
+        }
+        p => format!("{p} `{key}`"),
+    }
+}

@@ -1,0 +1,324 @@
+//! Resources, their stable keys, what was observed live, and ownership marks.
+//!
+//! Desired and observed state use the same `Resource` type so the diff
+//! compares like with like.
+
+use crate::model::{Family, Rule};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+
+/// Route and rule protocol number that marks objects netloom made. Unused by
+/// the kernel (< 4) and by the routing daemons listed in iproute2's rt_protos.
+pub const NETLOOM_PROTO: u8 = 78;
+
+/// The ifalias that marks a link (and a netns's `lo`) as owned by a topology.
+pub fn link_mark(topology: &str) -> String {
+    format!("netloom:{topology}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Ours,
+    Topology(String),
+    Unmarked,
+}
+
+pub fn link_owner(alias: Option<&str>, topology: &str) -> Owner {
+    match alias.and_then(|a| a.strip_prefix("netloom:")) {
+        Some(t) if t == topology => Owner::Ours,
+        Some(t) => Owner::Topology(t.to_string()),
+        None => Owner::Unmarked,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RouteKey {
+    pub table: u32,
+    pub to: IpNet,
+    pub metric: u32,
+}
+
+impl fmt::Display for RouteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} table {} metric {}", self.to, self.table, self.metric)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RuleKey {
+    pub family: Family,
+    pub priority: u32,
+    pub from: Option<IpNet>,
+    pub to: Option<IpNet>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub table: u32,
+}
+
+impl RuleKey {
+    pub fn of(r: &Rule) -> RuleKey {
+        RuleKey {
+            family: r.family,
+            priority: r.priority,
+            from: r.from,
+            to: r.to,
+            iif: r.iif.clone(),
+            oif: r.oif.clone(),
+            table: r.table,
+        }
+    }
+}
+
+impl fmt::Display for RuleKey {
+    /// Reads like `ip rule`: `1000: from 10.0.0.0/8 iif br0 lookup 100`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.family == Family::Ipv6 {
+            write!(f, "-6 ")?;
+        }
+        write!(f, "{}: from ", self.priority)?;
+        match &self.from {
+            Some(n) => write!(f, "{n}")?,
+            None => write!(f, "all")?,
+        }
+        if let Some(n) = &self.to {
+            write!(f, " to {n}")?;
+        }
+        if let Some(i) = &self.iif {
+            write!(f, " iif {i}")?;
+        }
+        if let Some(o) = &self.oif {
+            write!(f, " oif {o}")?;
+        }
+        write!(f, " lookup {}", self.table)
+    }
+}
+
+/// A stable identity for one managed object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ResourceKey {
+    Netns { name: String },
+    Link { name: String },
+    Route(RouteKey),
+    Rule(RuleKey),
+}
+
+impl fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResourceKey::Netns { name } => write!(f, "netns/{name}"),
+            ResourceKey::Link { name } => write!(f, "link/{name}"),
+            ResourceKey::Route(k) => write!(f, "route/{}/{}/{}", k.table, k.to, k.metric),
+            ResourceKey::Rule(k) => write!(f, "rule/{k}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    Bridge,
+    Veth,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkKind::Bridge => f.write_str("bridge"),
+            LinkKind::Veth => f.write_str("veth"),
+            LinkKind::Other(k) => f.write_str(k),
+        }
+    }
+}
+
+/// The settings of one interface that netloom manages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkEnd {
+    pub name: String,
+    /// `None` (bridges only): left to the kernel.
+    pub mtu: Option<u32>,
+    pub up: bool,
+    pub master: Option<String>,
+    pub addresses: BTreeSet<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRes {
+    pub kind: LinkKind,
+    #[serde(flatten)]
+    pub end: LinkEnd,
+    /// The other end of a veth pair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<LinkEnd>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRes {
+    #[serde(flatten)]
+    pub key: RouteKey,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Resource {
+    Netns { name: String },
+    Link(LinkRes),
+    Route(RouteRes),
+    Rule(RuleKey),
+}
+
+impl Resource {
+    pub fn key(&self) -> ResourceKey {
+        match self {
+            Resource::Netns { name } => ResourceKey::Netns { name: name.clone() },
+            Resource::Link(l) => ResourceKey::Link {
+                name: l.end.name.clone(),
+            },
+            Resource::Route(r) => ResourceKey::Route(r.key.clone()),
+            Resource::Rule(k) => ResourceKey::Rule(k.clone()),
+        }
+    }
+
+    /// The word users read in plans: bridge, veth, route, rule, netns.
+    pub fn kind_name(&self) -> String {
+        match self {
+            Resource::Netns { .. } => "netns".into(),
+            Resource::Link(l) => l.kind.to_string(),
+            Resource::Route(_) => "route".into(),
+            Resource::Rule(_) => "rule".into(),
+        }
+    }
+
+    /// How the object is named in plans: `br0`, `v0 (peer p0)`, `10.0.0.0/8 table 254`.
+    pub fn title(&self) -> String {
+        match self {
+            Resource::Netns { name } => name.clone(),
+            Resource::Link(l) => match &l.peer {
+                Some(p) => format!("{} (peer {})", l.end.name, p.name),
+                None => l.end.name.clone(),
+            },
+            Resource::Route(r) => {
+                let mut s = format!("{}", r.key.to);
+                if let Some(v) = r.via {
+                    s += &format!(" via {v}");
+                }
+                if let Some(d) = &r.dev {
+                    s += &format!(" dev {d}");
+                }
+                s += &format!(" table {}", r.key.table);
+                let fam = Family::of_net(&r.key.to);
+                if r.key.metric != fam.default_metric() {
+                    s += &format!(" metric {}", r.key.metric);
+                }
+                s
+            }
+            Resource::Rule(k) => k.to_string(),
+        }
+    }
+}
+
+/// One live interface, as dumped from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkObs {
+    pub index: u32,
+    pub name: String,
+    pub kind: LinkKind,
+    pub mtu: u32,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    /// Lower layer up (IFF_LOWER_UP): carrier.
+    #[serde(default)]
+    pub carrier: bool,
+    pub master: Option<String>,
+    /// For a veth: the other end, when it lives in the same netns.
+    pub peer: Option<String>,
+    pub alias: Option<String>,
+    #[serde(default)]
+    pub addresses: Vec<AddrObs>,
+    #[serde(default)]
+    pub group: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrObs {
+    pub net: IpNet,
+    #[serde(default)]
+    pub tentative: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteObs {
+    #[serde(flatten)]
+    pub route: RouteRes,
+    pub protocol: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleObs {
+    #[serde(flatten)]
+    pub key: RuleKey,
+    pub protocol: u8,
+}
+
+/// Everything observed in the topology's netns, plus the topology's ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Whether the topology's named netns exists (always true for the host's).
+    pub netns_exists: bool,
+    /// The ifalias of the netns's `lo`: the mark netloom leaves on a netns it created.
+    #[serde(default)]
+    pub netns_mark: Option<String>,
+    #[serde(default)]
+    pub links: Vec<LinkObs>,
+    #[serde(default)]
+    pub routes: Vec<RouteObs>,
+    #[serde(default)]
+    pub rules: Vec<RuleObs>,
+    /// Route and rule keys this topology recorded as its own.
+    #[serde(default)]
+    pub ledger: crate::ledger::Ledger,
+}
+
+impl Observed {
+    pub fn link(&self, name: &str) -> Option<&LinkObs> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    /// An observed link as the resource it stands for (a veth with its peer end).
+    pub fn link_resource(&self, l: &LinkObs) -> LinkRes {
+        let end = |l: &LinkObs| LinkEnd {
+            name: l.name.clone(),
+            mtu: Some(l.mtu),
+            up: l.up,
+            master: l.master.clone(),
+            addresses: l
+                .addresses
+                .iter()
+                .map(|a| a.net)
+                .filter(|n| !is_kernel_link_local(n))
+                .collect(),
+        };
+        let peer = l
+            .peer
+            .as_deref()
+            .and_then(|p| self.link(p))
+            .map(end);
+        LinkRes {
+            kind: l.kind.clone(),
+            end: end(l),
+            peer,
+        }
+    }
+}
+
+/// IPv6 link-local addresses are the kernel's own; they are never managed.
+pub fn is_kernel_link_local(net: &IpNet) -> bool {
+    matches!(net, IpNet::V6(n) if n.addr().segments()[0] & 0xffc0 == 0xfe80)
+}

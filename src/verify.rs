@@ -1,0 +1,64 @@
+//! After apply: observe again and report any difference left.
+
+use crate::backend::netlink::Kernel;
+use crate::diff::diff;
+use crate::error::Result;
+use crate::graph::DesiredGraph;
+use crate::ledger::Ledger;
+use crate::state::{LinkKind, Observed, Resource};
+use std::time::Duration;
+
+/// Differences still present, each as one line; empty when converged.
+pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) -> Vec<String> {
+    let d = diff(topology, graph, observed);
+    let mut out: Vec<String> = d
+        .changes
+        .iter()
+        .map(|c| {
+            let fields: Vec<String> = c
+                .fields
+                .iter()
+                .map(|f| format!("{}: {} ≠ {}", f.field, f.from.as_deref().unwrap_or("(none)"), f.to.as_deref().unwrap_or("(none)")))
+                .collect();
+            let what = match c.action {
+                crate::diff::Action::Create => "missing".to_string(),
+                crate::diff::Action::Delete => "still present".to_string(),
+                _ if fields.is_empty() => "differs".to_string(),
+                _ => fields.join(", "),
+            };
+            format!("{} {}: {what}", c.kind, c.title)
+        })
+        .collect();
+    out.extend(d.conflicts.iter().map(|c| format!("{}: {}", c.key, c.message)));
+    // A veth pair that is up on both ends has carrier.
+    for r in graph.resources() {
+        if let Resource::Link(l) = r {
+            if l.kind == LinkKind::Veth && l.end.up && l.peer.as_ref().is_some_and(|p| p.up) {
+                if let Some(o) = observed.link(&l.end.name) {
+                    if !o.carrier {
+                        out.push(format!("veth {}: up but without carrier", l.end.name));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Observes until nothing differs, briefly retrying for the kernel to
+/// settle (carrier comes up asynchronously). Returns what still differs.
+pub async fn verify(kernel: &Kernel, topology: &str, graph: &DesiredGraph) -> Result<(Observed, Vec<String>)> {
+    let mut delay = Duration::from_millis(10);
+    let mut attempt = 0;
+    loop {
+        let ledger = Ledger::load(topology).map_err(|e| crate::error::Error::io("read ledger", e))?;
+        let observed = kernel.observe(ledger).await?;
+        let left = differences(topology, graph, &observed);
+        attempt += 1;
+        if left.is_empty() || attempt >= 7 {
+            return Ok((observed, left));
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+}
