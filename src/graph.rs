@@ -271,7 +271,7 @@ fn check_cycles(g: &DesiredGraph) -> Result<(), Vec<Diagnostic>> {
         let first = members[0];
         let mut d = Diagnostic::error(
             first.loc.clone(),
-            format!("dependency cycle: {}", names.join(" → ")),
+            format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
         )
         .help("each object here must exist before the next: remove one `depends_on` (or `master`) to break the cycle");
         for n in &members[1..] {

@@ -1,0 +1,218 @@
+//! Shared helpers for tests against the real kernel: unique names, netns
+//! guards, running the netloom binary, reading state with `ip -j`.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub fn netloom() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_netloom"));
+    c.env("NETLOOM_RUN_DIR", run_dir());
+    c
+}
+
+/// Tests keep their locks and ledgers apart from a real /run/netloom.
+pub fn run_dir() -> PathBuf {
+    std::env::temp_dir().join("netloom-tests-run")
+}
+
+/// A name unique to this process and call, short enough for netns and
+/// topology names: `nlt<pid>x<n>`.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{tag}{}x{}", std::process::id() % 100000, N.fetch_add(1, Ordering::SeqCst))
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+pub fn run(mut c: Command) -> Run {
+    let Output { status, stdout, stderr } = c.output().expect("run command");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into(),
+        stderr: String::from_utf8_lossy(&stderr).into(),
+    }
+}
+
+pub fn nl(args: &[&str], paths: &[&Path]) -> Run {
+    let mut c = netloom();
+    c.args(args);
+    for p in paths {
+        c.arg(p);
+    }
+    run(c)
+}
+
+pub fn sh(cmd: &str) -> Run {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(cmd);
+    run(c)
+}
+
+/// Runs a shell command and fails the test if it fails.
+pub fn must(cmd: &str) -> String {
+    let r = sh(cmd);
+    assert_eq!(r.code, 0, "`{cmd}` failed: {r:?}");
+    r.stdout
+}
+
+/// A network namespace removed (with its topology's ledger) when dropped.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// A name for a netns netloom itself will create.
+    pub fn named(tag: &str) -> Netns {
+        Netns { name: unique(tag) }
+    }
+
+    /// A netns that exists before netloom runs (made with `ip netns add`).
+    pub fn precreated(tag: &str) -> Netns {
+        let n = Netns::named(tag);
+        must(&format!("ip netns add {}", n.name));
+        n
+    }
+
+    pub fn exists(&self) -> bool {
+        Path::new("/run/netns").join(&self.name).exists()
+    }
+
+    pub fn ip_json(&self, what: &str) -> Value {
+        let out = must(&format!("ip -n {} -j {what}", self.name));
+        if out.trim().is_empty() {
+            return Value::Array(vec![]);
+        }
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j {what}: {e}: {out}"))
+    }
+
+    /// Link names other than lo, sorted.
+    pub fn link_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .ip_json("link show")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_string())
+            .filter(|n| n != "lo")
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn link(&self, name: &str) -> Value {
+        self.ip_json(&format!("-d link show dev {name}"))[0].clone()
+    }
+
+    /// `ADDR/PLEN` of every global address on a link, sorted.
+    pub fn addrs(&self, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.ip_json(&format!("addr show dev {name}"))[0]["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["scope"] == "global")
+            .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Routes of a table, as `DST via GW dev DEV proto P` strings, sorted.
+    pub fn routes(&self, table: &str) -> Vec<String> {
+        let mut v: Vec<String> = [("", "-4"), ("", "-6")]
+            .iter()
+            .flat_map(|(_, fam)| {
+                let out = must(&format!("ip -n {} {fam} -j route show table {table} 2>/dev/null || echo '[]'", self.name));
+                let parsed: Value = serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out }).unwrap_or(Value::Array(vec![]));
+                parsed.as_array().cloned().unwrap_or_default()
+            })
+            .filter(|r| r["protocol"] != "kernel" && r.get("type").is_none_or(|t| t == "unicast"))
+            .map(|r| {
+                let mut s = r["dst"].as_str().unwrap().to_string();
+                if let Some(g) = r["gateway"].as_str() {
+                    s += &format!(" via {g}");
+                }
+                s += &format!(" dev {} proto {}", r["dev"].as_str().unwrap_or("?"), r["protocol"]);
+                s.replace('"', "")
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `ip rule` lines other than the kernel's defaults.
+    pub fn rules(&self) -> Vec<String> {
+        let out = must(&format!("ip -n {0} rule; ip -n {0} -6 rule", self.name));
+        out.lines()
+            .filter(|l| !l.starts_with("0:") && !l.starts_with("32766:") && !l.starts_with("32767:"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// A temporary directory with topology files.
+pub struct Dir {
+    pub path: PathBuf,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        let path = std::env::temp_dir().join(unique("netloom-test-"));
+        std::fs::create_dir_all(&path).unwrap();
+        Dir { path }
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A topology's ledger and lock are removed when the test ends.
+pub struct Topo {
+    pub name: String,
+}
+
+impl Topo {
+    pub fn new(tag: &str) -> Topo {
+        Topo { name: unique(tag) }
+    }
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(run_dir().join(format!("{}.ledger.json", self.name)));
+        let _ = std::fs::remove_file(run_dir().join(format!("{}.lock", self.name)));
+    }
+}

@@ -1,0 +1,103 @@
+//! The corpus of invalid topologies: each is refused with its location and
+//! message, and `apply` changes nothing.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+struct Expect {
+    file: PathBuf,
+    kind: &'static str,
+    text: String,
+}
+
+fn cases() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v
+}
+
+fn expectations(case: &Path) -> Vec<Expect> {
+    let files: Vec<PathBuf> = if case.is_dir() {
+        let mut f: Vec<_> = std::fs::read_dir(case).unwrap().map(|e| e.unwrap().path()).collect();
+        f.sort();
+        f
+    } else {
+        vec![case.to_path_buf()]
+    };
+    let mut out = vec![];
+    for f in files {
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            for kind in ["expect", "expect-help", "expect-note"] {
+                if let Some(rest) = line.strip_prefix(&format!("# {kind}: ")) {
+                    out.push(Expect {
+                        file: f.clone(),
+                        kind,
+                        text: rest.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn corpus_has_one_case_per_error_class() {
+    assert!(cases().len() >= 25, "the corpus keeps at least 25 invalid topologies");
+}
+
+#[test]
+fn every_invalid_topology_is_refused_with_location_and_message() {
+    let mut failures = vec![];
+    for case in cases() {
+        let exp = expectations(&case);
+        assert!(!exp.is_empty(), "{} has no `# expect:` line", case.display());
+        let r = nl(&["validate"], &[&case]);
+        if r.code != 1 {
+            failures.push(format!("{}: exit {} (want 1)\n{r:?}", case.display(), r.code));
+            continue;
+        }
+        for e in exp {
+            let want = match e.kind {
+                "expect" => match e.text.strip_prefix("0:0: ") {
+                    Some(msg) => format!("error: {msg}"),
+                    None => {
+                        let (line, rest) = e.text.split_once(':').unwrap();
+                        let (col, msg) = rest.split_once(": ").unwrap();
+                        format!("{}:{line}:{col}: error: {msg}", e.file.display())
+                    }
+                },
+                "expect-help" => format!("help: {}", e.text),
+                _ => format!("note: {}", case.join(&e.text).display()),
+            };
+            if !r.stderr.contains(&want) {
+                failures.push(format!("{}: stderr lacks\n    {want}\n{r:?}", case.display()));
+            }
+        }
+        if !r.stderr.contains("nothing was changed") {
+            failures.push(format!("{}: no closing line\n{r:?}", case.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn apply_of_invalid_input_changes_nothing() {
+    // Run inside a scratch netns so a validation gap could not touch the host.
+    let ns = Netns::precreated("nlinv");
+    let before = ns.ip_json("link show");
+    for case in cases() {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_netloom"), "apply"]).arg(&case);
+        c.env("NETLOOM_RUN_DIR", run_dir());
+        let r = run(c);
+        assert_eq!(r.code, 1, "{}: {r:?}", case.display());
+        assert!(r.stderr.contains("error"), "{}: {r:?}", case.display());
+    }
+    assert_eq!(ns.ip_json("link show"), before, "apply of invalid input changed links");
+    assert_eq!(ns.routes("all"), Vec::<String>::new());
+    assert_eq!(ns.rules(), Vec::<String>::new());
+}
