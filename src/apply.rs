@@ -6,9 +6,12 @@ use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::netns;
 use crate::plan::Plan;
-use crate::state::{link_mark, Observed, Resource, ResourceKey};
+use crate::state::{Observed, Resource, ResourceKey, link_mark};
 use futures::StreamExt;
 use std::collections::HashSet;
+
+/// The ifindexes a step created, by interface name.
+type Created = Vec<(String, u32)>;
 
 /// Requests in flight at once per netns.
 pub const IN_FLIGHT: usize = 16;
@@ -27,7 +30,11 @@ fn step_name(c: &Change) -> String {
 
 /// Applies `plan` (made against `observed`). Returns the connection to the
 /// topology's netns and the steps done.
-pub async fn apply(plan: &Plan, observed: &Observed, kernel: Option<Kernel>) -> std::result::Result<(Kernel, Vec<String>), Failure> {
+pub async fn apply(
+    plan: &Plan,
+    observed: &Observed,
+    kernel: Option<Kernel>,
+) -> std::result::Result<(Kernel, Vec<String>), Failure> {
     let mut done = vec![];
     let fail = |step: String, error: Error, done: &Vec<String>| Failure {
         step,
@@ -41,21 +48,35 @@ pub async fn apply(plan: &Plan, observed: &Observed, kernel: Option<Kernel>) -> 
             let name = plan.netns.clone().unwrap_or_default();
             let step = format!("+ netns {name}");
             if plan.creates_netns() {
-                netns::create(&name).map_err(|e| fail(step.clone(), Error::io(format!("create netns {name}"), e), &done))?;
+                netns::create(&name).map_err(|e| {
+                    fail(
+                        step.clone(),
+                        Error::io(format!("create netns {name}"), e),
+                        &done,
+                    )
+                })?;
             }
             let k = Kernel::connect(plan.netns.as_deref())
                 .await
                 .and_then(|k| k.ok_or_else(|| Error::Other(format!("netns {name} does not exist"))))
                 .map_err(|e| fail(step.clone(), e, &done))?;
             if plan.creates_netns() {
-                k.mark_netns(&mark).await.map_err(|e| fail(step.clone(), e, &done))?;
+                k.mark_netns(&mark)
+                    .await
+                    .map_err(|e| fail(step.clone(), e, &done))?;
                 done.push(step);
             }
             k
         }
     };
 
-    let mut idx = Index(observed.links.iter().map(|l| (l.name.clone(), l.index)).collect());
+    let mut idx = Index(
+        observed
+            .links
+            .iter()
+            .map(|l| (l.name.clone(), l.index))
+            .collect(),
+    );
     let groups: HashSet<u32> = observed.links.iter().map(|l| l.group).collect();
     let mut ledger = observed.ledger.clone();
     ledger.netns = plan.netns.clone();
@@ -76,7 +97,13 @@ pub async fn apply(plan: &Plan, observed: &Observed, kernel: Option<Kernel>) -> 
             }
         }
         if claimed {
-            ledger.save(&plan.topology).map_err(|e| fail("record ownership".into(), Error::io("write ledger", e), &done))?;
+            ledger.save(&plan.topology).map_err(|e| {
+                fail(
+                    "record ownership".into(),
+                    Error::io("write ledger", e),
+                    &done,
+                )
+            })?;
         }
 
         // Deletions (and the delete half of replacements) first; links in one batch.
@@ -92,13 +119,23 @@ pub async fn apply(plan: &Plan, observed: &Observed, kernel: Option<Kernel>) -> 
             kernel
                 .delete_links(&doomed, &idx, &groups)
                 .await
-                .map_err(|e| fail(format!("- {} link(s): {}", doomed.len(), doomed.join(", ")), e, &done))?;
+                .map_err(|e| {
+                    fail(
+                        format!("- {} link(s): {}", doomed.len(), doomed.join(", ")),
+                        e,
+                        &done,
+                    )
+                })?;
             for c in stage.iter().filter(|c| c.action == Action::Delete) {
                 done.push(step_name(c));
             }
         }
-        let results: Vec<(String, Result<Vec<(String, u32)>>)> = futures::stream::iter(stage.iter().copied())
-            .filter(|c| futures::future::ready(!(c.action == Action::Delete && matches!(c.current, Some(Resource::Link(_))))))
+        let results: Vec<(String, Result<Created>)> = futures::stream::iter(stage.iter().copied())
+            .filter(|c| {
+                futures::future::ready(
+                    !(c.action == Action::Delete && matches!(c.current, Some(Resource::Link(_)))),
+                )
+            })
             .map(|c| {
                 let (k, idx, mark) = (&kernel, &idx, &mark);
                 async move { (step_name(c), run(k, c, idx, mark).await) }
@@ -130,15 +167,23 @@ pub async fn apply(plan: &Plan, observed: &Observed, kernel: Option<Kernel>) -> 
             }
         }
         if released {
-            ledger.save(&plan.topology).map_err(|e| fail("record ownership".into(), Error::io("write ledger", e), &done))?;
+            ledger.save(&plan.topology).map_err(|e| {
+                fail(
+                    "record ownership".into(),
+                    Error::io("write ledger", e),
+                    &done,
+                )
+            })?;
         }
     }
     Ok((kernel, done))
 }
 
-async fn run(k: &Kernel, c: &Change, idx: &Index, mark: &str) -> Result<Vec<(String, u32)>> {
+async fn run(k: &Kernel, c: &Change, idx: &Index, mark: &str) -> Result<Created> {
     match (c.action, c.desired.as_ref(), c.current.as_ref()) {
-        (Action::Create | Action::Replace, Some(Resource::Link(d)), _) => k.create_link(d, mark, idx).await,
+        (Action::Create | Action::Replace, Some(Resource::Link(d)), _) => {
+            k.create_link(d, mark, idx).await
+        }
         (Action::Update, Some(Resource::Link(d)), cur) => {
             let cur = match cur {
                 Some(Resource::Link(l)) => Some(l),
@@ -146,11 +191,18 @@ async fn run(k: &Kernel, c: &Change, idx: &Index, mark: &str) -> Result<Vec<(Str
             };
             k.update_link(d, cur, mark, idx).await.map(|_| vec![])
         }
-        (Action::Create | Action::Update, Some(Resource::Route(r)), _) => k.replace_route(r, idx).await.map(|_| vec![]),
-        (Action::Create | Action::Update, Some(Resource::Rule(r)), _) => k.add_rule(r).await.map(|_| vec![]),
+        (Action::Create | Action::Update, Some(Resource::Route(r)), _) => {
+            k.replace_route(r, idx).await.map(|_| vec![])
+        }
+        (Action::Create | Action::Update, Some(Resource::Rule(r)), _) => {
+            k.add_rule(r).await.map(|_| vec![])
+        }
         (Action::Delete, _, Some(Resource::Route(r))) => k.delete_route(r).await.map(|_| vec![]),
         (Action::Delete, _, Some(Resource::Rule(r))) => k.delete_rule(r).await.map(|_| vec![]),
-        _ => Err(Error::Other(format!("no operation for {} {}", c.kind, c.title))),
+        _ => Err(Error::Other(format!(
+            "no operation for {} {}",
+            c.kind, c.title
+        ))),
     }
 }
 

@@ -215,7 +215,10 @@ pub fn render_all(diags: &[Diagnostic], map: &SourceMap) -> String {
 }
 
 /// The closest candidate to a misspelt word, if any is close enough.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))

@@ -5,7 +5,9 @@
 //! conflict, reported before any change is made.
 
 use crate::graph::DesiredGraph;
-use crate::state::{link_owner, LinkEnd, LinkRes, Observed, Owner, Resource, ResourceKey, NETLOOM_PROTO};
+use crate::state::{
+    LinkEnd, LinkRes, NETLOOM_PROTO, Observed, Owner, Resource, ResourceKey, link_owner,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -89,7 +91,8 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
         match r {
             Resource::Netns { .. } => {
                 if !observed.netns_exists {
-                    out.changes.push(change(Action::Create, r, None, vec![], None));
+                    out.changes
+                        .push(change(Action::Create, r, None, vec![], None));
                 }
             }
             Resource::Link(d) => diff_link(topology, r, d, observed, &mut out),
@@ -156,20 +159,44 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
             gone.insert(p); // one delete removes both ends
         }
         let res = Resource::Link(cur);
-        out.changes.push(change(Action::Delete, &res, Some(res.clone()), vec![], None));
+        out.changes.push(change(
+            Action::Delete,
+            &res,
+            Some(res.clone()),
+            vec![],
+            None,
+        ));
     }
     for o in &observed.routes {
         let key = ResourceKey::Route(o.route.key.clone());
-        if o.protocol == NETLOOM_PROTO && observed.ledger.routes.contains(&o.route.key) && !desired_keys.contains(&key) {
+        if o.protocol == NETLOOM_PROTO
+            && observed.ledger.routes.contains(&o.route.key)
+            && !desired_keys.contains(&key)
+        {
             let res = Resource::Route(o.route.clone());
-            out.changes.push(change(Action::Delete, &res, Some(res.clone()), vec![], None));
+            out.changes.push(change(
+                Action::Delete,
+                &res,
+                Some(res.clone()),
+                vec![],
+                None,
+            ));
         }
     }
     for o in &observed.rules {
         let key = ResourceKey::Rule(o.key.clone());
-        if o.protocol == NETLOOM_PROTO && observed.ledger.rules.contains(&o.key) && !desired_keys.contains(&key) {
+        if o.protocol == NETLOOM_PROTO
+            && observed.ledger.rules.contains(&o.key)
+            && !desired_keys.contains(&key)
+        {
             let res = Resource::Rule(o.key.clone());
-            out.changes.push(change(Action::Delete, &res, Some(res.clone()), vec![], None));
+            out.changes.push(change(
+                Action::Delete,
+                &res,
+                Some(res.clone()),
+                vec![],
+                None,
+            ));
         }
     }
 
@@ -181,11 +208,17 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
 /// link that loses addresses takes the routes through them. Re-apply those
 /// dependents even though they look unchanged now.
 fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>) {
-    let changed: BTreeMap<ResourceKey, usize> =
-        changes.iter().enumerate().map(|(i, c)| (c.key.clone(), i)).collect();
+    let changed: BTreeMap<ResourceKey, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.key.clone(), i))
+        .collect();
     let mut extra: BTreeMap<ResourceKey, Change> = BTreeMap::new();
     for c in changes.iter() {
-        let loses_addresses = c.fields.iter().any(|f| f.field.ends_with("address") && f.to.is_none());
+        let loses_addresses = c
+            .fields
+            .iter()
+            .any(|f| f.field.ends_with("address") && f.to.is_none());
         if c.action != Action::Replace && !loses_addresses {
             continue;
         }
@@ -234,14 +267,16 @@ fn diff_link(topology: &str, r: &Resource, d: &LinkRes, observed: &Observed, out
         }
     }
     let Some(o) = observed.link(&d.end.name) else {
-        out.changes.push(change(Action::Create, r, None, vec![], None));
+        out.changes
+            .push(change(Action::Create, r, None, vec![], None));
         return;
     };
     let cur = observed.link_resource(o);
     let current = Some(Resource::Link(cur.clone()));
     if cur.kind != d.kind {
         let reason = format!("kind changes from {} to {}", cur.kind, d.kind);
-        out.changes.push(change(Action::Replace, r, current, vec![], Some(reason)));
+        out.changes
+            .push(change(Action::Replace, r, current, vec![], Some(reason)));
         return;
     }
     if let Some(dp) = &d.peer {
@@ -252,7 +287,8 @@ fn diff_link(topology: &str, r: &Resource, d: &LinkRes, observed: &Observed, out
                 cur_peer.unwrap_or_else(|| "(none)".into()),
                 dp.name
             );
-            out.changes.push(change(Action::Replace, r, current, vec![], Some(reason)));
+            out.changes
+                .push(change(Action::Replace, r, current, vec![], Some(reason)));
             return;
         }
     }
@@ -262,19 +298,35 @@ fn diff_link(topology: &str, r: &Resource, d: &LinkRes, observed: &Observed, out
         end_fields(&mut fields, "peer ", cp, dp);
         let peer_obs = observed.link(&dp.name);
         if peer_obs.is_some_and(|p| link_owner(p.alias.as_deref(), topology) != Owner::Ours) {
-            field(&mut fields, "peer mark", &None, &Some(crate::state::link_mark(topology)));
+            field(
+                &mut fields,
+                "peer mark",
+                &None,
+                &Some(crate::state::link_mark(topology)),
+            );
         }
     }
     if !fields.is_empty() {
-        out.changes.push(change(Action::Update, r, current, fields, None));
+        out.changes
+            .push(change(Action::Update, r, current, fields, None));
     }
 }
 
 fn end_fields(out: &mut Vec<FieldChange>, prefix: &str, cur: &LinkEnd, want: &LinkEnd) {
     if let Some(m) = want.mtu {
-        field(out, &format!("{prefix}mtu"), &cur.mtu.map(|c| c.to_string()), &Some(m.to_string()));
+        field(
+            out,
+            &format!("{prefix}mtu"),
+            &cur.mtu.map(|c| c.to_string()),
+            &Some(m.to_string()),
+        );
     }
-    field(out, &format!("{prefix}up"), &Some(cur.up.to_string()), &Some(want.up.to_string()));
+    field(
+        out,
+        &format!("{prefix}up"),
+        &Some(cur.up.to_string()),
+        &Some(want.up.to_string()),
+    );
     field(out, &format!("{prefix}master"), &cur.master, &want.master);
     let a: BTreeSet<_> = cur.addresses.iter().collect();
     let b: BTreeSet<_> = want.addresses.iter().collect();
@@ -336,9 +388,17 @@ pub fn proto_name(p: u8) -> String {
         NETLOOM_PROTO => "netloom",
         _ => "",
     };
-    if name.is_empty() { p.to_string() } else { format!("{p}, {name}") }
+    if name.is_empty() {
+        p.to_string()
+    } else {
+        format!("{p}, {name}")
+    }
 }
 
 fn foreign(p: u8) -> &'static str {
-    if p == NETLOOM_PROTO { ", made by another netloom topology" } else { "" }
+    if p == NETLOOM_PROTO {
+        ", made by another netloom topology"
+    } else {
+        ""
+    }
 }

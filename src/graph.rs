@@ -2,11 +2,13 @@
 
 use crate::diag::{Diagnostic, Loc};
 use crate::model::Topology;
-use crate::state::{LinkEnd, LinkKind, LinkRes, Resource, ResourceKey, RouteKey, RouteRes, RuleKey};
+use crate::state::{
+    LinkEnd, LinkKind, LinkRes, Resource, ResourceKey, RouteKey, RouteRes, RuleKey,
+};
 use ipnet::IpNet;
+use petgraph::Direction;
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::Direction;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -53,16 +55,19 @@ impl DesiredGraph {
     }
 
     fn edge(&mut self, before: &ResourceKey, after: NodeIndex) {
-        if let Some(&b) = self.index.get(before) {
-            if b != after {
-                self.graph.update_edge(b, after, ());
-            }
+        if let Some(&b) = self.index.get(before)
+            && b != after
+        {
+            self.graph.update_edge(b, after, ());
         }
     }
 
     /// Graphviz DOT, nodes labelled with kind and name.
     pub fn to_dot(&self, topology: &str) -> String {
-        let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n", esc(topology));
+        let mut out = format!(
+            "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+            esc(topology)
+        );
         let mut nodes: Vec<_> = self.graph.node_indices().collect();
         nodes.sort_by_key(|i| self.graph[*i].resource.key());
         for i in &nodes {
@@ -103,10 +108,15 @@ fn esc(s: &str) -> String {
 pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
     let mut g = DesiredGraph::default();
     let netns_key = topo.netns.as_ref().map(|n| {
-        g.add(Resource::Netns { name: n.clone() }, Some(topo.name_loc.clone()));
+        g.add(
+            Resource::Netns { name: n.clone() },
+            Some(topo.name_loc.clone()),
+        );
         ResourceKey::Netns { name: n.clone() }
     });
-    let link_key = |name: &str| ResourceKey::Link { name: name.to_string() };
+    let link_key = |name: &str| ResourceKey::Link {
+        name: name.to_string(),
+    };
 
     // Which link holds each declared (connected) subnet, for gateway lookups.
     let mut connected: Vec<(IpNet, String)> = Vec::new();
@@ -218,7 +228,11 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
         .bridges
         .values()
         .map(|b| (link_key(&b.name), &b.depends_on))
-        .chain(topo.veths.values().map(|v| (link_key(&v.name), &v.depends_on)))
+        .chain(
+            topo.veths
+                .values()
+                .map(|v| (link_key(&v.name), &v.depends_on)),
+        )
         .chain(topo.routes.iter().map(|r| {
             (
                 ResourceKey::Route(RouteKey {
@@ -229,7 +243,11 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
                 &r.depends_on,
             )
         }))
-        .chain(topo.rules.iter().map(|r| (ResourceKey::Rule(RuleKey::of(r)), &r.depends_on)))
+        .chain(
+            topo.rules
+                .iter()
+                .map(|r| (ResourceKey::Rule(RuleKey::of(r)), &r.depends_on)),
+        )
         .collect();
     for (key, deps) in explicit {
         let i = g.index[&key];
@@ -276,7 +294,14 @@ fn check_cycles(g: &DesiredGraph) -> Result<(), Vec<Diagnostic>> {
         .help("each object here must exist before the next: remove one `depends_on` (or `master`) to break the cycle");
         for n in &members[1..] {
             if let Some(l) = &n.loc {
-                d = d.related(l, format!("{} {} is part of the cycle", n.resource.kind_name(), n.resource.title()));
+                d = d.related(
+                    l,
+                    format!(
+                        "{} {} is part of the cycle",
+                        n.resource.kind_name(),
+                        n.resource.title()
+                    ),
+                );
             }
         }
         diags.push(d);

@@ -4,8 +4,8 @@
 //! made on a short-lived thread that `setns`es first; tokio's own threads
 //! never change namespace, and nothing forks.
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sched::{setns, unshare, CloneFlags};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -45,7 +45,13 @@ fn prepare_dir() -> io::Result<()> {
     std::fs::create_dir_all(NETNS_DIR)?;
     let shared = |flags| mount(None::<&str>, NETNS_DIR, None::<&str>, flags, None::<&str>);
     if let Err(nix::errno::Errno::EINVAL) = shared(MsFlags::MS_SHARED | MsFlags::MS_REC) {
-        mount(Some(NETNS_DIR), NETNS_DIR, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)?;
+        mount(
+            Some(NETNS_DIR),
+            NETNS_DIR,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )?;
         shared(MsFlags::MS_SHARED | MsFlags::MS_REC)?;
     }
     Ok(())
@@ -100,13 +106,18 @@ pub fn processes_in(name: &str) -> io::Result<Vec<u32>> {
     let ns = std::fs::metadata(path(name))?;
     let mut pids = vec![];
     for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
-        if let Ok(m) = std::fs::metadata(entry.path().join("ns/net")) {
-            if m.ino() == ns.ino() && m.dev() == ns.dev() {
-                pids.push(pid);
-            }
+        if let Ok(m) = std::fs::metadata(entry.path().join("ns/net"))
+            && m.ino() == ns.ino()
+            && m.dev() == ns.dev()
+        {
+            pids.push(pid);
         }
     }
     Ok(pids)

@@ -305,11 +305,7 @@ impl Observed {
                 .filter(|n| !is_kernel_link_local(n))
                 .collect(),
         };
-        let peer = l
-            .peer
-            .as_deref()
-            .and_then(|p| self.link(p))
-            .map(end);
+        let peer = l.peer.as_deref().and_then(|p| self.link(p)).map(end);
         LinkRes {
             kind: l.kind.clone(),
             end: end(l),

@@ -18,7 +18,14 @@ pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) ->
             let fields: Vec<String> = c
                 .fields
                 .iter()
-                .map(|f| format!("{}: {} ≠ {}", f.field, f.from.as_deref().unwrap_or("(none)"), f.to.as_deref().unwrap_or("(none)")))
+                .map(|f| {
+                    format!(
+                        "{}: {} ≠ {}",
+                        f.field,
+                        f.from.as_deref().unwrap_or("(none)"),
+                        f.to.as_deref().unwrap_or("(none)")
+                    )
+                })
                 .collect();
             let what = match c.action {
                 crate::diff::Action::Create => "missing".to_string(),
@@ -29,17 +36,21 @@ pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) ->
             format!("{} {}: {what}", c.kind, c.title)
         })
         .collect();
-    out.extend(d.conflicts.iter().map(|c| format!("{}: {}", c.key, c.message)));
+    out.extend(
+        d.conflicts
+            .iter()
+            .map(|c| format!("{}: {}", c.key, c.message)),
+    );
     // A veth pair that is up on both ends has carrier.
     for r in graph.resources() {
-        if let Resource::Link(l) = r {
-            if l.kind == LinkKind::Veth && l.end.up && l.peer.as_ref().is_some_and(|p| p.up) {
-                if let Some(o) = observed.link(&l.end.name) {
-                    if !o.carrier {
-                        out.push(format!("veth {}: up but without carrier", l.end.name));
-                    }
-                }
-            }
+        if let Resource::Link(l) = r
+            && l.kind == LinkKind::Veth
+            && l.end.up
+            && l.peer.as_ref().is_some_and(|p| p.up)
+            && let Some(o) = observed.link(&l.end.name)
+            && !o.carrier
+        {
+            out.push(format!("veth {}: up but without carrier", l.end.name));
         }
     }
     out
@@ -47,11 +58,16 @@ pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) ->
 
 /// Observes until nothing differs, briefly retrying for the kernel to
 /// settle (carrier comes up asynchronously). Returns what still differs.
-pub async fn verify(kernel: &Kernel, topology: &str, graph: &DesiredGraph) -> Result<(Observed, Vec<String>)> {
+pub async fn verify(
+    kernel: &Kernel,
+    topology: &str,
+    graph: &DesiredGraph,
+) -> Result<(Observed, Vec<String>)> {
     let mut delay = Duration::from_millis(10);
     let mut attempt = 0;
     loop {
-        let ledger = Ledger::load(topology).map_err(|e| crate::error::Error::io("read ledger", e))?;
+        let ledger =
+            Ledger::load(topology).map_err(|e| crate::error::Error::io("read ledger", e))?;
         let observed = kernel.observe(ledger).await?;
         let left = differences(topology, graph, &observed);
         attempt += 1;

@@ -14,14 +14,20 @@ struct Expect {
 
 fn cases() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     v
 }
 
 fn expectations(case: &Path) -> Vec<Expect> {
     let files: Vec<PathBuf> = if case.is_dir() {
-        let mut f: Vec<_> = std::fs::read_dir(case).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut f: Vec<_> = std::fs::read_dir(case)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         f.sort();
         f
     } else {
@@ -46,7 +52,10 @@ fn expectations(case: &Path) -> Vec<Expect> {
 
 #[test]
 fn corpus_has_one_case_per_error_class() {
-    assert!(cases().len() >= 25, "the corpus keeps at least 25 invalid topologies");
+    assert!(
+        cases().len() >= 25,
+        "the corpus keeps at least 25 invalid topologies"
+    );
 }
 
 #[test]
@@ -54,10 +63,18 @@ fn every_invalid_topology_is_refused_with_location_and_message() {
     let mut failures = vec![];
     for case in cases() {
         let exp = expectations(&case);
-        assert!(!exp.is_empty(), "{} has no `# expect:` line", case.display());
+        assert!(
+            !exp.is_empty(),
+            "{} has no `# expect:` line",
+            case.display()
+        );
         let r = nl(&["validate"], &[&case]);
         if r.code != 1 {
-            failures.push(format!("{}: exit {} (want 1)\n{r:?}", case.display(), r.code));
+            failures.push(format!(
+                "{}: exit {} (want 1)\n{r:?}",
+                case.display(),
+                r.code
+            ));
             continue;
         }
         for e in exp {
@@ -74,7 +91,10 @@ fn every_invalid_topology_is_refused_with_location_and_message() {
                 _ => format!("note: {}", case.join(&e.text).display()),
             };
             if !r.stderr.contains(&want) {
-                failures.push(format!("{}: stderr lacks\n    {want}\n{r:?}", case.display()));
+                failures.push(format!(
+                    "{}: stderr lacks\n    {want}\n{r:?}",
+                    case.display()
+                ));
             }
         }
         if !r.stderr.contains("nothing was changed") {
@@ -91,13 +111,24 @@ fn apply_of_invalid_input_changes_nothing() {
     let before = ns.ip_json("link show");
     for case in cases() {
         let mut c = std::process::Command::new("ip");
-        c.args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_netloom"), "apply"]).arg(&case);
+        c.args([
+            "netns",
+            "exec",
+            &ns.name,
+            env!("CARGO_BIN_EXE_netloom"),
+            "apply",
+        ])
+        .arg(&case);
         c.env("NETLOOM_RUN_DIR", run_dir());
         let r = run(c);
         assert_eq!(r.code, 1, "{}: {r:?}", case.display());
         assert!(r.stderr.contains("error"), "{}: {r:?}", case.display());
     }
-    assert_eq!(ns.ip_json("link show"), before, "apply of invalid input changed links");
+    assert_eq!(
+        ns.ip_json("link show"),
+        before,
+        "apply of invalid input changed links"
+    );
     assert_eq!(ns.routes("all"), Vec::<String>::new());
     assert_eq!(ns.rules(), Vec::<String>::new());
 }

@@ -55,16 +55,27 @@ fn apply_creates_what_the_file_says_and_a_second_plan_is_empty() {
 
     let plan = nl(&["plan", "--detailed-exitcode"], &[&f]);
     assert_eq!(plan.code, 2, "{plan:?}");
-    assert!(plan.stdout.contains(&format!("+ netns {}", ns.name)), "{plan:?}");
+    assert!(
+        plan.stdout.contains(&format!("+ netns {}", ns.name)),
+        "{plan:?}"
+    );
     assert!(!ns.exists(), "plan must not create the netns");
 
     let r = nl(&["apply"], &[&f]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("verified"), "{r:?}");
 
-    assert_eq!(ns.link_names(), ["br-core", "br-edge", "v-core", "v-edge", "v-host", "v-host-p"]);
+    assert_eq!(
+        ns.link_names(),
+        [
+            "br-core", "br-edge", "v-core", "v-edge", "v-host", "v-host-p"
+        ]
+    );
     let core = ns.link("br-core");
-    assert_eq!(core["mtu"], 9000, "bridge MTU is pinned even with 1500-byte ports");
+    assert_eq!(
+        core["mtu"], 9000,
+        "bridge MTU is pinned even with 1500-byte ports"
+    );
     assert_eq!(core["ifalias"], format!("netloom:{}", t.name));
     assert_eq!(core["linkinfo"]["info_kind"], "bridge");
     assert_eq!(ns.addrs("br-core"), ["10.0.0.1/24", "fd00:0:0:1::1/64"]);
@@ -73,12 +84,24 @@ fn apply_creates_what_the_file_says_and_a_second_plan_is_empty() {
     assert_eq!(ns.link("v-edge")["ifalias"], format!("netloom:{}", t.name));
     for l in ["v-core", "v-edge", "v-host", "v-host-p"] {
         let flags = ns.link(l)["flags"].to_string();
-        assert!(flags.contains("\"UP\"") && flags.contains("LOWER_UP"), "{l} up with carrier: {flags}");
+        assert!(
+            flags.contains("\"UP\"") && flags.contains("LOWER_UP"),
+            "{l} up with carrier: {flags}"
+        );
     }
     assert_eq!(ns.addrs("v-host-p"), ["10.9.0.2/30"]);
-    assert_eq!(ns.routes("100"), ["10.20.0.0/16 via 10.0.0.2 dev br-core proto 78"]);
-    assert!(ns.routes("main").contains(&"fd00:20::/48 via fd00:0:0:1::2 dev br-core proto 78".to_string()));
-    assert_eq!(ns.rules(), ["1000: from 192.168.100.0/24 lookup 100 proto 78"]);
+    assert_eq!(
+        ns.routes("100"),
+        ["10.20.0.0/16 via 10.0.0.2 dev br-core proto 78"]
+    );
+    assert!(
+        ns.routes("main")
+            .contains(&"fd00:20::/48 via fd00:0:0:1::2 dev br-core proto 78".to_string())
+    );
+    assert_eq!(
+        ns.rules(),
+        ["1000: from 192.168.100.0/24 lookup 100 proto 78"]
+    );
 
     let again = nl(&["plan", "--detailed-exitcode"], &[&f]);
     assert_eq!(again.code, 0, "{again:?}");
@@ -89,7 +112,10 @@ fn apply_creates_what_the_file_says_and_a_second_plan_is_empty() {
 
     let destroy = nl(&["destroy"], &[&f]);
     assert_eq!(destroy.code, 0, "{destroy:?}");
-    assert!(!ns.exists(), "the netns netloom created is removed: {destroy:?}");
+    assert!(
+        !ns.exists(),
+        "the netns netloom created is removed: {destroy:?}"
+    );
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 2);
 }
 
@@ -131,21 +157,40 @@ table = 100
     );
     std::fs::write(&f, b).unwrap();
     let plan = nl(&["plan"], &[&f]);
-    assert!(plan.stdout.contains("master: br-core → br-edge"), "{plan:?}");
-    assert!(plan.stdout.contains("- veth v-host (peer v-host-p)"), "{plan:?}");
+    assert!(
+        plan.stdout.contains("master: br-core → br-edge"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout.contains("- veth v-host (peer v-host-p)"),
+        "{plan:?}"
+    );
     let r = nl(&["apply"], &[&f]);
     assert_eq!(r.code, 0, "{r:?}");
 
-    assert_eq!(ns.link_names(), ["br-core", "br-edge", "br-new", "v-core", "v-edge"]);
+    assert_eq!(
+        ns.link_names(),
+        ["br-core", "br-edge", "br-new", "v-core", "v-edge"]
+    );
     assert_eq!(ns.link("br-core")["mtu"], 1500);
     assert_eq!(ns.link("br-new")["mtu"], 1400);
     assert_eq!(ns.addrs("br-core"), ["10.0.0.1/24", "10.0.5.1/24"]);
     assert_eq!(ns.link("v-core")["master"], "br-edge");
-    assert!(ns.link("v-edge").get("master").is_none(), "peer_master removed");
+    assert!(
+        ns.link("v-edge").get("master").is_none(),
+        "peer_master removed"
+    );
     assert_eq!(ns.link("v-core")["mtu"], 1400);
     assert_eq!(ns.link("v-edge")["mtu"], 1400);
-    assert_eq!(ns.routes("100"), ["10.20.0.0/16 via 10.0.5.9 dev br-core proto 78"]);
-    assert!(!ns.routes("main").iter().any(|r| r.starts_with("fd00:20::")), "{:?}", ns.routes("main"));
+    assert_eq!(
+        ns.routes("100"),
+        ["10.20.0.0/16 via 10.0.5.9 dev br-core proto 78"]
+    );
+    assert!(
+        !ns.routes("main").iter().any(|r| r.starts_with("fd00:20::")),
+        "{:?}",
+        ns.routes("main")
+    );
     assert_eq!(ns.rules(), Vec::<String>::new());
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
 }
@@ -165,15 +210,24 @@ fn objects_netloom_does_not_own_are_never_touched() {
     // What a user would check of a link (live timers left out).
     let stable = |name: &str| {
         let l = ns.link(name);
-        ["ifname", "ifindex", "address", "mtu", "flags", "ifalias", "master", "group"].map(|k| l[k].clone())
+        [
+            "ifname", "ifindex", "address", "mtu", "flags", "ifalias", "master", "group",
+        ]
+        .map(|k| l[k].clone())
     };
     let snapshot = || {
         (
             stable("decoy0"),
             ns.addrs("decoy0"),
             stable("other0"),
-            ns.routes("100").into_iter().filter(|r| r.contains("10.78")).collect::<Vec<_>>(),
-            ns.rules().into_iter().filter(|r| r.starts_with("2000")).collect::<Vec<_>>(),
+            ns.routes("100")
+                .into_iter()
+                .filter(|r| r.contains("10.78"))
+                .collect::<Vec<_>>(),
+            ns.rules()
+                .into_iter()
+                .filter(|r| r.starts_with("2000"))
+                .collect::<Vec<_>>(),
         )
     };
     let before = snapshot();
@@ -181,7 +235,11 @@ fn objects_netloom_does_not_own_are_never_touched() {
     let f = d.write("lab.toml", &topo_a(&t, &ns));
     assert_eq!(nl(&["apply"], &[&f]).code, 0);
     // Everything but [topology] removed: a prune of all owned objects.
-    std::fs::write(&f, format!("[topology]\nname = \"{}\"\nnetns = \"{n}\"\n", t.name)).unwrap();
+    std::fs::write(
+        &f,
+        format!("[topology]\nname = \"{}\"\nnetns = \"{n}\"\n", t.name),
+    )
+    .unwrap();
     let prune = nl(&["apply"], &[&f]);
     assert_eq!(prune.code, 0, "{prune:?}");
     assert_eq!(ns.link_names(), ["decoy0", "other0"]);
@@ -191,14 +249,36 @@ fn objects_netloom_does_not_own_are_never_touched() {
     std::fs::write(&f, format!("[topology]\nname = \"{}\"\nnetns = \"{n}\"\n[bridge.decoy0]\nmtu = 1400\n[bridge.fresh0]\n", t.name)).unwrap();
     let conflict = nl(&["apply"], &[&f]);
     assert_eq!(conflict.code, 1, "{conflict:?}");
-    assert!(conflict.stdout.contains("already exists and netloom does not own it"), "{conflict:?}");
-    assert!(conflict.stderr.contains("nothing was changed"), "{conflict:?}");
-    assert_eq!(ns.link_names(), ["decoy0", "other0"], "fresh0 must not be created either");
+    assert!(
+        conflict
+            .stdout
+            .contains("already exists and netloom does not own it"),
+        "{conflict:?}"
+    );
+    assert!(
+        conflict.stderr.contains("nothing was changed"),
+        "{conflict:?}"
+    );
+    assert_eq!(
+        ns.link_names(),
+        ["decoy0", "other0"],
+        "fresh0 must not be created either"
+    );
     // ...and another topology's link is refused by name.
-    std::fs::write(&f, format!("[topology]\nname = \"{}\"\nnetns = \"{n}\"\n[bridge.other0]\n", t.name)).unwrap();
+    std::fs::write(
+        &f,
+        format!(
+            "[topology]\nname = \"{}\"\nnetns = \"{n}\"\n[bridge.other0]\n",
+            t.name
+        ),
+    )
+    .unwrap();
     let other = nl(&["plan"], &[&f]);
     assert_eq!(other.code, 1);
-    assert!(other.stdout.contains("belongs to topology `someoneelse`"), "{other:?}");
+    assert!(
+        other.stdout.contains("belongs to topology `someoneelse`"),
+        "{other:?}"
+    );
     // A foreign route with the same key is a conflict too.
     std::fs::write(
         &f,
@@ -207,7 +287,12 @@ fn objects_netloom_does_not_own_are_never_touched() {
     .unwrap();
     let route = nl(&["plan"], &[&f]);
     assert_eq!(route.code, 1);
-    assert!(route.stdout.contains("this topology does not own it (protocol 3, boot)"), "{route:?}");
+    assert!(
+        route
+            .stdout
+            .contains("this topology does not own it (protocol 3, boot)"),
+        "{route:?}"
+    );
 
     // destroy in a netns netloom did not create: owned objects go, the netns and decoys stay.
     std::fs::write(&f, topo_a(&t, &ns)).unwrap();
@@ -235,8 +320,14 @@ fn drift_is_shown_and_repaired() {
     assert!(show.stdout.contains("mtu: 1500 → 9000"), "{show:?}");
     assert!(show.stdout.contains("missing   veth v-host"), "{show:?}");
     assert!(show.stdout.contains("missing   rule 1000"), "{show:?}");
-    let json: serde_json::Value = serde_json::from_str(&nl(&["show", "--format", "json"], &[&f]).stdout).unwrap();
-    let statuses: Vec<&str> = json["entries"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    let json: serde_json::Value =
+        serde_json::from_str(&nl(&["show", "--format", "json"], &[&f]).stdout).unwrap();
+    let statuses: Vec<&str> = json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses.iter().filter(|s| **s == "ok").count(), 3, "{json}");
 
     let plan = nl(&["plan", "--detailed-exitcode"], &[&f]);
@@ -245,7 +336,10 @@ fn drift_is_shown_and_repaired() {
     assert_eq!(ns.link("br-core")["mtu"], 9000);
     assert_eq!(ns.addrs("br-edge"), ["10.1.0.1/24"]);
     assert_eq!(ns.link("v-core")["master"], "br-core");
-    assert_eq!(ns.rules(), ["1000: from 192.168.100.0/24 lookup 100 proto 78"]);
+    assert_eq!(
+        ns.rules(),
+        ["1000: from 192.168.100.0/24 lookup 100 proto 78"]
+    );
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
 }
 
@@ -260,13 +354,30 @@ fn a_failed_step_is_reported_and_a_rerun_converges() {
     let f = d.write("lab.toml", &bad);
     let r = nl(&["apply"], &[&f]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("warning: gateway 10.99.0.1 is not in a subnet"), "{r:?}");
-    assert!(r.stderr.contains("step `+ route 10.20.0.0/16 via 10.99.0.1 table 254` failed"), "{r:?}");
-    assert!(r.stderr.contains("Network is unreachable"), "the kernel's own error: {r:?}");
-    assert!(r.stderr.contains("+ bridge br0"), "what was done is listed: {r:?}");
+    assert!(
+        r.stderr
+            .contains("warning: gateway 10.99.0.1 is not in a subnet"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr
+            .contains("step `+ route 10.20.0.0/16 via 10.99.0.1 table 254` failed"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("Network is unreachable"),
+        "the kernel's own error: {r:?}"
+    );
+    assert!(
+        r.stderr.contains("+ bridge br0"),
+        "what was done is listed: {r:?}"
+    );
     std::fs::write(&f, bad.replace("10.99.0.1", "10.0.0.99")).unwrap();
     assert_eq!(nl(&["apply"], &[&f]).code, 0);
-    assert_eq!(ns.routes("main"), ["10.20.0.0/16 via 10.0.0.99 dev br0 proto 78"]);
+    assert_eq!(
+        ns.routes("main"),
+        ["10.20.0.0/16 via 10.0.0.99 dev br0 proto 78"]
+    );
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
 }
 
@@ -290,7 +401,14 @@ fn a_second_process_on_the_same_topology_is_refused() {
     holder.kill().unwrap();
     let _ = holder.wait();
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains(&format!("topology {} is being applied by pid {}", t.name, holder.id())), "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "topology {} is being applied by pid {}",
+            t.name,
+            holder.id()
+        )),
+        "{r:?}"
+    );
     assert!(!ns.exists(), "nothing was applied");
     assert_eq!(nl(&["apply"], &[&f]).code, 0, "the lock is free again");
 }
@@ -299,27 +417,47 @@ fn a_second_process_on_the_same_topology_is_refused() {
 fn plan_formats_and_graph() {
     let (t, ns, d) = (Topo::new("nlt"), Netns::named("nlt"), Dir::new());
     let f = d.write("lab.toml", &topo_a(&t, &ns));
-    let json: serde_json::Value = serde_json::from_str(&nl(&["plan", "--format", "json"], &[&f]).stdout).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&nl(&["plan", "--format", "json"], &[&f]).stdout).unwrap();
     assert_eq!(json["format_version"], 1);
     assert_eq!(json["summary"]["create"], 8);
-    let keys: Vec<&str> = json["changes"].as_array().unwrap().iter().map(|c| c["key"]["type"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"]["type"].as_str().unwrap())
+        .collect();
     assert_eq!(keys[0], "netns", "the netns comes first");
     // Bridges are created in an earlier stage than the veths enslaved to them.
     let stage = |title: &str| {
-        json["changes"].as_array().unwrap().iter().find(|c| c["title"].as_str().unwrap().starts_with(title)).unwrap()["stage"]
+        json["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["title"].as_str().unwrap().starts_with(title))
+            .unwrap()["stage"]
             .as_u64()
             .unwrap()
     };
     assert!(stage("br-core") < stage("v-core"));
     assert!(stage("10.20.0.0/16") > stage("br-core"));
-    assert!(stage("1000:") > stage("10.20.0.0/16"), "the rule comes after its table's routes");
+    assert!(
+        stage("1000:") > stage("10.20.0.0/16"),
+        "the rule comes after its table's routes"
+    );
 
     let md = nl(&["plan", "--format", "markdown"], &[&f]);
-    assert!(md.stdout.starts_with(&format!("### netloom plan: `{}`", t.name)));
+    assert!(
+        md.stdout
+            .starts_with(&format!("### netloom plan: `{}`", t.name))
+    );
     assert!(md.stdout.contains("```diff\n+  + netns"), "{md:?}");
 
     let dot = nl(&["graph"], &[&f]).stdout;
     assert!(dot.starts_with(&format!("digraph \"{}\"", t.name)));
     assert!(dot.contains("\"link/br-core\" -> \"link/v-core\""), "{dot}");
-    assert!(dot.contains("\"link/br-core\" -> \"route/100/10.20.0.0/16/0\""), "{dot}");
+    assert!(
+        dot.contains("\"link/br-core\" -> \"route/100/10.20.0.0/16/0\""),
+        "{dot}"
+    );
 }

@@ -1,5 +1,5 @@
 use crate::diff::diff;
-use crate::plan::{render_text, Plan};
+use crate::plan::{Plan, render_text};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -19,7 +19,12 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             Ok(x) => x,
             Err(e) => return super::fail(e),
         };
-        let plan = Plan::new(&l.topo.name, l.topo.netns.clone(), &l.graph, diff(&l.topo.name, &l.graph, &observed));
+        let plan = Plan::new(
+            &l.topo.name,
+            l.topo.netns.clone(),
+            &l.graph,
+            diff(&l.topo.name, &l.graph, &observed),
+        );
         print!("{}", render_text(&plan));
         if !plan.conflicts.is_empty() {
             return super::fail(format!(
@@ -42,7 +47,9 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
                         eprintln!("  {d}");
                     }
                 }
-                eprintln!("fix the cause and run `netloom apply` again: it continues from the live state");
+                eprintln!(
+                    "fix the cause and run `netloom apply` again: it continues from the live state"
+                );
                 return ExitCode::from(1);
             }
         };
@@ -59,13 +66,18 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok((_, left)) => {
-                eprintln!("error: applied {} change(s), but the live state still differs:", done.len());
+                eprintln!(
+                    "error: applied {} change(s), but the live state still differs:",
+                    done.len()
+                );
                 for d in left {
                     eprintln!("  {d}");
                 }
                 ExitCode::from(1)
             }
-            Err(e) => super::fail(format!("verification could not observe the live state: {e}")),
+            Err(e) => super::fail(format!(
+                "verification could not observe the live state: {e}"
+            )),
         }
     })
 }

@@ -2,8 +2,8 @@ use crate::diff::diff;
 use crate::graph::DesiredGraph;
 use crate::ledger::Ledger;
 use crate::netns;
-use crate::plan::{render_changes, Plan};
-use crate::state::{link_mark, link_owner, Owner};
+use crate::plan::{Plan, render_changes};
+use crate::state::{Owner, link_mark, link_owner};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,11 +25,19 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         let scope = format!("topology {} in {}", t.name, super::netns_label(&t.netns));
         let Some(kernel) = kernel else {
             let _ = Ledger::remove(&t.name);
-            println!("Nothing to destroy: {} does not exist.", super::netns_label(&t.netns));
+            println!(
+                "Nothing to destroy: {} does not exist.",
+                super::netns_label(&t.netns)
+            );
             return ExitCode::SUCCESS;
         };
         let nothing = DesiredGraph::default();
-        let plan = Plan::new(&t.name, t.netns.clone(), &nothing, diff(&t.name, &nothing, &observed));
+        let plan = Plan::new(
+            &t.name,
+            t.netns.clone(),
+            &nothing,
+            diff(&t.name, &nothing, &observed),
+        );
         // A netns netloom created, holding only this topology's links and no
         // process, goes as a whole: the kernel tears it down in one step.
         let ours = observed.netns_mark.as_deref() == Some(link_mark(&t.name).as_str());
@@ -37,10 +45,11 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             .links
             .iter()
             .all(|l| l.name == "lo" || link_owner(l.alias.as_deref(), &t.name) == Owner::Ours);
-        let idle = t
-            .netns
-            .as_deref()
-            .is_some_and(|n| netns::processes_in(n).map(|p| p.is_empty()).unwrap_or(false));
+        let idle = t.netns.as_deref().is_some_and(|n| {
+            netns::processes_in(n)
+                .map(|p| p.is_empty())
+                .unwrap_or(false)
+        });
         println!("netloom destroy: {scope}\n");
         print!("{}", render_changes(&plan));
         if ours && only_ours && idle {
@@ -56,8 +65,15 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
                 return ExitCode::from(1);
             }
             if ours {
-                let why = if only_ours { "a process still uses it" } else { "it holds links netloom does not own" };
-                println!("  (netns {} kept: {why})", t.netns.as_deref().unwrap_or_default());
+                let why = if only_ours {
+                    "a process still uses it"
+                } else {
+                    "it holds links netloom does not own"
+                };
+                println!(
+                    "  (netns {} kept: {why})",
+                    t.netns.as_deref().unwrap_or_default()
+                );
             }
         } else {
             println!("  nothing this topology owns is present");
@@ -65,7 +81,10 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         if let Err(e) = Ledger::remove(&t.name) {
             return super::fail(format!("cannot remove the ledger: {e}"));
         }
-        println!("\nDestroy complete: {} object(s) removed.", plan.changes.len());
+        println!(
+            "\nDestroy complete: {} object(s) removed.",
+            plan.changes.len()
+        );
         ExitCode::SUCCESS
     })
 }

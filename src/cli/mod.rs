@@ -8,7 +8,7 @@ mod show;
 mod validate;
 
 use crate::backend::netlink::Kernel;
-use crate::diag::{render_all, SourceMap};
+use crate::diag::{SourceMap, render_all};
 use crate::graph::DesiredGraph;
 use crate::ledger::Ledger;
 use crate::model::Topology;
@@ -18,7 +18,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "netloom", version, about = "Declarative network reconciler for Linux hosts that run containers")]
+#[command(
+    name = "netloom",
+    version,
+    about = "Declarative network reconciler for Linux hosts that run containers"
+)]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -44,6 +48,9 @@ pub enum Command {
     /// Print the JSON Schema of the topology format.
     #[command(hide = true)]
     Schema,
+    /// Print the observed live state as JSON (for bug reports and test fixtures).
+    #[command(hide = true)]
+    Observe(Paths),
 }
 
 #[derive(Args, Debug)]
@@ -93,6 +100,22 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Destroy(p) => destroy::run(&p.paths),
         Command::Show(a) => show::run(&a),
         Command::Graph(p) => graph::run(&p.paths),
+        Command::Observe(p) => {
+            let l = match load(&p.paths) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            match runtime().block_on(observe(&l.topo)) {
+                Ok((_, o)) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&o).expect("observed serializes")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
         Command::Schema => {
             print!("{}", crate::spec::schema_json());
             ExitCode::SUCCESS
@@ -144,7 +167,8 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// Connects to the topology's netns (if it exists) and observes it.
 pub async fn observe(topo: &Topology) -> Result<(Option<Kernel>, Observed), String> {
-    let ledger = Ledger::load(&topo.name).map_err(|e| format!("cannot read the ledger of topology {}: {e}", topo.name))?;
+    let ledger = Ledger::load(&topo.name)
+        .map_err(|e| format!("cannot read the ledger of topology {}: {e}", topo.name))?;
     if !ledger.is_empty() && ledger.netns != topo.netns {
         return Err(format!(
             "topology {} was applied to {} and now names {}; run `netloom destroy` with the old files first, or restore the old netns",
@@ -153,7 +177,9 @@ pub async fn observe(topo: &Topology) -> Result<(Option<Kernel>, Observed), Stri
             netns_label(&topo.netns)
         ));
     }
-    let kernel = Kernel::connect(topo.netns.as_deref()).await.map_err(|e| e.to_string())?;
+    let kernel = Kernel::connect(topo.netns.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
     let observed = match &kernel {
         Some(k) => k.observe(ledger).await.map_err(|e| e.to_string())?,
         None => Observed {

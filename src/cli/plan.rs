@@ -1,6 +1,6 @@
 use super::{Format, PlanArgs};
 use crate::diff::diff;
-use crate::plan::{render_json, render_markdown, render_text, Plan};
+use crate::plan::{Plan, render_json, render_markdown, render_text};
 use std::process::ExitCode;
 
 pub fn run(a: &PlanArgs) -> ExitCode {
@@ -12,7 +12,12 @@ pub fn run(a: &PlanArgs) -> ExitCode {
         Ok((_, o)) => o,
         Err(e) => return super::fail(e),
     };
-    let plan = Plan::new(&l.topo.name, l.topo.netns.clone(), &l.graph, diff(&l.topo.name, &l.graph, &observed));
+    let plan = Plan::new(
+        &l.topo.name,
+        l.topo.netns.clone(),
+        &l.graph,
+        diff(&l.topo.name, &l.graph, &observed),
+    );
     let out = match a.format {
         Format::Text => render_text(&plan),
         Format::Json => render_json(&plan),

@@ -1,5 +1,5 @@
 use super::{Format, ShowArgs};
-use crate::diff::{diff, Action};
+use crate::diff::{Action, diff};
 use crate::state::{Observed, Resource, ResourceKey};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -52,7 +52,14 @@ pub fn run(a: &ShowArgs) -> ExitCode {
                     "drift",
                     c.fields
                         .iter()
-                        .map(|f| format!("{}: {} → {}", f.field, f.from.as_deref().unwrap_or("(none)"), f.to.as_deref().unwrap_or("(none)")))
+                        .map(|f| {
+                            format!(
+                                "{}: {} → {}",
+                                f.field,
+                                f.from.as_deref().unwrap_or("(none)"),
+                                f.to.as_deref().unwrap_or("(none)")
+                            )
+                        })
                         .chain(c.reason.clone())
                         .collect(),
                 ),
@@ -75,8 +82,14 @@ pub fn run(a: &ShowArgs) -> ExitCode {
             kind: c.kind.clone(),
             title: c.title.clone(),
             status: "extra",
-            live: c.current.as_ref().map(|r| live(r, &observed)).unwrap_or_default(),
-            drift: vec!["owned by this topology but not in the files: the next apply deletes it".into()],
+            live: c
+                .current
+                .as_ref()
+                .map(|r| live(r, &observed))
+                .unwrap_or_default(),
+            drift: vec![
+                "owned by this topology but not in the files: the next apply deletes it".into(),
+            ],
         });
     }
     let report = Report {
@@ -85,7 +98,10 @@ pub fn run(a: &ShowArgs) -> ExitCode {
         entries,
     };
     match a.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report).expect("report serializes")),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        ),
         _ => print!("{}", text(&report, a.format == Format::Markdown)),
     }
     ExitCode::SUCCESS
@@ -110,8 +126,17 @@ fn live(r: &Resource, o: &Observed) -> String {
                 if let Some(m) = &x.master {
                     let _ = write!(s, ", master {m}");
                 }
-                for a in x.addresses.iter().filter(|a| !crate::state::is_kernel_link_local(&a.net)) {
-                    let _ = write!(s, ", {}{}", a.net, if a.tentative { " (tentative)" } else { "" });
+                for a in x
+                    .addresses
+                    .iter()
+                    .filter(|a| !crate::state::is_kernel_link_local(&a.net))
+                {
+                    let _ = write!(
+                        s,
+                        ", {}{}",
+                        a.net,
+                        if a.tentative { " (tentative)" } else { "" }
+                    );
                 }
                 parts.push(s);
             }
@@ -131,7 +156,12 @@ fn live(r: &Resource, o: &Observed) -> String {
             }
             None => "absent".into(),
         },
-        Resource::Rule(k) => (if o.rules.iter().any(|x| &x.key == k) { "present" } else { "absent" }).into(),
+        Resource::Rule(k) => (if o.rules.iter().any(|x| &x.key == k) {
+            "present"
+        } else {
+            "absent"
+        })
+        .into(),
     }
 }
 

@@ -64,7 +64,11 @@ pub enum Family {
 
 impl Family {
     pub fn of(addr: &IpAddr) -> Family {
-        if addr.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 }
+        if addr.is_ipv4() {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        }
     }
     pub fn of_net(net: &IpNet) -> Family {
         Family::of(&net.addr())

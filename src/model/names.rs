@@ -18,7 +18,10 @@ pub fn check_ifname(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err(format!("`{name}` is not a valid interface name"));
     }
-    if let Some(c) = name.chars().find(|c| *c == '/' || *c == ':' || c.is_whitespace()) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace())
+    {
         return Err(format!(
             "interface name `{name}` contains {:?}; names cannot hold `/`, `:` or whitespace",
             c

@@ -1,7 +1,7 @@
 //! Spec → model: every semantic check, all diagnostics collected before any I/O.
 
 use super::*;
-use crate::diag::{did_you_mean, Diagnostic, Loc};
+use crate::diag::{Diagnostic, Loc, did_you_mean};
 use crate::spec::{Loaded, Section};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
@@ -155,9 +155,12 @@ impl Validator {
             self.err(Diagnostic::at(loc, m).help("Linux interface names are 1–15 bytes"));
         }
         if let Some((_, first)) = links.get(name) {
-            let d = Diagnostic::at(loc, format!("interface name `{name}` is declared more than once"))
-                .related(first, "first declared here")
-                .help("every bridge, veth and veth peer in a topology needs its own name");
+            let d = Diagnostic::at(
+                loc,
+                format!("interface name `{name}` is declared more than once"),
+            )
+            .related(first, "first declared here")
+            .help("every bridge, veth and veth peer in a topology needs its own name");
             self.err(d);
             return;
         }
@@ -190,7 +193,10 @@ impl Validator {
                 continue;
             };
             if !out.insert(net) {
-                self.err(Diagnostic::at(&loc, format!("address {net} is listed twice")));
+                self.err(Diagnostic::at(
+                    &loc,
+                    format!("address {net} is listed twice"),
+                ));
             }
         }
         out
@@ -302,8 +308,11 @@ impl Validator {
     fn check_mtu_family(&mut self, loc: &Loc, mtu: u32, addrs: &BTreeSet<IpNet>) {
         if mtu < 1280 && addrs.iter().any(|a| matches!(a, IpNet::V6(_))) {
             self.err(
-                Diagnostic::at(loc, format!("MTU {mtu} is below 1280, the minimum for IPv6"))
-                    .help("raise the MTU or drop the IPv6 addresses"),
+                Diagnostic::at(
+                    loc,
+                    format!("MTU {mtu} is below 1280, the minimum for IPv6"),
+                )
+                .help("raise the MTU or drop the IPv6 addresses"),
             );
         }
     }
@@ -357,7 +366,10 @@ impl Validator {
     fn ip(&mut self, loc: &Loc, text: &str) -> Option<IpAddr> {
         match text.parse::<IpAddr>() {
             Ok(a) if a.is_unspecified() || a.is_multicast() => {
-                self.err(Diagnostic::at(loc, format!("gateway {a} is not a unicast address")));
+                self.err(Diagnostic::at(
+                    loc,
+                    format!("gateway {a} is not a unicast address"),
+                ));
                 None
             }
             Ok(a) => Some(a),
@@ -380,13 +392,19 @@ impl Validator {
         let why = match v {
             0 => Some("table 0 is not a table (it means \"unspecified\")".to_string()),
             253 => Some("table 253 is the kernel's `default` table".to_string()),
-            255 => Some("table 255 is the kernel's `local` table, which netloom does not manage".to_string()),
+            255 => Some(
+                "table 255 is the kernel's `local` table, which netloom does not manage"
+                    .to_string(),
+            ),
             v if v < 0 || v > u32::MAX as i64 => Some(format!("table {v} is out of range")),
             _ => None,
         };
         match why {
             Some(m) => {
-                self.err(Diagnostic::at(&loc, m).help("use 254 (main) or a table id from 1 to 252 or above 255"));
+                self.err(
+                    Diagnostic::at(&loc, m)
+                        .help("use 254 (main) or a table id from 1 to 252 or above 255"),
+                );
                 None
             }
             None => Some(v as u32),
@@ -411,8 +429,11 @@ impl Validator {
                 Some(_) => Some("0.0.0.0/0".parse().unwrap()),
                 None => {
                     self.err(
-                        Diagnostic::at(&to_loc, "a default route without `via` has no address family")
-                            .help("give `via`, or write \"0.0.0.0/0\" or \"::/0\""),
+                        Diagnostic::at(
+                            &to_loc,
+                            "a default route without `via` has no address family",
+                        )
+                        .help("give `via`, or write \"0.0.0.0/0\" or \"::/0\""),
                     );
                     None
                 }
@@ -420,13 +441,16 @@ impl Validator {
         } else {
             self.prefix(&to_loc, r.to.get_ref())
         };
-        if let (Some(to), Some((via, via_loc))) = (&to, &via) {
-            if Family::of_net(to) != Family::of(via) {
-                self.err(
-                    Diagnostic::at(via_loc, format!("gateway {via} is not of the same address family as {to}"))
-                        .help("an IPv4 route needs an IPv4 gateway, an IPv6 route an IPv6 one"),
-                );
-            }
+        if let (Some(to), Some((via, via_loc))) = (&to, &via)
+            && Family::of_net(to) != Family::of(via)
+        {
+            self.err(
+                Diagnostic::at(
+                    via_loc,
+                    format!("gateway {via} is not of the same address family as {to}"),
+                )
+                .help("an IPv4 route needs an IPv4 gateway, an IPv6 route an IPv6 one"),
+            );
         }
         let dev = r.dev.as_ref().and_then(|d| {
             let name = d.get_ref();
@@ -439,7 +463,8 @@ impl Validator {
             );
             let msg = match did_you_mean(name, links.keys().map(String::as_str)) {
                 Some(s) => msg.help(format!("did you mean `{s}`?")),
-                None => msg.help("declare the interface in the topology, or route via a gateway instead"),
+                None => msg
+                    .help("declare the interface in the topology, or route via a gateway instead"),
             };
             self.err(msg);
             None
@@ -485,8 +510,13 @@ impl Validator {
     ) -> Option<Rule> {
         let r = &s.spec;
         let depends_on = self.depends_on(file, &r.depends_on, links);
-        let from = r.from.as_ref().map(|f| (self.prefix(&loc_of(file, f), f.get_ref()), loc_of(file, f)));
-        let to = r.to.as_ref().map(|t| (self.prefix(&loc_of(file, t), t.get_ref()), loc_of(file, t)));
+        let from = r
+            .from
+            .as_ref()
+            .map(|f| (self.prefix(&loc_of(file, f), f.get_ref()), loc_of(file, f)));
+        let to =
+            r.to.as_ref()
+                .map(|t| (self.prefix(&loc_of(file, t), t.get_ref()), loc_of(file, t)));
         let mut family = None;
         if let Some(f) = &r.family {
             match f.get_ref().as_str() {
@@ -503,8 +533,11 @@ impl Validator {
             let f = Family::of_net(net);
             match family {
                 Some(g) if g != f => self.err(
-                    Diagnostic::at(loc, format!("{net} does not match the rule's address family"))
-                        .help("a rule matches one family: keep `from`, `to` and `family` alike"),
+                    Diagnostic::at(
+                        loc,
+                        format!("{net} does not match the rule's address family"),
+                    )
+                    .help("a rule matches one family: keep `from`, `to` and `family` alike"),
                 ),
                 _ => family = Some(f),
             }
@@ -524,8 +557,11 @@ impl Validator {
             Some(p as u32)
         } else {
             self.err(
-                Diagnostic::at(&loc_of(file, &r.priority), format!("rule priority {p} is out of range"))
-                    .help("use 1 to 32765: 0, 32766 and 32767 hold the kernel's own rules"),
+                Diagnostic::at(
+                    &loc_of(file, &r.priority),
+                    format!("rule priority {p} is out of range"),
+                )
+                .help("use 1 to 32765: 0, 32766 and 32767 hold the kernel's own rules"),
             );
             None
         };
@@ -566,7 +602,9 @@ impl Validator {
                 continue;
             };
             let found = match (kind, links.get(name)) {
-                ("bridge", Some((LinkDecl::Bridge, _))) | ("veth", Some((LinkDecl::Veth, _))) => true,
+                ("bridge", Some((LinkDecl::Bridge, _))) | ("veth", Some((LinkDecl::Veth, _))) => {
+                    true
+                }
                 ("bridge" | "veth", _) => false,
                 _ => {
                     self.err(
@@ -580,7 +618,10 @@ impl Validator {
                 out.push(name.to_string());
             } else {
                 let same_kind = links.iter().filter(|(_, (k, _))| {
-                    matches!((kind, k), ("bridge", LinkDecl::Bridge) | ("veth", LinkDecl::Veth))
+                    matches!(
+                        (kind, k),
+                        ("bridge", LinkDecl::Bridge) | ("veth", LinkDecl::Veth)
+                    )
                 });
                 let msg = Diagnostic::at(&loc, format!("no {kind} named `{name}` is declared"));
                 let msg = match did_you_mean(name, same_kind.map(|(n, _)| n.as_str())) {
@@ -595,24 +636,35 @@ impl Validator {
 
     /// Linux does not resolve gateways recursively: a gateway must sit in a
     /// connected subnet. Within a topology's own netns, that is one of its links'.
-    fn gateways(&mut self, netns: &Option<String>, routes: &[Route], bridges: &BTreeMap<String, Bridge>, veths: &BTreeMap<String, Veth>) {
+    fn gateways(
+        &mut self,
+        netns: &Option<String>,
+        routes: &[Route],
+        bridges: &BTreeMap<String, Bridge>,
+        veths: &BTreeMap<String, Veth>,
+    ) {
         if netns.is_none() {
             return; // the host's own links may well connect the gateway
         }
         let subnets: Vec<IpNet> = bridges
             .values()
             .flat_map(|b| b.addresses.iter())
-            .chain(veths.values().flat_map(|v| v.addresses.iter().chain(v.peer_addresses.iter())))
+            .chain(
+                veths
+                    .values()
+                    .flat_map(|v| v.addresses.iter().chain(v.peer_addresses.iter())),
+            )
             .map(|a| a.trunc())
             .collect();
         for r in routes {
-            if let Some(via) = r.via {
-                if !subnets.iter().any(|n| n.contains(&via)) && !matches!(via, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80) {
-                    self.diags.push(
+            if let Some(via) = r.via
+                && !subnets.iter().any(|n| n.contains(&via))
+                && !matches!(via, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
+            {
+                self.diags.push(
                         Diagnostic::warning(&r.loc, format!("gateway {via} is not in a subnet of any link of this topology"))
                             .help("the kernel only accepts a gateway on a connected subnet: give a bridge or veth an address covering it"),
                     );
-                }
             }
         }
     }

@@ -106,9 +106,9 @@ impl Plan {
     }
 
     pub fn creates_netns(&self) -> bool {
-        self.changes
-            .iter()
-            .any(|s| matches!(s.change.key, ResourceKey::Netns { .. }) && s.change.action == Action::Create)
+        self.changes.iter().any(|s| {
+            matches!(s.change.key, ResourceKey::Netns { .. }) && s.change.action == Action::Create
+        })
     }
 }
 

@@ -87,7 +87,10 @@ fn conflicts(out: &mut String, plan: &Plan) {
     if plan.conflicts.is_empty() {
         return;
     }
-    let _ = writeln!(out, "\nConflicts: nothing will be changed until they are resolved.");
+    let _ = writeln!(
+        out,
+        "\nConflicts: nothing will be changed until they are resolved."
+    );
     for c in &plan.conflicts {
         let _ = writeln!(out, "  ! {}: {}", c.key, c.message);
         let _ = writeln!(out, "      help: {}", c.help);
@@ -105,8 +108,11 @@ pub fn render_text(plan: &Plan) -> String {
         );
         return out;
     }
-    let _ = writeln!(out, "netloom plan: {}\n", scope(plan));
-    out.push_str(&body(plan));
+    let _ = writeln!(out, "netloom plan: {}", scope(plan));
+    if !plan.changes.is_empty() {
+        out.push('\n');
+        out.push_str(&body(plan));
+    }
     conflicts(&mut out, plan);
     let _ = writeln!(out, "\n{}", summary_line(plan));
     out

@@ -1,11 +1,11 @@
 //! Reading topology files and directories into spanned spec sections.
 
-use super::{check_keys, BridgeSpec, RouteSpec, RuleSpec, TopologySection, VethSpec};
+use super::{BridgeSpec, RouteSpec, RuleSpec, TopologySection, VethSpec, check_keys};
 use crate::diag::{Diagnostic, FileId, Loc, SourceMap};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
-use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 /// One named (`[bridge.NAME]`) or listed (`[[route]]`) section of a file.
 #[derive(Debug)]
@@ -141,8 +141,13 @@ fn named<T: DeserializeOwned>(
 ) {
     let DeValue::Table(table) = value.into_inner() else {
         diags.push(
-            Diagnostic::at(&key_loc, format!("`{kind}` must be a table of named {kind}s"))
-                .help(format!("write each one as its own section, e.g. [{kind}.NAME]")),
+            Diagnostic::at(
+                &key_loc,
+                format!("`{kind}` must be a table of named {kind}s"),
+            )
+            .help(format!(
+                "write each one as its own section, e.g. [{kind}.NAME]"
+            )),
         );
         return;
     };
@@ -150,8 +155,14 @@ fn named<T: DeserializeOwned>(
         let name_loc = Loc::new(file, name.span());
         if !v.get_ref().is_table() {
             diags.push(
-                Diagnostic::at(&name_loc, format!("[{kind}.{}] must be a table", name.get_ref()))
-                    .help(format!("write it as a section: [{kind}.{}]", name.get_ref())),
+                Diagnostic::at(
+                    &name_loc,
+                    format!("[{kind}.{}] must be a table", name.get_ref()),
+                )
+                .help(format!(
+                    "write it as a section: [{kind}.{}]",
+                    name.get_ref()
+                )),
             );
             continue;
         }
@@ -210,7 +221,11 @@ fn typed<T: DeserializeOwned>(
     }
 }
 
-fn toml_error(file: FileId, e: &toml::de::Error, fallback: Option<std::ops::Range<usize>>) -> Diagnostic {
+fn toml_error(
+    file: FileId,
+    e: &toml::de::Error,
+    fallback: Option<std::ops::Range<usize>>,
+) -> Diagnostic {
     let span = e.span().or(fallback).unwrap_or(0..0);
     let msg = e
         .message()

@@ -6,8 +6,8 @@
 mod load;
 mod schema;
 
-pub use load::{load_paths, Loaded, Section, SpecFile};
-pub use schema::{schema_json, check_keys};
+pub use load::{Loaded, Section, SpecFile, load_paths};
+pub use schema::{check_keys, schema_json};
 
 use schemars::JsonSchema;
 use serde::Deserialize;

@@ -4,11 +4,11 @@
 //! committed `schemas/netloom.schema.json` and the parser cannot disagree.
 
 use super::TopologyFile;
-use crate::diag::{did_you_mean, Diagnostic, FileId, Loc};
+use crate::diag::{Diagnostic, FileId, Loc, did_you_mean};
 use serde_json::Value;
 use std::sync::OnceLock;
-use toml::de::DeValue;
 use toml::Spanned;
+use toml::de::DeValue;
 
 fn schema_value() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
@@ -75,14 +75,17 @@ fn walk(
                     walk(val, p, root, &child_path, file, diags);
                 } else if let Some(extra @ Value::Object(_)) = extra {
                     walk(val, extra, root, &child_path, file, diags);
-                } else if props.is_some() {
-                    let known: Vec<&str> = props.unwrap().keys().map(String::as_str).collect();
+                } else if let Some(props) = props {
+                    let known: Vec<&str> = props.keys().map(String::as_str).collect();
                     let mut d = Diagnostic::at(
                         &Loc::new(file, key.span()),
                         format!("unknown key `{name}` in {path}"),
                     );
                     d = match did_you_mean(name, known.iter().copied()) {
-                        Some(s) => d.help(format!("did you mean `{s}`? (known keys: {})", known.join(", "))),
+                        Some(s) => d.help(format!(
+                            "did you mean `{s}`? (known keys: {})",
+                            known.join(", ")
+                        )),
                         None => d.help(format!("known keys here: {}", known.join(", "))),
                     };
                     diags.push(d);

@@ -22,7 +22,11 @@ pub fn run_dir() -> PathBuf {
 /// topology names: `nlt<pid>x<n>`.
 pub fn unique(tag: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{tag}{}x{}", std::process::id() % 100000, N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{tag}{}x{}",
+        std::process::id() % 100000,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 pub struct Run {
@@ -39,12 +43,20 @@ impl Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
 pub fn run(mut c: Command) -> Run {
-    let Output { status, stdout, stderr } = c.output().expect("run command");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = c.output().expect("run command");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into(),
@@ -140,8 +152,13 @@ impl Netns {
         let mut v: Vec<String> = [("", "-4"), ("", "-6")]
             .iter()
             .flat_map(|(_, fam)| {
-                let out = must(&format!("ip -n {} {fam} -j route show table {table} 2>/dev/null || echo '[]'", self.name));
-                let parsed: Value = serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out }).unwrap_or(Value::Array(vec![]));
+                let out = must(&format!(
+                    "ip -n {} {fam} -j route show table {table} 2>/dev/null || echo '[]'",
+                    self.name
+                ));
+                let parsed: Value =
+                    serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
+                        .unwrap_or(Value::Array(vec![]));
                 parsed.as_array().cloned().unwrap_or_default()
             })
             .filter(|r| r["protocol"] != "kernel" && r.get("type").is_none_or(|t| t == "unicast"))
@@ -150,7 +167,11 @@ impl Netns {
                 if let Some(g) = r["gateway"].as_str() {
                     s += &format!(" via {g}");
                 }
-                s += &format!(" dev {} proto {}", r["dev"].as_str().unwrap_or("?"), r["protocol"]);
+                s += &format!(
+                    " dev {} proto {}",
+                    r["dev"].as_str().unwrap_or("?"),
+                    r["protocol"]
+                );
                 s.replace('"', "")
             })
             .collect();
@@ -162,7 +183,9 @@ impl Netns {
     pub fn rules(&self) -> Vec<String> {
         let out = must(&format!("ip -n {0} rule; ip -n {0} -6 rule", self.name));
         out.lines()
-            .filter(|l| !l.starts_with("0:") && !l.starts_with("32766:") && !l.starts_with("32767:"))
+            .filter(|l| {
+                !l.starts_with("0:") && !l.starts_with("32766:") && !l.starts_with("32767:")
+            })
             .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
             .collect()
     }
@@ -170,7 +193,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 

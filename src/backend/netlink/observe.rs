@@ -4,15 +4,17 @@ use super::Kernel;
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::model::Family;
-use crate::state::{AddrObs, LinkKind, LinkObs, Observed, RouteKey, RouteObs, RouteRes, RuleKey, RuleObs};
+use crate::state::{
+    AddrObs, LinkKind, LinkObs, Observed, RouteKey, RouteObs, RouteRes, RuleKey, RuleObs,
+};
 use futures::TryStreamExt;
 use ipnet::IpNet;
+use rtnetlink::IpVersion;
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use rtnetlink::packet_route::rule::{RuleAttribute, RuleMessage};
-use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::IpVersion;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -27,7 +29,8 @@ impl Kernel {
         let routes6 = self.dump_routes(AddressFamily::Inet6).await?;
         let rules4 = self.dump_rules(IpVersion::V4).await?;
         let rules6 = self.dump_rules(IpVersion::V6).await?;
-        let names: HashMap<u32, String> = links.iter().map(|l| (l.header.index, name_of(l))).collect();
+        let names: HashMap<u32, String> =
+            links.iter().map(|l| (l.header.index, name_of(l))).collect();
         let mut by_index: HashMap<u32, Vec<AddrObs>> = HashMap::new();
         for a in &addrs {
             if let Some(obs) = addr_obs(a) {
@@ -55,7 +58,11 @@ impl Kernel {
             .chain(routes6.iter())
             .filter_map(|r| route_obs(r, &names))
             .collect();
-        out.rules = rules4.iter().chain(rules6.iter()).filter_map(rule_obs).collect();
+        out.rules = rules4
+            .iter()
+            .chain(rules6.iter())
+            .filter_map(rule_obs)
+            .collect();
         Ok(out)
     }
 

@@ -1,19 +1,21 @@
 //! Kernel operations. Each is one or a few netlink requests, safe to repeat.
 
-use super::observe::name_of;
 use super::Kernel;
+use super::observe::name_of;
 use crate::error::{Error, Result};
 use crate::model::Family;
-use crate::state::{LinkEnd, LinkKind, LinkRes, RouteRes, RuleKey, NETLOOM_PROTO};
+use crate::state::{LinkEnd, LinkKind, LinkRes, NETLOOM_PROTO, RouteRes, RuleKey};
 use futures::StreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REPLACE,
-    NLM_F_REQUEST,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+    NetlinkPayload,
 };
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
@@ -40,19 +42,29 @@ impl Index {
 }
 
 fn family_of(ip: &IpAddr) -> AddressFamily {
-    if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 }
+    if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
 }
 
 impl Kernel {
     /// Sends one request and returns what the kernel sent back before its ACK.
-    async fn request(&self, msg: RouteNetlinkMessage, flags: u16) -> std::result::Result<Vec<RouteNetlinkMessage>, rtnetlink::Error> {
+    async fn request(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> std::result::Result<Vec<RouteNetlinkMessage>, rtnetlink::Error> {
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
         let mut responses = self.handle.clone().request(req)?;
         let mut out = vec![];
         while let Some(m) = responses.next().await {
             match m.payload {
-                NetlinkPayload::Error(e) if e.code.is_some() => return Err(rtnetlink::Error::NetlinkError(e)),
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Err(rtnetlink::Error::NetlinkError(e));
+                }
                 NetlinkPayload::InnerMessage(inner) => out.push(inner),
                 _ => {}
             }
@@ -62,12 +74,19 @@ impl Kernel {
 
     pub async fn index(&self) -> Result<Index> {
         let links = self.dump_links().await?;
-        Ok(Index(links.iter().map(|l| (name_of(l), l.header.index)).collect()))
+        Ok(Index(
+            links.iter().map(|l| (name_of(l), l.header.index)).collect(),
+        ))
     }
 
     /// Creates a bridge or veth pair with its mark, state and addresses.
     /// Returns the new ifindexes by name.
-    pub async fn create_link(&self, d: &LinkRes, mark: &str, idx: &Index) -> Result<Vec<(String, u32)>> {
+    pub async fn create_link(
+        &self,
+        d: &LinkRes,
+        mark: &str,
+        idx: &Index,
+    ) -> Result<Vec<(String, u32)>> {
         let name = &d.end.name;
         let msg = match d.kind {
             // A bridge MTU given at creation is not pinned: the kernel lowers
@@ -97,24 +116,35 @@ impl Kernel {
                 }
                 b.build()
             }
-            LinkKind::Other(ref k) => return Err(Error::Other(format!("cannot create a link of kind {k}"))),
+            LinkKind::Other(ref k) => {
+                return Err(Error::Other(format!("cannot create a link of kind {k}")));
+            }
         };
         let echoed = self
-            .request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO)
+            .request(
+                RouteNetlinkMessage::NewLink(msg),
+                NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+            )
             .await
             .map_err(|e| Error::kernel("create", format!("{} {name}", d.kind), e))?;
         let (index, peer_index) = match echoed.iter().find_map(|m| match m {
             RouteNetlinkMessage::NewLink(l) if name_of(l) == *name => Some(l),
             _ => None,
         }) {
-            Some(l) => (l.header.index, l.attributes.iter().find_map(|a| match a {
-                LinkAttribute::Link(i) => Some(*i),
-                _ => None,
-            })),
+            Some(l) => (
+                l.header.index,
+                l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Link(i) => Some(*i),
+                    _ => None,
+                }),
+            ),
             // Kernels that do not echo: look the new link up.
             None => {
                 let now = self.index().await?;
-                (now.get(name)?, d.peer.as_ref().and_then(|p| now.0.get(&p.name).copied()))
+                (
+                    now.get(name)?,
+                    d.peer.as_ref().and_then(|p| now.0.get(&p.name).copied()),
+                )
             }
         };
         let mut created = vec![(name.clone(), index)];
@@ -122,7 +152,9 @@ impl Kernel {
         self.set_end(index, &d.end, mark, idx, false).await?;
         self.add_addresses(index, name, &d.end.addresses).await?;
         if let Some(p) = &d.peer {
-            let pi = peer_index.ok_or_else(|| Error::Other(format!("veth peer {} not found after creation", p.name)))?;
+            let pi = peer_index.ok_or_else(|| {
+                Error::Other(format!("veth peer {} not found after creation", p.name))
+            })?;
             self.set_end(pi, p, mark, idx, true).await?;
             self.add_addresses(pi, &p.name, &p.addresses).await?;
             created.push((p.name.clone(), pi));
@@ -131,7 +163,14 @@ impl Kernel {
     }
 
     /// Sets mtu, state, master and mark of one end in one request.
-    async fn set_end(&self, index: u32, e: &LinkEnd, mark: &str, idx: &Index, with_master: bool) -> Result<()> {
+    async fn set_end(
+        &self,
+        index: u32,
+        e: &LinkEnd,
+        mark: &str,
+        idx: &Index,
+        with_master: bool,
+    ) -> Result<()> {
         let mut b = with_state(LinkUnspec::new_with_index(index), e).alias(mark);
         if with_master {
             b = match &e.master {
@@ -145,7 +184,12 @@ impl Kernel {
         Ok(())
     }
 
-    async fn add_addresses(&self, index: u32, name: &str, addrs: &std::collections::BTreeSet<IpNet>) -> Result<()> {
+    async fn add_addresses(
+        &self,
+        index: u32,
+        name: &str,
+        addrs: &std::collections::BTreeSet<IpNet>,
+    ) -> Result<()> {
         for a in addrs {
             self.handle
                 .address()
@@ -159,9 +203,18 @@ impl Kernel {
     }
 
     /// Converges an existing link (both ends of a veth) to `d`.
-    pub async fn update_link(&self, d: &LinkRes, current: Option<&LinkRes>, mark: &str, idx: &Index) -> Result<()> {
-        let ends = std::iter::once((&d.end, current.map(|c| &c.end)))
-            .chain(d.peer.iter().map(|p| (p, current.and_then(|c| c.peer.as_ref()))));
+    pub async fn update_link(
+        &self,
+        d: &LinkRes,
+        current: Option<&LinkRes>,
+        mark: &str,
+        idx: &Index,
+    ) -> Result<()> {
+        let ends = std::iter::once((&d.end, current.map(|c| &c.end))).chain(
+            d.peer
+                .iter()
+                .map(|p| (p, current.and_then(|c| c.peer.as_ref()))),
+        );
         for (want, have) in ends {
             let index = idx.get(&want.name)?;
             self.set_end(index, want, mark, idx, true).await?;
@@ -196,8 +249,16 @@ impl Kernel {
 
     /// Deletes links. Several go in one request through a link group: the
     /// kernel then unregisters them as a batch, far faster than one by one.
-    pub async fn delete_links(&self, names: &[String], idx: &Index, used_groups: &HashSet<u32>) -> Result<()> {
-        let present: Vec<(&String, u32)> = names.iter().filter_map(|n| idx.0.get(n).map(|i| (n, *i))).collect();
+    pub async fn delete_links(
+        &self,
+        names: &[String],
+        idx: &Index,
+        used_groups: &HashSet<u32>,
+    ) -> Result<()> {
+        let present: Vec<(&String, u32)> = names
+            .iter()
+            .filter_map(|n| idx.0.get(n).map(|i| (n, *i)))
+            .collect();
         if present.len() == 1 {
             let (name, i) = present[0];
             return match self.handle.link().del(i).execute().await {
@@ -216,7 +277,9 @@ impl Kernel {
             let msg = LinkUnspec::new_with_index(*i).link_group(group).build();
             match self.request(RouteNetlinkMessage::SetLink(msg), 0).await {
                 Err(e) if crate::error::errno(&e) == Some(ENODEV) => Ok(()),
-                r => r.map(|_| ()).map_err(|e| Error::kernel("delete", format!("link {name}"), e)),
+                r => r
+                    .map(|_| ())
+                    .map_err(|e| Error::kernel("delete", format!("link {name}"), e)),
             }
         }))
         .buffer_unordered(crate::apply::IN_FLIGHT)
@@ -242,9 +305,12 @@ impl Kernel {
         if let Some(v) = r.via {
             msg.attributes.push(RouteAttribute::Gateway(route_addr(v)));
         }
-        self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_REPLACE)
-            .await
-            .map_err(|e| Error::kernel("set", format!("route {}", r.key), e))?;
+        self.request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
+        .await
+        .map_err(|e| Error::kernel("set", format!("route {}", r.key), e))?;
         Ok(())
     }
 
@@ -253,21 +319,36 @@ impl Kernel {
         msg.header.scope = RouteScope::NoWhere; // match any scope, as `ip route del`
         match self.request(RouteNetlinkMessage::DelRoute(msg), 0).await {
             Err(e) if crate::error::errno(&e) == Some(ESRCH) => Ok(()),
-            r2 => r2.map(|_| ()).map_err(|e| Error::kernel("delete", format!("route {}", r.key), e)),
+            r2 => r2
+                .map(|_| ())
+                .map_err(|e| Error::kernel("delete", format!("route {}", r.key), e)),
         }
     }
 
     pub async fn add_rule(&self, k: &RuleKey) -> Result<()> {
-        match self.request(RouteNetlinkMessage::NewRule(rule_message(k)), NLM_F_CREATE | NLM_F_EXCL).await {
+        match self
+            .request(
+                RouteNetlinkMessage::NewRule(rule_message(k)),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .await
+        {
             Err(e) if crate::error::errno(&e) == Some(EEXIST) => Ok(()),
-            r => r.map(|_| ()).map_err(|e| Error::kernel("add", format!("rule {k}"), e)),
+            r => r
+                .map(|_| ())
+                .map_err(|e| Error::kernel("add", format!("rule {k}"), e)),
         }
     }
 
     pub async fn delete_rule(&self, k: &RuleKey) -> Result<()> {
-        match self.request(RouteNetlinkMessage::DelRule(rule_message(k)), 0).await {
+        match self
+            .request(RouteNetlinkMessage::DelRule(rule_message(k)), 0)
+            .await
+        {
             Err(e) if crate::error::errno(&e) == Some(ENOENT) => Ok(()),
-            r => r.map(|_| ()).map_err(|e| Error::kernel("delete", format!("rule {k}"), e)),
+            r => r
+                .map(|_| ())
+                .map_err(|e| Error::kernel("delete", format!("rule {k}"), e)),
         }
     }
 
@@ -305,10 +386,15 @@ fn route_message(r: &RouteRes) -> RouteMessage {
     msg.header.protocol = RouteProtocol::Other(NETLOOM_PROTO);
     msg.header.scope = RouteScope::Universe;
     msg.header.kind = RouteType::Unicast;
-    msg.header.table = if r.key.table < 256 { r.key.table as u8 } else { RouteHeader::RT_TABLE_UNSPEC };
+    msg.header.table = if r.key.table < 256 {
+        r.key.table as u8
+    } else {
+        RouteHeader::RT_TABLE_UNSPEC
+    };
     msg.attributes.push(RouteAttribute::Table(r.key.table));
     if to.prefix_len() > 0 {
-        msg.attributes.push(RouteAttribute::Destination(route_addr(to.addr())));
+        msg.attributes
+            .push(RouteAttribute::Destination(route_addr(to.addr())));
     }
     msg.attributes.push(RouteAttribute::Priority(r.key.metric));
     msg
@@ -324,7 +410,8 @@ fn rule_message(k: &RuleKey) -> RuleMessage {
     msg.header.table = if k.table < 256 { k.table as u8 } else { 0 };
     msg.attributes.push(RuleAttribute::Table(k.table));
     msg.attributes.push(RuleAttribute::Priority(k.priority));
-    msg.attributes.push(RuleAttribute::Protocol(RouteProtocol::Other(NETLOOM_PROTO)));
+    msg.attributes
+        .push(RuleAttribute::Protocol(RouteProtocol::Other(NETLOOM_PROTO)));
     if let Some(n) = k.from {
         msg.header.src_len = n.prefix_len();
         msg.attributes.push(RuleAttribute::Source(n.addr()));
