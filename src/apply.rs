@@ -47,6 +47,7 @@ pub async fn apply(
         None => {
             let name = plan.netns.clone().unwrap_or_default();
             let step = format!("+ netns {name}");
+            let t = std::time::Instant::now();
             if plan.creates_netns() {
                 netns::create(&name).map_err(|e| {
                     fail(
@@ -56,10 +57,12 @@ pub async fn apply(
                     )
                 })?;
             }
+            tracing::debug!(elapsed = ?t.elapsed(), "netns created");
             let k = Kernel::connect(plan.netns.as_deref())
                 .await
                 .and_then(|k| k.ok_or_else(|| Error::Other(format!("netns {name} does not exist"))))
                 .map_err(|e| fail(step.clone(), e, &done))?;
+            tracing::debug!(elapsed = ?t.elapsed(), "connected");
             if plan.creates_netns() {
                 k.mark_netns(&mark)
                     .await
@@ -81,7 +84,8 @@ pub async fn apply(
     let mut ledger = observed.ledger.clone();
     ledger.netns = plan.netns.clone();
 
-    for stage in plan.stages() {
+    for (n, stage) in plan.stages().into_iter().enumerate() {
+        let started = std::time::Instant::now();
         let stage: Vec<&Change> = stage
             .into_iter()
             .filter(|c| !matches!(c.key, ResourceKey::Netns { .. }))
@@ -157,6 +161,7 @@ pub async fn apply(
         if let Some((step, e)) = first_error {
             return Err(fail(step, e, &done));
         }
+        tracing::info!(stage = n, changes = stage.len(), elapsed = ?started.elapsed(), "stage applied");
         // Forget what was deleted.
         let mut released = false;
         for c in stage.iter().filter(|c| c.action == Action::Delete) {

@@ -205,7 +205,11 @@ impl Resource {
                 None => l.end.name.clone(),
             },
             Resource::Route(r) => {
-                let mut s = format!("{}", r.key.to);
+                let mut s = if r.key.to.prefix_len() == 0 {
+                    "default".to_string()
+                } else {
+                    r.key.to.to_string()
+                };
                 if let Some(v) = r.via {
                     s += &format!(" via {v}");
                 }

@@ -68,7 +68,14 @@ pub async fn verify(
     loop {
         let ledger =
             Ledger::load(topology).map_err(|e| crate::error::Error::io("read ledger", e))?;
-        let observed = kernel.observe(ledger).await?;
+        let tables = graph
+            .resources()
+            .filter_map(|r| match r {
+                Resource::Route(r) => Some(r.key.table),
+                _ => None,
+            })
+            .collect();
+        let observed = kernel.observe(ledger, &tables).await?;
         let left = differences(topology, graph, &observed);
         attempt += 1;
         if left.is_empty() || attempt >= 7 {

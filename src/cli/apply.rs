@@ -1,5 +1,4 @@
-use crate::diff::diff;
-use crate::plan::{Plan, render_text};
+use crate::plan::render_text;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -15,16 +14,10 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
     };
     let start = Instant::now();
     super::runtime().block_on(async {
-        let (kernel, observed) = match super::observe(&l.topo).await {
+        let (kernel, observed, plan) = match super::observe_and_plan(&l).await {
             Ok(x) => x,
             Err(e) => return super::fail(e),
         };
-        let plan = Plan::new(
-            &l.topo.name,
-            l.topo.netns.clone(),
-            &l.graph,
-            diff(&l.topo.name, &l.graph, &observed),
-        );
         print!("{}", render_text(&plan));
         if !plan.conflicts.is_empty() {
             return super::fail(format!(
@@ -56,7 +49,10 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         if let Err(e) = crate::apply::settle_ledger(&plan, &l.graph) {
             return super::fail(format!("cannot write the ledger: {e}"));
         }
-        match crate::verify::verify(&kernel, &l.topo.name, &l.graph).await {
+        let verifying = Instant::now();
+        let verified = crate::verify::verify(&kernel, &l.topo.name, &l.graph).await;
+        tracing::info!(elapsed = ?verifying.elapsed(), "verified");
+        match verified {
             Ok((_, left)) if left.is_empty() => {
                 println!(
                     "\nApply complete: {} change(s) in {:.0?}; verified, nothing left to change.",

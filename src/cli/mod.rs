@@ -132,6 +132,7 @@ pub struct Loaded {
 
 /// Files → model → graph. Diagnostics go to stderr; on error, exit code 1.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, ExitCode> {
+    let t = std::time::Instant::now();
     let loaded = crate::spec::load_paths(paths);
     let (topo, warnings) = match crate::model::build(&loaded) {
         Ok(ok) => ok,
@@ -151,6 +152,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, ExitCode> {
     if !warnings.is_empty() {
         eprint!("{}", render_all(&warnings, &loaded.sources));
     }
+    tracing::info!(elapsed = ?t.elapsed(), objects = graph.graph.node_count(), "loaded");
     Ok(Loaded {
         sources: loaded.sources,
         topo,
@@ -181,7 +183,12 @@ pub async fn observe(topo: &Topology) -> Result<(Option<Kernel>, Observed), Stri
         .await
         .map_err(|e| e.to_string())?;
     let observed = match &kernel {
-        Some(k) => k.observe(ledger).await.map_err(|e| e.to_string())?,
+        Some(k) => {
+            let tables = topo.routes.iter().map(|r| r.table).collect();
+            k.observe(ledger, &tables)
+                .await
+                .map_err(|e| e.to_string())?
+        }
         None => Observed {
             netns_exists: false,
             ledger,
@@ -189,6 +196,20 @@ pub async fn observe(topo: &Topology) -> Result<(Option<Kernel>, Observed), Stri
         },
     };
     Ok((kernel, observed))
+}
+
+/// Observes the topology's netns and plans against it, logging each phase.
+pub async fn observe_and_plan(
+    l: &Loaded,
+) -> Result<(Option<Kernel>, Observed, crate::plan::Plan), String> {
+    let t = std::time::Instant::now();
+    let (kernel, observed) = observe(&l.topo).await?;
+    tracing::info!(elapsed = ?t.elapsed(), links = observed.links.len(), routes = observed.routes.len(), "observed");
+    let t = std::time::Instant::now();
+    let d = crate::diff::diff(&l.topo.name, &l.graph, &observed);
+    let plan = crate::plan::Plan::new(&l.topo.name, l.topo.netns.clone(), &l.graph, d);
+    tracing::info!(elapsed = ?t.elapsed(), changes = plan.changes.len(), "planned");
+    Ok((kernel, observed, plan))
 }
 
 pub fn netns_label(n: &Option<String>) -> String {

@@ -1,6 +1,5 @@
 use super::{Format, PlanArgs};
-use crate::diff::diff;
-use crate::plan::{Plan, render_json, render_markdown, render_text};
+use crate::plan::{render_json, render_markdown, render_text};
 use std::process::ExitCode;
 
 pub fn run(a: &PlanArgs) -> ExitCode {
@@ -8,16 +7,10 @@ pub fn run(a: &PlanArgs) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let observed = match super::runtime().block_on(super::observe(&l.topo)) {
-        Ok((_, o)) => o,
+    let plan = match super::runtime().block_on(super::observe_and_plan(&l)) {
+        Ok((_, _, plan)) => plan,
         Err(e) => return super::fail(e),
     };
-    let plan = Plan::new(
-        &l.topo.name,
-        l.topo.netns.clone(),
-        &l.graph,
-        diff(&l.topo.name, &l.graph, &observed),
-    );
     let out = match a.format {
         Format::Text => render_text(&plan),
         Format::Json => render_json(&plan),

@@ -1,5 +1,6 @@
 //! The kernel backend over rtnetlink: one connection per netns.
 
+mod dump;
 mod observe;
 mod ops;
 
@@ -7,13 +8,17 @@ pub use ops::Index;
 
 use crate::error::{Error, Result};
 use crate::netns;
+use dump::DumpSocket;
 use rtnetlink::Handle;
+use std::sync::{Arc, Mutex};
 
 /// A netlink connection into the topology's netns.
 #[derive(Clone)]
 pub struct Kernel {
     pub handle: Handle,
     pub netns: Option<String>,
+    /// A plain socket in the same netns for lean dumps (see `dump`).
+    dumper: Arc<Mutex<DumpSocket>>,
 }
 
 impl Kernel {
@@ -26,9 +31,9 @@ impl Kernel {
             None => None,
         };
         let rt = tokio::runtime::Handle::current();
-        let (conn, handle, _) = netns::run_in(fd.as_ref(), move || {
+        let ((conn, handle, _), dumper) = netns::run_in(fd.as_ref(), move || {
             let _guard = rt.enter();
-            rtnetlink::new_connection()
+            Ok::<_, std::io::Error>((rtnetlink::new_connection()?, DumpSocket::new()?))
         })
         .and_then(|r| r)
         .map_err(|e| Error::io("open a netlink socket", e))?;
@@ -36,6 +41,7 @@ impl Kernel {
         Ok(Some(Kernel {
             handle,
             netns: netns.map(str::to_string),
+            dumper: Arc::new(Mutex::new(dumper)),
         }))
     }
 }

@@ -73,9 +73,14 @@ impl Kernel {
     }
 
     pub async fn index(&self) -> Result<Index> {
-        let links = self.dump_links().await?;
+        let dumper = self.dumper.clone();
+        let links =
+            tokio::task::spawn_blocking(move || dumper.lock().expect("dump socket lock").links())
+                .await
+                .map_err(|e| Error::Other(format!("dump task: {e}")))?
+                .map_err(|e| Error::io("dump links", e))?;
         Ok(Index(
-            links.iter().map(|l| (name_of(l), l.header.index)).collect(),
+            links.into_iter().map(|l| (l.name, l.index)).collect(),
         ))
     }
 
