@@ -1,14 +1,15 @@
 //! Executes a plan stage by stage; independent changes run concurrently.
 
+use crate::backend::docker::DockerApi;
 use crate::backend::netlink::{Index, Kernel};
 use crate::diff::{Action, Change};
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::netns;
 use crate::plan::Plan;
-use crate::state::{Observed, Resource, ResourceKey, link_mark};
+use crate::state::{Observed, Resource, ResourceKey, TOPOLOGY_LABEL, link_mark};
 use futures::StreamExt;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The ifindexes a step created, by interface name.
 type Created = Vec<(String, u32)>;
@@ -34,6 +35,7 @@ pub async fn apply(
     plan: &Plan,
     observed: &Observed,
     kernel: Option<Kernel>,
+    docker: Option<&DockerApi>,
 ) -> std::result::Result<(Kernel, Vec<String>), Failure> {
     let mut done = vec![];
     let fail = |step: String, error: Error, done: &Vec<String>| Failure {
@@ -83,6 +85,14 @@ pub async fn apply(
     let groups: HashSet<u32> = observed.links.iter().map(|l| l.group).collect();
     let mut ledger = observed.ledger.clone();
     ledger.netns = plan.netns.clone();
+    // Docker networks by name → id; this topology's, found by label.
+    let mut net_ids: HashMap<String, String> = observed
+        .docker
+        .iter()
+        .flat_map(|d| d.networks.iter())
+        .filter(|n| n.all_labels.get(TOPOLOGY_LABEL) == Some(&plan.topology))
+        .filter_map(|n| Some((n.net.name.clone(), n.net.id.clone()?)))
+        .collect();
 
     for (n, stage) in plan.stages().into_iter().enumerate() {
         let started = std::time::Instant::now();
@@ -97,7 +107,14 @@ pub async fn apply(
                 (Action::Delete, _) => {}
                 (_, Some(Resource::Route(r))) => claimed |= ledger.routes.insert(r.key.clone()),
                 (_, Some(Resource::Rule(k))) => claimed |= ledger.rules.insert(k.clone()),
+                (_, Some(Resource::Attachment(a))) => {
+                    claimed |= ledger.attachments.insert(a.key.clone())
+                }
                 _ => {}
+            }
+            if c.desired.as_ref().is_some_and(Resource::is_docker) && !ledger.docker {
+                ledger.docker = true;
+                claimed = true;
             }
         }
         if claimed {
@@ -134,19 +151,41 @@ pub async fn apply(
                 done.push(step_name(c));
             }
         }
-        let results: Vec<(String, Result<Created>)> = futures::stream::iter(stage.iter().copied())
-            .filter(|c| {
-                futures::future::ready(
-                    !(c.action == Action::Delete && matches!(c.current, Some(Resource::Link(_)))),
-                )
-            })
+        let is_docker = |c: &Change| {
+            c.desired
+                .as_ref()
+                .or(c.current.as_ref())
+                .is_some_and(Resource::is_docker)
+        };
+        // Link deletions went in the batch above.
+        let batched =
+            |c: &Change| c.action == Action::Delete && matches!(c.current, Some(Resource::Link(_)));
+        let kernel_lane = futures::stream::iter(stage.iter().copied())
+            .filter(|c| futures::future::ready(!(is_docker(c) || batched(c))))
             .map(|c| {
                 let (k, idx, mark) = (&kernel, &idx, &mark);
                 async move { (step_name(c), run(k, c, idx, mark).await) }
             })
             .buffer_unordered(IN_FLIGHT)
-            .collect()
-            .await;
+            .collect::<Vec<(String, Result<Created>)>>();
+        // The daemon serializes network changes: one at a time, stop at the first failure.
+        let docker_lane = async {
+            let mut out: Vec<(String, Result<Created>)> = vec![];
+            for c in stage.iter().copied().filter(|c| is_docker(c)) {
+                let r = match docker {
+                    Some(d) => run_docker(d, c, &mut net_ids, &plan.topology).await,
+                    None => Err(Error::Other("Docker is not connected".into())),
+                };
+                let failed = r.is_err();
+                out.push((step_name(c), r.map(|_| vec![])));
+                if failed {
+                    break;
+                }
+            }
+            out
+        };
+        let (mut results, docker_results) = futures::join!(kernel_lane, docker_lane);
+        results.extend(docker_results);
         let mut first_error = None;
         for (step, r) in results {
             match r {
@@ -168,6 +207,7 @@ pub async fn apply(
             match &c.current {
                 Some(Resource::Route(r)) => released |= ledger.routes.remove(&r.key),
                 Some(Resource::Rule(k)) => released |= ledger.rules.remove(k),
+                Some(Resource::Attachment(a)) => released |= ledger.attachments.remove(&a.key),
                 _ => {}
             }
         }
@@ -211,8 +251,61 @@ async fn run(k: &Kernel, c: &Change, idx: &Index, mark: &str) -> Result<Created>
     }
 }
 
+async fn run_docker(
+    d: &DockerApi,
+    c: &Change,
+    ids: &mut HashMap<String, String>,
+    topology: &str,
+) -> Result<()> {
+    let id_of = |ids: &HashMap<String, String>, name: &str| {
+        ids.get(name).cloned().unwrap_or_else(|| name.to_string())
+    };
+    match (c.action, c.desired.as_ref(), c.current.as_ref()) {
+        (Action::Create, Some(Resource::Network(n)), _) => {
+            let id = d.create_network(n, topology).await?;
+            ids.insert(n.name.clone(), id);
+            Ok(())
+        }
+        (Action::Replace, Some(Resource::Network(n)), Some(Resource::Network(old))) => {
+            d.remove_network(old.id.as_deref().unwrap_or(&old.name), &old.name)
+                .await?;
+            let id = d.create_network(n, topology).await?;
+            ids.insert(n.name.clone(), id);
+            Ok(())
+        }
+        (Action::Delete, _, Some(Resource::Network(old))) => {
+            d.remove_network(old.id.as_deref().unwrap_or(&old.name), &old.name)
+                .await?;
+            ids.remove(&old.name);
+            Ok(())
+        }
+        (Action::Create, Some(Resource::Attachment(a)), _) => {
+            d.attach(a, &id_of(ids, &a.key.network)).await
+        }
+        // Docker changes an endpoint only by reconnecting it; the container keeps running.
+        (Action::Update, Some(Resource::Attachment(a)), _) => {
+            let id = id_of(ids, &a.key.network);
+            d.detach(&a.key.container, &id, &a.key.network).await?;
+            d.attach(a, &id).await
+        }
+        (Action::Delete, _, Some(Resource::Attachment(a))) => {
+            d.detach(
+                &a.key.container,
+                &id_of(ids, &a.key.network),
+                &a.key.network,
+            )
+            .await
+        }
+        _ => Err(Error::Other(format!(
+            "no operation for {} {}",
+            c.kind, c.title
+        ))),
+    }
+}
+
 /// After a successful apply the ledger holds exactly the desired routes and rules.
 pub fn settle_ledger(plan: &Plan, graph: &crate::graph::DesiredGraph) -> std::io::Result<()> {
+    let previous = Ledger::load(&plan.topology)?;
     let mut ledger = Ledger {
         netns: plan.netns.clone(),
         ..Default::default()
@@ -225,7 +318,19 @@ pub fn settle_ledger(plan: &Plan, graph: &crate::graph::DesiredGraph) -> std::io
             Resource::Rule(k) => {
                 ledger.rules.insert(k.clone());
             }
+            Resource::Attachment(a) => {
+                ledger.attachments.insert(a.key.clone());
+            }
+            Resource::Network(_) => ledger.docker = true,
             _ => {}
+        }
+    }
+    // Pending attachments are not made yet; keep those of earlier applies.
+    for p in &plan.pending {
+        if let ResourceKey::Attachment(k) = &p.key
+            && !previous.attachments.contains(k)
+        {
+            ledger.attachments.remove(k);
         }
     }
     if ledger.is_empty() {

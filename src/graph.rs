@@ -3,7 +3,8 @@
 use crate::diag::{Diagnostic, Loc};
 use crate::model::Topology;
 use crate::state::{
-    LinkEnd, LinkKind, LinkRes, Resource, ResourceKey, RouteKey, RouteRes, RuleKey,
+    AttachKey, AttachRes, LinkEnd, LinkKind, LinkRes, NetworkRes, Resource, ResourceKey, RouteKey,
+    RouteRes, RuleKey,
 };
 use ipnet::IpNet;
 use petgraph::Direction;
@@ -223,6 +224,48 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
         }
     }
 
+    // Docker: networks before the containers attached to them.
+    for n in topo.networks.values() {
+        g.add(
+            Resource::Network(NetworkRes {
+                name: n.name.clone(),
+                id: None,
+                external: n.external,
+                driver: n.driver.clone(),
+                subnets: n.subnets.clone(),
+                gateways: n.gateways.clone(),
+                ip_range: n.ip_range,
+                internal: n.internal,
+                attachable: n.attachable,
+                options: n.options.clone(),
+                labels: n.labels.clone(),
+            }),
+            Some(n.loc.clone()),
+        );
+    }
+    for c in topo.containers.values() {
+        for a in c.networks.values() {
+            let i = g.add(
+                Resource::Attachment(AttachRes {
+                    key: AttachKey {
+                        container: c.name.clone(),
+                        network: a.network.clone(),
+                    },
+                    ipv4: a.ipv4,
+                    ipv6: a.ipv6,
+                    aliases: a.aliases.clone(),
+                }),
+                Some(a.loc.clone()),
+            );
+            g.edge(
+                &ResourceKey::Network {
+                    name: a.network.clone(),
+                },
+                i,
+            );
+        }
+    }
+
     // Explicit ordering from `depends_on`.
     let explicit: Vec<(ResourceKey, &Vec<String>)> = topo
         .bridges
@@ -260,7 +303,10 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
     if let Some(nk) = &netns_key {
         let all: Vec<NodeIndex> = g.graph.node_indices().collect();
         for i in all {
-            g.edge(nk, i);
+            // Docker objects live in the daemon, not in the netns.
+            if !g.graph[i].resource.is_docker() {
+                g.edge(nk, i);
+            }
         }
     }
 

@@ -8,7 +8,7 @@
 //! stale entry (harmless: it is dropped on the next apply) but never an
 //! object nobody owns.
 
-use crate::state::{RouteKey, RuleKey};
+use crate::state::{AttachKey, RouteKey, RuleKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io;
@@ -23,6 +23,13 @@ pub struct Ledger {
     pub routes: BTreeSet<RouteKey>,
     #[serde(default)]
     pub rules: BTreeSet<RuleKey>,
+    /// Container attachments netloom made (on external networks too).
+    #[serde(default)]
+    pub attachments: BTreeSet<AttachKey>,
+    /// Set once the topology has made anything in Docker, so a topology
+    /// whose Docker sections are all removed still prunes them.
+    #[serde(default)]
+    pub docker: bool,
 }
 
 /// Where locks and ledgers live: `$NETLOOM_RUN_DIR`, else `/run/netloom`.
@@ -64,6 +71,9 @@ impl Ledger {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty() && self.rules.is_empty()
+        self.routes.is_empty()
+            && self.rules.is_empty()
+            && self.attachments.is_empty()
+            && !self.docker
     }
 }

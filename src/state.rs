@@ -6,9 +6,15 @@
 use crate::model::{Family, Rule};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Docker label naming the topology that owns a network.
+pub const TOPOLOGY_LABEL: &str = "netloom.topology";
+/// Docker label holding the hash of a network's configuration: Docker
+/// cannot change a network in place, so a new hash means a replacement.
+pub const HASH_LABEL: &str = "netloom.config-hash";
 
 /// Route and rule protocol number that marks objects netloom made. Unused by
 /// the kernel (< 4) and by the routing daemons listed in iproute2's rt_protos.
@@ -104,6 +110,15 @@ pub enum ResourceKey {
     Link { name: String },
     Route(RouteKey),
     Rule(RuleKey),
+    Network { name: String },
+    Attachment(AttachKey),
+}
+
+/// A container's endpoint on a Docker network.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AttachKey {
+    pub container: String,
+    pub network: String,
 }
 
 impl fmt::Display for ResourceKey {
@@ -113,6 +128,8 @@ impl fmt::Display for ResourceKey {
             ResourceKey::Link { name } => write!(f, "link/{name}"),
             ResourceKey::Route(k) => write!(f, "route/{}/{}/{}", k.table, k.to, k.metric),
             ResourceKey::Rule(k) => write!(f, "rule/{k}"),
+            ResourceKey::Network { name } => write!(f, "network/{name}"),
+            ResourceKey::Attachment(a) => write!(f, "attachment/{}/{}", a.container, a.network),
         }
     }
 }
@@ -165,6 +182,63 @@ pub struct RouteRes {
     pub dev: Option<String>,
 }
 
+/// A Docker network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRes {
+    pub name: String,
+    /// Docker's id, when observed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<String>,
+    pub external: bool,
+    pub driver: String,
+    pub subnets: Vec<IpNet>,
+    pub gateways: Vec<IpAddr>,
+    pub ip_range: Option<IpNet>,
+    pub internal: bool,
+    pub attachable: bool,
+    pub options: BTreeMap<String, String>,
+    /// The user's labels (netloom's own are added on creation).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NetworkRes {
+    pub fn ipv6(&self) -> bool {
+        self.subnets.iter().any(|s| matches!(s, IpNet::V6(_)))
+    }
+
+    /// A stable hash of everything Docker fixes at creation (FNV-1a over
+    /// canonical JSON: std's hasher is not stable across releases).
+    pub fn config_hash(&self) -> String {
+        let canon = serde_json::json!([
+            self.driver,
+            self.subnets,
+            self.gateways,
+            self.ip_range,
+            self.internal,
+            self.attachable,
+            self.options,
+            self.labels
+        ])
+        .to_string();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in canon.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+/// A container connected to a Docker network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachRes {
+    #[serde(flatten)]
+    pub key: AttachKey,
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    pub aliases: BTreeSet<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Resource {
@@ -172,6 +246,8 @@ pub enum Resource {
     Link(LinkRes),
     Route(RouteRes),
     Rule(RuleKey),
+    Network(NetworkRes),
+    Attachment(AttachRes),
 }
 
 impl Resource {
@@ -183,7 +259,16 @@ impl Resource {
             },
             Resource::Route(r) => ResourceKey::Route(r.key.clone()),
             Resource::Rule(k) => ResourceKey::Rule(k.clone()),
+            Resource::Network(n) => ResourceKey::Network {
+                name: n.name.clone(),
+            },
+            Resource::Attachment(a) => ResourceKey::Attachment(a.key.clone()),
         }
+    }
+
+    /// Docker objects live in the daemon, outside any netns.
+    pub fn is_docker(&self) -> bool {
+        matches!(self, Resource::Network(_) | Resource::Attachment(_))
     }
 
     /// The word users read in plans: bridge, veth, route, rule, netns.
@@ -193,6 +278,9 @@ impl Resource {
             Resource::Link(l) => l.kind.to_string(),
             Resource::Route(_) => "route".into(),
             Resource::Rule(_) => "rule".into(),
+            Resource::Network(n) if n.external => "external network".into(),
+            Resource::Network(_) => "network".into(),
+            Resource::Attachment(_) => "attachment".into(),
         }
     }
 
@@ -224,6 +312,8 @@ impl Resource {
                 s
             }
             Resource::Rule(k) => k.to_string(),
+            Resource::Network(n) => n.name.clone(),
+            Resource::Attachment(a) => format!("{} → {}", a.key.container, a.key.network),
         }
     }
 }
@@ -288,6 +378,57 @@ pub struct Observed {
     /// Route and rule keys this topology recorded as its own.
     #[serde(default)]
     pub ledger: crate::ledger::Ledger,
+    /// The Docker side; `None` when the topology has nothing in Docker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerObs>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerObs {
+    pub networks: Vec<NetworkObs>,
+    pub containers: Vec<ContainerObs>,
+    /// Destinations of the host's main routing table, for subnet collisions.
+    #[serde(default)]
+    pub host_routes: Vec<HostRoute>,
+    /// `net.ipv6.conf.all.disable_ipv6` on the host.
+    #[serde(default)]
+    pub ipv6_disabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub to: IpNet,
+    pub dev: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkObs {
+    #[serde(flatten)]
+    pub net: NetworkRes,
+    /// Every label, netloom's included.
+    pub all_labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerObs {
+    pub id: String,
+    pub name: String,
+    /// Docker's state: running, exited, created, …
+    pub state: String,
+    /// Endpoints by network name.
+    pub endpoints: BTreeMap<String, EndpointObs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointObs {
+    pub network_id: String,
+    /// Static addresses requested at connect time.
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    /// User aliases (Docker's automatic short-id alias left out).
+    pub aliases: BTreeSet<String>,
+    /// The address the container got.
+    pub address: Option<String>,
 }
 
 impl Observed {

@@ -1,10 +1,7 @@
 //! After apply: observe again and report any difference left.
 
-use crate::backend::netlink::Kernel;
 use crate::diff::diff;
-use crate::error::Result;
 use crate::graph::DesiredGraph;
-use crate::ledger::Ledger;
 use crate::state::{LinkKind, Observed, Resource};
 use std::time::Duration;
 
@@ -58,28 +55,23 @@ pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) ->
 
 /// Observes until nothing differs, briefly retrying for the kernel to
 /// settle (carrier comes up asynchronously). Returns what still differs.
-pub async fn verify(
-    kernel: &Kernel,
+pub async fn verify<F, Fut>(
     topology: &str,
     graph: &DesiredGraph,
-) -> Result<(Observed, Vec<String>)> {
+    mut observe: F,
+) -> Result<Vec<String>, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Observed, String>>,
+{
     let mut delay = Duration::from_millis(10);
     let mut attempt = 0;
     loop {
-        let ledger =
-            Ledger::load(topology).map_err(|e| crate::error::Error::io("read ledger", e))?;
-        let tables = graph
-            .resources()
-            .filter_map(|r| match r {
-                Resource::Route(r) => Some(r.key.table),
-                _ => None,
-            })
-            .collect();
-        let observed = kernel.observe(ledger, &tables).await?;
+        let observed = observe().await?;
         let left = differences(topology, graph, &observed);
         attempt += 1;
         if left.is_empty() || attempt >= 7 {
-            return Ok((observed, left));
+            return Ok(left);
         }
         tokio::time::sleep(delay).await;
         delay *= 2;

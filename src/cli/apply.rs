@@ -3,6 +3,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// Exit 0 when converged, 2 when converged but some attachments wait for
+/// their container (pending), 1 on any error.
 pub fn run(paths: &[PathBuf]) -> ExitCode {
     let l = match super::load(paths) {
         Ok(l) => l,
@@ -14,7 +16,7 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
     };
     let start = Instant::now();
     super::runtime().block_on(async {
-        let (kernel, observed, plan) = match super::observe_and_plan(&l).await {
+        let (live, plan) = match super::observe_and_plan(&l).await {
             Ok(x) => x,
             Err(e) => return super::fail(e),
         };
@@ -25,11 +27,23 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
                 plan.conflicts.len()
             ));
         }
+        let pending = if plan.pending.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        };
         if plan.changes.is_empty() {
-            return ExitCode::SUCCESS;
+            return pending;
         }
-        let (kernel, done) = match crate::apply::apply(&plan, &observed, kernel).await {
-            Ok(x) => x,
+        let done = match crate::apply::apply(
+            &plan,
+            &live.observed,
+            live.kernel,
+            live.docker.as_ref(),
+        )
+        .await
+        {
+            Ok((_, done)) => done,
             Err(f) => {
                 eprintln!("error: step `{}` failed: {}", f.step, f.error);
                 if f.done.is_empty() {
@@ -50,18 +64,24 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             return super::fail(format!("cannot write the ledger: {e}"));
         }
         let verifying = Instant::now();
-        let verified = crate::verify::verify(&kernel, &l.topo.name, &l.graph).await;
+        let observe = || async { super::observe(&l.topo).await.map(|live| live.observed) };
+        let verified = crate::verify::verify(&l.topo.name, &l.graph, observe).await;
         tracing::info!(elapsed = ?verifying.elapsed(), "verified");
         match verified {
-            Ok((_, left)) if left.is_empty() => {
+            Ok(left) if left.is_empty() => {
                 println!(
-                    "\nApply complete: {} change(s) in {:.0?}; verified, nothing left to change.",
+                    "\nApply complete: {} change(s) in {:.0?}; verified, nothing left to change{}.",
                     done.len(),
-                    start.elapsed()
+                    start.elapsed(),
+                    if plan.pending.is_empty() {
+                        ""
+                    } else {
+                        " but what is pending"
+                    }
                 );
-                ExitCode::SUCCESS
+                pending
             }
-            Ok((_, left)) => {
+            Ok(left) => {
                 eprintln!(
                     "error: applied {} change(s), but the live state still differs:",
                     done.len()

@@ -18,18 +18,29 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         Err(e) => return super::fail(e),
     };
     super::runtime().block_on(async {
-        let (kernel, observed) = match super::observe(t).await {
+        let live = match super::observe(t).await {
             Ok(x) => x,
             Err(e) => return super::fail(e),
         };
+        let (kernel, observed, docker) = (live.kernel, live.observed, live.docker);
         let scope = format!("topology {} in {}", t.name, super::netns_label(&t.netns));
-        let Some(kernel) = kernel else {
-            let _ = Ledger::remove(&t.name);
-            println!(
-                "Nothing to destroy: {} does not exist.",
-                super::netns_label(&t.netns)
-            );
-            return ExitCode::SUCCESS;
+        let kernel = match (kernel, &docker) {
+            (Some(k), _) => k,
+            (None, None) => {
+                let _ = Ledger::remove(&t.name);
+                println!(
+                    "Nothing to destroy: {} does not exist.",
+                    super::netns_label(&t.netns)
+                );
+                return ExitCode::SUCCESS;
+            }
+            // The netns is gone but Docker objects may remain: the executor
+            // needs a connection, and no kernel step will use it.
+            (None, Some(_)) => match crate::backend::netlink::Kernel::connect(None).await {
+                Ok(Some(k)) => k,
+                Ok(None) => unreachable!("the host netns exists"),
+                Err(e) => return super::fail(e),
+            },
         };
         let nothing = DesiredGraph::default();
         let plan = Plan::new(
@@ -52,31 +63,43 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         });
         println!("netloom destroy: {scope}\n");
         print!("{}", render_changes(&plan));
-        if ours && only_ours && idle {
+        let whole_netns = ours && only_ours && idle;
+        let mut plan = plan;
+        if whole_netns {
             let name = t.netns.as_deref().unwrap_or_default();
             println!("  - netns {name}  # created by netloom: removed with everything in it");
             if let Err(e) = netns::delete(name) {
                 return super::fail(format!("delete netns {name}: {e}"));
             }
-        } else if !plan.changes.is_empty() {
-            if let Err(f) = crate::apply::apply(&plan, &observed, Some(kernel)).await {
+            // What lives in Docker still goes one by one.
+            plan.changes.retain(|s| {
+                s.change
+                    .current
+                    .as_ref()
+                    .is_some_and(crate::state::Resource::is_docker)
+            });
+        }
+        if !plan.changes.is_empty() {
+            if let Err(f) =
+                crate::apply::apply(&plan, &observed, Some(kernel), docker.as_ref()).await
+            {
                 eprintln!("error: step `{}` failed: {}", f.step, f.error);
                 eprintln!("fix the cause and run `netloom destroy` again");
                 return ExitCode::from(1);
             }
-            if ours {
-                let why = if only_ours {
-                    "a process still uses it"
-                } else {
-                    "it holds links netloom does not own"
-                };
-                println!(
-                    "  (netns {} kept: {why})",
-                    t.netns.as_deref().unwrap_or_default()
-                );
-            }
-        } else {
+        } else if !whole_netns {
             println!("  nothing this topology owns is present");
+        }
+        if ours && !whole_netns {
+            let why = if only_ours {
+                "a process still uses it"
+            } else {
+                "it holds links netloom does not own"
+            };
+            println!(
+                "  (netns {} kept: {why})",
+                t.netns.as_deref().unwrap_or_default()
+            );
         }
         if let Err(e) = Ledger::remove(&t.name) {
             return super::fail(format!("cannot remove the ledger: {e}"));

@@ -7,6 +7,7 @@ mod plan;
 mod show;
 mod validate;
 
+use crate::backend::docker::DockerApi;
 use crate::backend::netlink::Kernel;
 use crate::diag::{SourceMap, render_all};
 use crate::graph::DesiredGraph;
@@ -106,10 +107,10 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(code) => return code,
             };
             match runtime().block_on(observe(&l.topo)) {
-                Ok((_, o)) => {
+                Ok(live) => {
                     println!(
                         "{}",
-                        serde_json::to_string_pretty(&o).expect("observed serializes")
+                        serde_json::to_string_pretty(&live.observed).expect("observed serializes")
                     );
                     ExitCode::SUCCESS
                 }
@@ -168,10 +169,27 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Connects to the topology's netns (if it exists) and observes it.
-pub async fn observe(topo: &Topology) -> Result<(Option<Kernel>, Observed), String> {
+/// The live side of a topology: connections and what they observed.
+pub struct Live {
+    pub kernel: Option<Kernel>,
+    pub docker: Option<DockerApi>,
+    pub observed: Observed,
+}
+
+/// Whether the topology has (or had) anything in Docker.
+fn needs_docker(topo: &Topology, ledger: &Ledger) -> bool {
+    !topo.networks.is_empty()
+        || !topo.containers.is_empty()
+        || ledger.docker
+        || !ledger.attachments.is_empty()
+}
+
+/// Connects to the topology's netns (if it exists) and to Docker (if the
+/// topology uses it) and observes both.
+pub async fn observe(topo: &Topology) -> Result<Live, String> {
     let ledger = Ledger::load(&topo.name)
         .map_err(|e| format!("cannot read the ledger of topology {}: {e}", topo.name))?;
-    if !ledger.is_empty() && ledger.netns != topo.netns {
+    if !ledger.is_empty() && ledger.netns != topo.netns && ledger.netns.is_some() {
         return Err(format!(
             "topology {} was applied to {} and now names {}; run `netloom destroy` with the old files first, or restore the old netns",
             topo.name,
@@ -179,10 +197,11 @@ pub async fn observe(topo: &Topology) -> Result<(Option<Kernel>, Observed), Stri
             netns_label(&topo.netns)
         ));
     }
+    let with_docker = needs_docker(topo, &ledger);
     let kernel = Kernel::connect(topo.netns.as_deref())
         .await
         .map_err(|e| e.to_string())?;
-    let observed = match &kernel {
+    let mut observed = match &kernel {
         Some(k) => {
             let tables = topo.routes.iter().map(|r| r.table).collect();
             k.observe(ledger, &tables)
@@ -195,21 +214,45 @@ pub async fn observe(topo: &Topology) -> Result<(Option<Kernel>, Observed), Stri
             ..Default::default()
         },
     };
-    Ok((kernel, observed))
+    let mut docker = None;
+    if with_docker {
+        let api = DockerApi::connect().await.map_err(|e| e.to_string())?;
+        let declared = topo.containers.keys().cloned().collect();
+        let mut obs = api.observe(&declared).await.map_err(|e| e.to_string())?;
+        if topo.networks.values().any(|n| !n.external) {
+            // Subnets must not collide with the host's own routes.
+            let host = match (&kernel, &topo.netns) {
+                (Some(k), None) => k.clone(),
+                _ => Kernel::connect(None)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .expect("the host netns exists"),
+            };
+            obs.host_routes = host.main_routes().await.map_err(|e| e.to_string())?;
+            obs.ipv6_disabled = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+                .map(|v| v.trim() == "1")
+                .unwrap_or(false);
+        }
+        observed.docker = Some(obs);
+        docker = Some(api);
+    }
+    Ok(Live {
+        kernel,
+        docker,
+        observed,
+    })
 }
 
-/// Observes the topology's netns and plans against it, logging each phase.
-pub async fn observe_and_plan(
-    l: &Loaded,
-) -> Result<(Option<Kernel>, Observed, crate::plan::Plan), String> {
+/// Observes and plans, logging each phase.
+pub async fn observe_and_plan(l: &Loaded) -> Result<(Live, crate::plan::Plan), String> {
     let t = std::time::Instant::now();
-    let (kernel, observed) = observe(&l.topo).await?;
-    tracing::info!(elapsed = ?t.elapsed(), links = observed.links.len(), routes = observed.routes.len(), "observed");
+    let live = observe(&l.topo).await?;
+    tracing::info!(elapsed = ?t.elapsed(), links = live.observed.links.len(), routes = live.observed.routes.len(), "observed");
     let t = std::time::Instant::now();
-    let d = crate::diff::diff(&l.topo.name, &l.graph, &observed);
+    let d = crate::diff::diff(&l.topo.name, &l.graph, &live.observed);
     let plan = crate::plan::Plan::new(&l.topo.name, l.topo.netns.clone(), &l.graph, d);
     tracing::info!(elapsed = ?t.elapsed(), changes = plan.changes.len(), "planned");
-    Ok((kernel, observed, plan))
+    Ok((live, plan))
 }
 
 pub fn netns_label(n: &Option<String>) -> String {

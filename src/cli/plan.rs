@@ -8,7 +8,7 @@ pub fn run(a: &PlanArgs) -> ExitCode {
         Err(code) => return code,
     };
     let plan = match super::runtime().block_on(super::observe_and_plan(&l)) {
-        Ok((_, _, plan)) => plan,
+        Ok((_, plan)) => plan,
         Err(e) => return super::fail(e),
     };
     let out = match a.format {
@@ -23,7 +23,7 @@ pub fn run(a: &PlanArgs) -> ExitCode {
             plan.conflicts.len()
         ));
     }
-    if a.detailed_exitcode && !plan.changes.is_empty() {
+    if a.detailed_exitcode && (!plan.changes.is_empty() || !plan.pending.is_empty()) {
         return ExitCode::from(2);
     }
     ExitCode::SUCCESS

@@ -31,12 +31,13 @@ pub fn run(a: &ShowArgs) -> ExitCode {
         Err(code) => return code,
     };
     let observed = match super::runtime().block_on(super::observe(&l.topo)) {
-        Ok((_, o)) => o,
+        Ok(live) => live.observed,
         Err(e) => return super::fail(e),
     };
     let d = diff(&l.topo.name, &l.graph, &observed);
     let changes: HashMap<&ResourceKey, _> = d.changes.iter().map(|c| (&c.key, c)).collect();
     let conflicts: HashMap<&ResourceKey, _> = d.conflicts.iter().map(|c| (&c.key, c)).collect();
+    let pending: HashMap<&ResourceKey, _> = d.pending.iter().map(|p| (&p.key, p)).collect();
     let mut entries = vec![];
     let mut desired: Vec<&Resource> = l.graph.resources().collect();
     desired.sort_by_key(|r| r.key());
@@ -44,6 +45,8 @@ pub fn run(a: &ShowArgs) -> ExitCode {
         let key = r.key();
         let (status, drift) = if let Some(c) = conflicts.get(&key) {
             ("conflict", vec![c.message.clone()])
+        } else if let Some(p) = pending.get(&key) {
+            ("pending", vec![p.reason.clone()])
         } else if let Some(c) = changes.get(&key) {
             match c.action {
                 Action::Create => ("missing", vec![]),
@@ -156,6 +159,54 @@ fn live(r: &Resource, o: &Observed) -> String {
             }
             None => "absent".into(),
         },
+        Resource::Network(n) => {
+            let found = o
+                .docker
+                .as_ref()
+                .and_then(|d| d.networks.iter().find(|x| x.net.name == n.name));
+            match found {
+                Some(x) => {
+                    let subnets: Vec<String> =
+                        x.net.subnets.iter().map(|s| s.to_string()).collect();
+                    format!(
+                        "present, id {}, driver {}, subnets {}",
+                        x.net
+                            .id
+                            .as_deref()
+                            .map(|i| &i[..i.len().min(12)])
+                            .unwrap_or("?"),
+                        x.net.driver,
+                        subnets.join(", ")
+                    )
+                }
+                None => "absent".into(),
+            }
+        }
+        Resource::Attachment(a) => {
+            let c = o
+                .docker
+                .as_ref()
+                .and_then(|d| d.containers.iter().find(|c| c.name == a.key.container));
+            match c {
+                None => format!("container {} absent", a.key.container),
+                Some(c) => match c.endpoints.get(&a.key.network) {
+                    None => format!("container {}, not connected", c.state),
+                    Some(ep) => {
+                        let aliases: Vec<&str> = ep.aliases.iter().map(String::as_str).collect();
+                        format!(
+                            "container {}, connected, address {}{}",
+                            c.state,
+                            ep.address.as_deref().unwrap_or("?"),
+                            if aliases.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", aliases {}", aliases.join(", "))
+                            }
+                        )
+                    }
+                },
+            }
+        }
         Resource::Rule(k) => (if o.rules.iter().any(|x| &x.key == k) {
             "present"
         } else {

@@ -1,6 +1,7 @@
 //! The validated topology: names checked, addresses parsed, references
 //! resolved. Built only when the files have no errors.
 
+mod docker;
 mod names;
 mod validate;
 
@@ -26,6 +27,54 @@ pub struct Topology {
     pub veths: BTreeMap<String, Veth>,
     pub routes: Vec<Route>,
     pub rules: Vec<Rule>,
+    pub networks: BTreeMap<String, Network>,
+    pub containers: BTreeMap<String, Container>,
+}
+
+/// A Docker network.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub name: String,
+    pub loc: Loc,
+    /// Exists already; never changed or deleted.
+    pub external: bool,
+    pub driver: String,
+    pub subnets: Vec<IpNet>,
+    pub gateways: Vec<IpAddr>,
+    pub ip_range: Option<IpNet>,
+    pub internal: bool,
+    pub attachable: bool,
+    /// Driver options, `parent` and `mtu` included.
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Network {
+    /// The gateway Docker uses in `subnet`: the one given, else the first host.
+    pub fn gateway_in(&self, subnet: &IpNet) -> Option<IpAddr> {
+        self.gateways
+            .iter()
+            .find(|g| subnet.contains(*g))
+            .copied()
+            .or_else(|| subnet.hosts().next())
+    }
+}
+
+/// An existing container that netloom connects to networks.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub name: String,
+    pub loc: Loc,
+    pub networks: BTreeMap<String, Attachment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub network: String,
+    pub loc: Loc,
+    pub ipv4: Option<std::net::Ipv4Addr>,
+    pub ipv6: Option<std::net::Ipv6Addr>,
+    pub aliases: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -130,6 +130,7 @@ impl Validator {
                 }
             }
         }
+        let (networks, containers) = super::docker::build(loaded, &mut self.diags);
         self.unique_routes(&routes);
         self.gateways(&netns, &routes, &bridges, &veths);
         self.unique_rules(&rules);
@@ -141,6 +142,8 @@ impl Validator {
             veths,
             routes,
             rules,
+            networks,
+            containers,
         })
     }
 

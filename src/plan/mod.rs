@@ -4,7 +4,7 @@ mod render;
 
 pub use render::{render_changes, render_json, render_markdown, render_text, summary_line};
 
-use crate::diff::{Action, Change, Conflict, Diff};
+use crate::diff::{Action, Change, Conflict, Diff, Pending};
 use crate::graph::DesiredGraph;
 use crate::state::{LinkKind, Resource, ResourceKey};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,8 @@ pub struct Plan {
     /// In execution order. Changes with the same `stage` are independent.
     pub changes: Vec<Staged>,
     pub conflicts: Vec<Conflict>,
+    /// Objects that cannot be made yet (a container that is not running).
+    pub pending: Vec<Pending>,
     pub summary: Summary,
 }
 
@@ -36,6 +38,7 @@ pub struct Summary {
     pub update: usize,
     pub replace: usize,
     pub delete: usize,
+    pub pending: usize,
     /// Objects the files describe.
     pub desired: usize,
 }
@@ -69,6 +72,7 @@ impl Plan {
         }
         let mut summary = Summary {
             desired: graph.graph.node_count(),
+            pending: diff.pending.len(),
             ..Default::default()
         };
         for s in &changes {
@@ -85,12 +89,13 @@ impl Plan {
             netns,
             changes,
             conflicts: diff.conflicts,
+            pending: diff.pending,
             summary,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.conflicts.is_empty()
+        self.changes.is_empty() && self.conflicts.is_empty() && self.pending.is_empty()
     }
 
     /// The changes grouped by stage, in order.
@@ -112,12 +117,16 @@ impl Plan {
     }
 }
 
+/// Deletions run in reverse dependency order: endpoints before networks,
+/// rules before routes, ports before bridges.
 fn delete_rank(current: Option<&Resource>) -> usize {
     match current {
-        Some(Resource::Rule(_)) => 0,
-        Some(Resource::Route(_)) => 1,
-        Some(Resource::Link(l)) if l.kind != LinkKind::Bridge => 2,
-        Some(Resource::Link(_)) => 3,
-        _ => 4,
+        Some(Resource::Attachment(_)) => 0,
+        Some(Resource::Rule(_)) => 1,
+        Some(Resource::Route(_)) => 2,
+        Some(Resource::Link(l)) if l.kind != LinkKind::Bridge => 3,
+        Some(Resource::Link(_)) => 4,
+        Some(Resource::Network(_)) => 5,
+        _ => 6,
     }
 }

@@ -14,10 +14,27 @@ fn scope(plan: &Plan) -> String {
 
 pub fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
-    format!(
-        "Plan: {} to create, {} to update, {} to replace, {} to delete.",
+    let mut line = format!(
+        "Plan: {} to create, {} to update, {} to replace, {} to delete",
         s.create, s.update, s.replace, s.delete
-    )
+    );
+    if s.pending > 0 {
+        line += &format!(", {} pending", s.pending);
+    }
+    line + "."
+}
+
+fn pending(out: &mut String, plan: &Plan) {
+    if plan.pending.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nPending: made once they can be (apply exits 2 while any wait)."
+    );
+    for p in &plan.pending {
+        let _ = writeln!(out, "  … {} {}  # waiting: {}", p.kind, p.title, p.reason);
+    }
 }
 
 /// The change lines alone, in execution order.
@@ -40,14 +57,34 @@ fn change_lines(out: &mut String, c: &Change) {
     }
     out.push('\n');
     match c.action {
-        Action::Create | Action::Replace => {
-            if let Some(Resource::Link(l)) = &c.desired {
+        Action::Create | Action::Replace => match &c.desired {
+            Some(Resource::Link(l)) => {
                 end_attrs(out, "", &l.end);
                 if let Some(p) = &l.peer {
                     end_attrs(out, "peer ", p);
                 }
             }
-        }
+            Some(Resource::Network(n)) => {
+                let _ = writeln!(out, "      driver: {}", n.driver);
+                let subnets: Vec<String> = n.subnets.iter().map(|s| s.to_string()).collect();
+                let _ = writeln!(out, "      subnets: {}", subnets.join(", "));
+                if !n.gateways.is_empty() {
+                    let g: Vec<String> = n.gateways.iter().map(|s| s.to_string()).collect();
+                    let _ = writeln!(out, "      gateways: {}", g.join(", "));
+                }
+                if let Some(r) = n.ip_range {
+                    let _ = writeln!(out, "      ip_range: {r}");
+                }
+                if n.internal {
+                    let _ = writeln!(out, "      internal: true");
+                }
+                for (k, v) in n.options.iter().chain(n.labels.iter()) {
+                    let _ = writeln!(out, "      {k}: {v}");
+                }
+            }
+            Some(Resource::Attachment(a)) => attach_attrs(out, a),
+            _ => {}
+        },
         Action::Update => {
             for f in &c.fields {
                 let line = match (&f.from, &f.to) {
@@ -64,6 +101,19 @@ fn change_lines(out: &mut String, c: &Change) {
             }
         }
         Action::Delete => {}
+    }
+}
+
+fn attach_attrs(out: &mut String, a: &crate::state::AttachRes) {
+    if let Some(ip) = a.ipv4 {
+        let _ = writeln!(out, "      ipv4: {ip}");
+    }
+    if let Some(ip) = a.ipv6 {
+        let _ = writeln!(out, "      ipv6: {ip}");
+    }
+    if !a.aliases.is_empty() {
+        let list: Vec<&str> = a.aliases.iter().map(String::as_str).collect();
+        let _ = writeln!(out, "      aliases: {}", list.join(", "));
     }
 }
 
@@ -99,7 +149,7 @@ fn conflicts(out: &mut String, plan: &Plan) {
 
 pub fn render_text(plan: &Plan) -> String {
     let mut out = String::new();
-    if plan.changes.is_empty() && plan.conflicts.is_empty() {
+    if plan.is_empty() {
         let _ = writeln!(
             out,
             "No changes: {} matches its {} declared objects.",
@@ -113,6 +163,7 @@ pub fn render_text(plan: &Plan) -> String {
         out.push('\n');
         out.push_str(&body(plan));
     }
+    pending(&mut out, plan);
     conflicts(&mut out, plan);
     let _ = writeln!(out, "\n{}", summary_line(plan));
     out
@@ -120,7 +171,7 @@ pub fn render_text(plan: &Plan) -> String {
 
 pub fn render_markdown(plan: &Plan) -> String {
     let mut out = format!("### netloom plan: `{}`\n\n", plan.topology);
-    if plan.changes.is_empty() && plan.conflicts.is_empty() {
+    if plan.is_empty() {
         let _ = writeln!(out, "No changes: {}.", scope(plan));
         return out;
     }
@@ -144,6 +195,12 @@ pub fn render_markdown(plan: &Plan) -> String {
             let _ = writeln!(out, "{lead}{line}");
         }
         out.push_str("```\n");
+    }
+    if !plan.pending.is_empty() {
+        out.push_str("\n**Pending**:\n\n");
+        for p in &plan.pending {
+            let _ = writeln!(out, "- {} `{}`: {}", p.kind, p.title, p.reason);
+        }
     }
     if !plan.conflicts.is_empty() {
         out.push_str("\n**Conflicts** (nothing will be changed until they are resolved):\n\n");

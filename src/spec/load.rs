@@ -1,6 +1,9 @@
 //! Reading topology files and directories into spanned spec sections.
 
-use super::{BridgeSpec, RouteSpec, RuleSpec, TopologySection, VethSpec, check_keys};
+use super::{
+    BridgeSpec, ContainerSpec, NetworkSpec, RouteSpec, RuleSpec, TopologySection, VethSpec,
+    check_keys,
+};
 use crate::diag::{Diagnostic, FileId, Loc, SourceMap};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,8 @@ pub struct SpecFile {
     pub veths: Vec<Section<VethSpec>>,
     pub routes: Vec<Section<RouteSpec>>,
     pub rules: Vec<Section<RuleSpec>>,
+    pub networks: Vec<Section<NetworkSpec>>,
+    pub containers: Vec<Section<ContainerSpec>>,
 }
 
 #[derive(Debug, Default)]
@@ -125,6 +130,15 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
             "veth" => named(file, "veth", key_loc, value, &mut out.veths, diags),
             "route" => listed(file, "route", key_loc, value, &mut out.routes, diags),
             "rule" => listed(file, "rule", key_loc, value, &mut out.rules, diags),
+            "network" => named(file, "network", key_loc, value, &mut out.networks, diags),
+            "container" => named(
+                file,
+                "container",
+                key_loc,
+                value,
+                &mut out.containers,
+                diags,
+            ),
             _ => {} // reported by check_keys
         }
     }

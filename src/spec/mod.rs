@@ -33,6 +33,12 @@ pub struct TopologyFile {
     /// Policy-routing rules in the topology's network namespace.
     #[serde(default)]
     pub rule: Vec<RuleSpec>,
+    /// Docker networks, by name.
+    #[serde(default)]
+    pub network: BTreeMap<String, NetworkSpec>,
+    /// Existing containers netloom networks, by container name.
+    #[serde(default)]
+    pub container: BTreeMap<String, ContainerSpec>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -158,4 +164,69 @@ pub struct RuleSpec {
 enum Family {
     Ipv4,
     Ipv6,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// The network exists already: netloom attaches containers to it but
+    /// never changes or deletes it. No other key may be given.
+    #[schemars(with = "Option<bool>")]
+    pub external: Option<Spanned<bool>>,
+    /// Docker network driver: "bridge" (default), "macvlan" (needs `parent`),
+    /// others are passed through.
+    #[schemars(with = "Option<String>")]
+    pub driver: Option<Spanned<String>>,
+    /// Host interface of a macvlan or ipvlan network.
+    #[schemars(with = "Option<String>")]
+    pub parent: Option<Spanned<String>>,
+    /// Subnets in CIDR form (IPv4 and IPv6; at least one).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub subnets: Vec<Spanned<String>>,
+    /// Gateway addresses, at most one per subnet.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub gateways: Vec<Spanned<String>>,
+    /// Range (CIDR, within a subnet) Docker allocates dynamic addresses from.
+    #[schemars(with = "Option<String>")]
+    pub ip_range: Option<Spanned<String>>,
+    /// No outside connectivity (default false).
+    pub internal: Option<bool>,
+    /// Containers may be attached manually (default true).
+    pub attachable: Option<bool>,
+    /// Driver options, passed to Docker as given.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Labels added to the network (`netloom.*` is reserved).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub labels: BTreeMap<Spanned<String>, String>,
+    /// MTU, as the driver option `com.docker.network.driver.mtu`.
+    #[schemars(with = "Option<u32>", range(min = 68, max = 65535))]
+    pub mtu: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSpec {
+    /// Docker networks to connect the container to, by network name.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, AttachSpec>")]
+    pub networks: BTreeMap<Spanned<String>, AttachSpec>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachSpec {
+    /// Static IPv4 address on the network.
+    #[schemars(with = "Option<String>")]
+    pub ipv4: Option<Spanned<String>>,
+    /// Static IPv6 address on the network.
+    #[schemars(with = "Option<String>")]
+    pub ipv6: Option<Spanned<String>>,
+    /// DNS aliases of the container on the network.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub aliases: Vec<Spanned<String>>,
 }

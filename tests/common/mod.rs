@@ -241,3 +241,115 @@ impl Drop for Topo {
         let _ = std::fs::remove_file(run_dir().join(format!("{}.lock", self.name)));
     }
 }
+
+// ---- Docker ----
+
+pub const IMAGE: &str = "netloom-test-busybox:latest";
+
+/// Builds the test image from Debian's busybox-static once (no registry).
+pub fn ensure_image() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if sh(&format!("docker image inspect {IMAGE} >/dev/null 2>&1")).code == 0 {
+            return;
+        }
+        must(&format!(
+            "set -e; d=$(mktemp -d); mkdir -p $d/bin; cp /bin/busybox $d/bin/; \
+             for a in sh sleep ip ping cat ls; do ln -s busybox $d/bin/$a; done; \
+             tar -C $d -c . | docker import -c 'CMD [\"/bin/sh\"]' - {IMAGE} >/dev/null; rm -rf $d"
+        ));
+    });
+}
+
+/// A third octet unique to this test process and call, for test subnets.
+pub fn octet() -> u8 {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    (((std::process::id() as usize % 7) * 30 + N.fetch_add(1, Ordering::SeqCst)) % 250) as u8 + 1
+}
+
+/// A Docker network made by the test itself (a decoy, or an external one).
+pub struct DockerNet {
+    pub name: String,
+    pub subnet: String,
+}
+
+impl DockerNet {
+    pub fn internal(tag: &str) -> DockerNet {
+        let n = DockerNet {
+            name: unique(tag),
+            subnet: format!("10.214.{}.0/24", octet()),
+        };
+        must(&format!(
+            "docker network create --internal --subnet {} {} >/dev/null",
+            n.subnet, n.name
+        ));
+        n
+    }
+}
+
+impl Drop for DockerNet {
+    fn drop(&mut self) {
+        let _ = sh(&format!("docker network rm {} >/dev/null 2>&1", self.name));
+    }
+}
+
+/// A running busybox container on `net`, removed when dropped.
+pub struct Ctr {
+    pub name: String,
+}
+
+impl Ctr {
+    pub fn run(tag: &str, net: &DockerNet) -> Ctr {
+        ensure_image();
+        let c = Ctr { name: unique(tag) };
+        must(&format!(
+            "docker run -d --name {} --network {} {IMAGE} sleep 600 >/dev/null",
+            c.name, net.name
+        ));
+        c
+    }
+
+    pub fn inspect(&self) -> Value {
+        serde_json::from_str::<Value>(&must(&format!("docker inspect {}", self.name))).unwrap()[0]
+            .clone()
+    }
+
+    /// The endpoint on `network`, or Null.
+    pub fn endpoint(&self, network: &str) -> Value {
+        self.inspect()["NetworkSettings"]["Networks"][network].clone()
+    }
+
+    pub fn started_at(&self) -> String {
+        self.inspect()["State"]["StartedAt"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+impl Drop for Ctr {
+    fn drop(&mut self) {
+        let _ = sh(&format!("docker rm -f {} >/dev/null 2>&1", self.name));
+    }
+}
+
+pub fn network_inspect(name: &str) -> Option<Value> {
+    let r = sh(&format!("docker network inspect {name}"));
+    (r.code == 0).then(|| serde_json::from_str::<Value>(&r.stdout).unwrap()[0].clone())
+}
+
+/// Removes a test topology's Docker networks even if the test failed midway.
+pub struct NetsOf {
+    pub topology: String,
+}
+
+impl Drop for NetsOf {
+    fn drop(&mut self) {
+        let _ = sh(&format!(
+            "for n in $(docker network ls -q --filter label=netloom.topology={}); do \
+               for c in $(docker network inspect -f '{{{{range $k, $v := .Containers}}}}{{{{$k}}}} {{{{end}}}}' $n); do docker network disconnect -f $n $c; done; \
+               docker network rm $n; done >/dev/null 2>&1",
+            self.topology
+        ));
+    }
+}

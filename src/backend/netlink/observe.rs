@@ -4,7 +4,7 @@ use super::Kernel;
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::model::Family;
-use crate::state::{AddrObs, LinkObs, Observed, RuleKey, RuleObs};
+use crate::state::{AddrObs, HostRoute, LinkObs, Observed, RuleKey, RuleObs};
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::IpVersion;
@@ -83,6 +83,29 @@ impl Kernel {
             .filter_map(rule_obs)
             .collect();
         Ok(out)
+    }
+
+    /// Destinations of the main table (both families), with their devices.
+    pub async fn main_routes(&self) -> Result<Vec<HostRoute>> {
+        let dumper = self.dumper.clone();
+        let (links, routes) = tokio::task::spawn_blocking(move || {
+            let mut d = dumper.lock().expect("dump socket lock");
+            let links = d.links()?;
+            let mut routes = d.routes(Family::Ipv4, crate::model::MAIN_TABLE)?;
+            routes.extend(d.routes(Family::Ipv6, crate::model::MAIN_TABLE)?);
+            Ok::<_, std::io::Error>((links, routes))
+        })
+        .await
+        .map_err(|e| Error::Other(format!("dump task: {e}")))?
+        .map_err(|e| Error::io("dump host routes", e))?;
+        let names: HashMap<u32, String> = links.into_iter().map(|l| (l.index, l.name)).collect();
+        Ok(routes
+            .into_iter()
+            .map(|(r, oif)| HostRoute {
+                to: r.route.key.to,
+                dev: oif.and_then(|i| names.get(&i).cloned()),
+            })
+            .collect())
     }
 
     async fn dump_rules(&self, v: IpVersion) -> Result<Vec<RuleMessage>> {

@@ -4,6 +4,8 @@
 //! deleted; a desired object whose name or key is held by anything else is a
 //! conflict, reported before any change is made.
 
+mod docker;
+
 use crate::graph::DesiredGraph;
 use crate::state::{
     LinkEnd, LinkRes, NETLOOM_PROTO, Observed, Owner, Resource, ResourceKey, link_owner,
@@ -65,10 +67,21 @@ pub struct Conflict {
     pub help: String,
 }
 
+/// A desired object that cannot be made yet, and why (a container that is
+/// not running). Not an error: `watch` makes it when it can.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub key: ResourceKey,
+    pub kind: String,
+    pub title: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Default)]
 pub struct Diff {
     pub changes: Vec<Change>,
     pub conflicts: Vec<Conflict>,
+    pub pending: Vec<Pending>,
 }
 
 pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff {
@@ -138,6 +151,14 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
                     }),
                 }
             }
+            Resource::Network(n) => docker::network(topology, r, n, observed, &mut out),
+            Resource::Attachment(a) => {
+                let managed = matches!(
+                    desired.get(&ResourceKey::Network { name: a.key.network.clone() }),
+                    Some(Resource::Network(n)) if !n.external
+                );
+                docker::attachment(r, a, managed, observed, &mut out)
+            }
         }
     }
 
@@ -200,14 +221,17 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
         }
     }
 
-    cascade(desired, &mut out.changes);
+    docker::prune(topology, &desired_keys, observed, &mut out);
+
+    let waiting: HashSet<ResourceKey> = out.pending.iter().map(|p| p.key.clone()).collect();
+    cascade(desired, &mut out.changes, &waiting);
     out
 }
 
 /// A replaced link takes its ports' enslavement and its routes with it; a
 /// link that loses addresses takes the routes through them. Re-apply those
 /// dependents even though they look unchanged now.
-fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>) {
+fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<ResourceKey>) {
     let changed: BTreeMap<ResourceKey, usize> = changes
         .iter()
         .enumerate()
@@ -224,7 +248,7 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>) {
         }
         for dep in desired.dependents(&c.key) {
             let k = dep.key();
-            if changed.contains_key(&k) || extra.contains_key(&k) {
+            if changed.contains_key(&k) || extra.contains_key(&k) || waiting.contains(&k) {
                 continue;
             }
             if matches!(dep, Resource::Rule(_)) {

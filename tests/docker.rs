@@ -1,0 +1,369 @@
+//! Docker networks and container attachments against a real dockerd.
+
+mod common;
+
+use common::*;
+
+struct Lab {
+    t: Topo,
+    _nets: NetsOf,
+    dir: Dir,
+    base: DockerNet,
+    front: String,
+    subnet: u8,
+}
+
+fn lab() -> Lab {
+    ensure_image();
+    let t = Topo::new("nlt");
+    let nets = NetsOf {
+        topology: t.name.clone(),
+    };
+    Lab {
+        front: format!("{}f", t.name),
+        _nets: nets,
+        t,
+        dir: Dir::new(),
+        base: DockerNet::internal("nlb"),
+        subnet: octet(),
+    }
+}
+
+impl Lab {
+    fn net(&self, host: u8) -> String {
+        format!("10.213.{}.{host}", self.subnet)
+    }
+
+    fn file(&self, body: &str) -> std::path::PathBuf {
+        self.dir.write(
+            "lab.toml",
+            &format!("[topology]\nname = \"{}\"\n\n{body}", self.t.name),
+        )
+    }
+
+    fn front_net(&self, extra: &str) -> String {
+        format!(
+            "[network.{}]\nsubnets = [\"10.213.{}.0/24\"]\n{extra}\n",
+            self.front, self.subnet
+        )
+    }
+}
+
+#[test]
+fn networks_and_attachments_are_created_changed_live_and_removed() {
+    let l = lab();
+    let web = Ctr::run("nlw", &l.base);
+    let f = l.file(&format!(
+        "{}labels = {{ team = \"web\" }}\n[container.{}]\nnetworks.{} = {{ ipv4 = \"{}\", aliases = [\"www\"] }}\n",
+        l.front_net(""),
+        web.name,
+        l.front,
+        l.net(10)
+    ));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    let net = network_inspect(&l.front).expect("network created");
+    assert_eq!(net["Labels"]["netloom.topology"], l.t.name.as_str());
+    assert_eq!(net["Labels"]["team"], "web");
+    assert_eq!(
+        net["IPAM"]["Config"][0]["Subnet"],
+        format!("10.213.{}.0/24", l.subnet)
+    );
+    let ep = web.endpoint(&l.front);
+    assert_eq!(ep["IPAddress"], l.net(10));
+    assert!(ep["Aliases"].to_string().contains("\"www\""), "{ep}");
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+
+    // Change the address and aliases: applied live, the container keeps running.
+    let started = web.started_at();
+    let body = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace(&l.net(10), &l.net(20))
+        .replace("[\"www\"]", "[\"www\", \"api\"]");
+    std::fs::write(&f, body).unwrap();
+    let plan = nl(&["plan"], &[&f]);
+    assert!(
+        plan.stdout
+            .contains(&format!("ipv4: {} → {}", l.net(10), l.net(20))),
+        "{plan:?}"
+    );
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    let ep = web.endpoint(&l.front);
+    assert_eq!(ep["IPAddress"], l.net(20));
+    assert!(ep["Aliases"].to_string().contains("\"api\""), "{ep}");
+    assert_eq!(web.started_at(), started, "the container was not restarted");
+    assert_eq!(web.inspect()["State"]["Running"], true);
+
+    // Remove the attachment: disconnected; the network stays.
+    std::fs::write(
+        &f,
+        format!("[topology]\nname = \"{}\"\n{}", l.t.name, l.front_net("")),
+    )
+    .unwrap();
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    assert!(web.endpoint(&l.front).is_null());
+    assert!(network_inspect(&l.front).is_some());
+
+    // Remove the network too.
+    std::fs::write(&f, format!("[topology]\nname = \"{}\"\n", l.t.name)).unwrap();
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    assert!(network_inspect(&l.front).is_none());
+    assert!(
+        web.endpoint(&l.base.name).is_object(),
+        "the container's own network is untouched"
+    );
+}
+
+#[test]
+fn a_changed_subnet_replaces_the_network_and_reattaches_its_containers() {
+    let l = lab();
+    let web = Ctr::run("nlw", &l.base);
+    // Someone else's container on our network: it must be disconnected, not break the removal.
+    let other = Ctr::run("nlo", &l.base);
+    let f = l.file(&format!(
+        "{}[container.{}]\nnetworks.{} = {{ ipv4 = \"{}\" }}\n",
+        l.front_net(""),
+        web.name,
+        l.front,
+        l.net(10)
+    ));
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    must(&format!(
+        "docker network connect {} {}",
+        l.front, other.name
+    ));
+    let old_id = network_inspect(&l.front).unwrap()["Id"].clone();
+
+    let moved = octet();
+    let body = std::fs::read_to_string(&f).unwrap().replace(
+        &format!("10.213.{}.", l.subnet),
+        &format!("10.213.{moved}."),
+    );
+    std::fs::write(&f, body).unwrap();
+    let plan = nl(&["plan"], &[&f]);
+    assert!(
+        plan.stdout.contains(&format!("-/+ network {}", l.front)),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout
+            .contains("Docker cannot change a network in place"),
+        "{plan:?}"
+    );
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.all().contains("active endpoints"), "{r:?}");
+    let net = network_inspect(&l.front).unwrap();
+    assert_ne!(net["Id"], old_id, "a new network");
+    assert_eq!(
+        net["IPAM"]["Config"][0]["Subnet"],
+        format!("10.213.{moved}.0/24")
+    );
+    assert_eq!(
+        web.endpoint(&l.front)["IPAddress"],
+        format!("10.213.{moved}.10")
+    );
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+
+    // destroy disconnects what is attached, then removes the network.
+    let d = nl(&["destroy"], &[&f]);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert!(network_inspect(&l.front).is_none());
+    assert!(web.endpoint(&l.front).is_null());
+    assert_eq!(web.inspect()["State"]["Running"], true);
+}
+
+#[test]
+fn external_networks_and_decoys_are_never_changed() {
+    let l = lab();
+    let shared = DockerNet::internal("nls");
+    let decoy = DockerNet::internal("nld");
+    let web = Ctr::run("nlw", &l.base);
+    let bystander = Ctr::run("nly", &decoy);
+    let snapshot = |n: &str| {
+        let v = network_inspect(n).unwrap();
+        (
+            v["Id"].clone(),
+            v["IPAM"].clone(),
+            v["Labels"].clone(),
+            v["Containers"].as_object().map(|c| c.len()),
+        )
+    };
+    let (shared_before, decoy_before, bystander_started) = (
+        snapshot(&shared.name),
+        snapshot(&decoy.name),
+        bystander.started_at(),
+    );
+
+    let f = l.file(&format!(
+        "[network.{}]\nexternal = true\n[container.{}]\nnetworks.{} = {{ aliases = [\"web\"] }}\n",
+        shared.name, web.name, shared.name
+    ));
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    assert!(
+        web.endpoint(&shared.name).is_object(),
+        "attached to the external network"
+    );
+    // Removing the attachment detaches it (netloom made it); the network stays.
+    std::fs::write(
+        &f,
+        format!(
+            "[topology]\nname = \"{}\"\n[network.{}]\nexternal = true\n",
+            l.t.name, shared.name
+        ),
+    )
+    .unwrap();
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    assert!(web.endpoint(&shared.name).is_null());
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+    assert_eq!(
+        snapshot(&shared.name).0,
+        shared_before.0,
+        "the external network is never deleted"
+    );
+    assert_eq!(snapshot(&shared.name).1, shared_before.1);
+    assert_eq!(snapshot(&decoy.name), decoy_before);
+    assert_eq!(bystander.started_at(), bystander_started);
+
+    // An attachment netloom did not make is left alone by prune.
+    must(&format!(
+        "docker network connect {} {}",
+        shared.name, web.name
+    ));
+    std::fs::write(&f, format!("[topology]\nname = \"{}\"\n", l.t.name)).unwrap();
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    assert!(
+        web.endpoint(&shared.name).is_object(),
+        "not netloom's to remove"
+    );
+
+    // An external network that does not exist is reported, not created.
+    let missing = l.file("[network.nl-no-such-net]\nexternal = true\n");
+    let r = nl(&["plan"], &[&missing]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .contains("external network `nl-no-such-net` does not exist"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn containers_that_are_absent_or_stopped_are_pending_not_failed() {
+    let l = lab();
+    let sleeper = Ctr::run("nlp", &l.base);
+    must(&format!("docker stop -t 0 {} >/dev/null", sleeper.name));
+    let f = l.file(&format!(
+        "{}[container.{}]\nnetworks.{} = {{ ipv4 = \"{}\" }}\n[container.nl-never-there]\nnetworks.{} = {{}}\n",
+        l.front_net(""),
+        sleeper.name,
+        l.front,
+        l.net(30),
+        l.front
+    ));
+    let plan = nl(&["plan", "--detailed-exitcode", "--format", "json"], &[&f]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    let json: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let reasons: Vec<&str> = json["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{json}");
+    assert!(
+        reasons.iter().any(|r| r.contains("does not exist")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("is exited")),
+        "{reasons:?}"
+    );
+
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 2, "success with pending attachments: {r:?}");
+    assert!(
+        r.stdout
+            .contains("waiting: container `nl-never-there` does not exist"),
+        "{r:?}"
+    );
+    assert!(
+        network_inspect(&l.front).is_some(),
+        "the network is made regardless"
+    );
+
+    must(&format!("docker start {} >/dev/null", sleeper.name));
+    assert_eq!(nl(&["apply"], &[&f]).code, 2, "one is still pending");
+    assert_eq!(sleeper.endpoint(&l.front)["IPAddress"], l.net(30));
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+}
+
+#[test]
+fn live_conflicts_are_refused_before_any_change() {
+    let l = lab();
+    let decoy = DockerNet::internal("nld");
+    // A subnet that collides with a live network (and the host route Docker made for it).
+    let f = l.file(&format!(
+        "[network.{}]\nsubnets = [\"{}\"]\n",
+        l.front, decoy.subnet
+    ));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!(
+            "collides with {} of Docker network `{}`",
+            decoy.subnet, decoy.name
+        )),
+        "{r:?}"
+    );
+    assert!(network_inspect(&l.front).is_none(), "nothing was created");
+
+    // An unmarked network with the desired name is never adopted.
+    let f = l.file(&format!(
+        "[network.{}]\nsubnets = [\"10.213.{}.0/24\"]\n",
+        decoy.name, l.subnet
+    ));
+    let r = nl(&["plan"], &[&f]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .contains("already exists and netloom does not own it"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn docker_unavailable_is_a_clear_error_and_kernel_topologies_do_not_need_it() {
+    let l = lab();
+    let f = l.file(&l.front_net(""));
+    let mut c = netloom();
+    c.env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .arg("plan")
+        .arg(&f);
+    let r = run(c);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("cannot reach the Docker daemon at unix:///nonexistent/docker.sock"),
+        "{r:?}"
+    );
+
+    let ns = Netns::named("nlt");
+    let k = l.dir.write(
+        "kernel.toml",
+        &format!(
+            "[topology]\nname = \"{}k\"\nnetns = \"{}\"\n[bridge.br0]\n",
+            l.t.name, ns.name
+        ),
+    );
+    let mut c = netloom();
+    c.env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .arg("apply")
+        .arg(&k);
+    let r = run(c);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ns.link_names(), ["br0"]);
+    let _ = nl(&["destroy"], &[&k]);
+    let _ = std::fs::remove_file(run_dir().join(format!("{}k.ledger.json", l.t.name)));
+}
