@@ -14,6 +14,9 @@ use std::collections::{HashMap, HashSet};
 /// The ifindexes a step created, by interface name.
 type Created = Vec<(String, u32)>;
 
+/// Docker network creations in flight at once.
+const DOCKER_CREATES_IN_FLIGHT: usize = 4;
+
 /// Requests in flight at once per netns.
 pub const IN_FLIGHT: usize = 16;
 
@@ -36,14 +39,25 @@ pub async fn apply(
     observed: &Observed,
     kernel: Option<Kernel>,
     docker: Option<&DockerApi>,
-) -> std::result::Result<(Kernel, Vec<String>), Failure> {
+) -> std::result::Result<(Kernel, Vec<String>), Box<Failure>> {
     let mut done = vec![];
-    let fail = |step: String, error: Error, done: &Vec<String>| Failure {
-        step,
-        error,
-        done: done.clone(),
+    let fail = |step: String, error: Error, done: &Vec<String>| {
+        Box::new(Failure {
+            step,
+            error,
+            done: done.clone(),
+        })
     };
     let mark = link_mark(&plan.topology);
+    let save = |ledger: &Ledger, done: &Vec<String>| {
+        ledger.save(&plan.topology).map_err(|e| {
+            fail(
+                "record ownership".into(),
+                Error::io("write ledger", e),
+                done,
+            )
+        })
+    };
     let kernel = match kernel {
         Some(k) => k,
         None => {
@@ -118,13 +132,7 @@ pub async fn apply(
             }
         }
         if claimed {
-            ledger.save(&plan.topology).map_err(|e| {
-                fail(
-                    "record ownership".into(),
-                    Error::io("write ledger", e),
-                    &done,
-                )
-            })?;
+            save(&ledger, &done)?;
         }
 
         // Deletions (and the delete half of replacements) first; links in one batch.
@@ -169,18 +177,62 @@ pub async fn apply(
             .buffer_unordered(IN_FLIGHT)
             .collect::<Vec<(String, Result<Created>)>>();
         // The daemon serializes network changes: one at a time, stop at the first failure.
+        // Measured on Docker 20.10: network creation gains ~20% from a few
+        // requests in flight; connects get slower and removals do not gain,
+        // so everything else goes one at a time, stopping at the first failure.
         let docker_lane = async {
+            let Some(d) = docker else {
+                let none = stage.iter().copied().filter(|c| is_docker(c));
+                return none
+                    .map(|c| {
+                        (
+                            step_name(c),
+                            Err(Error::Other("Docker is not connected".into())),
+                        )
+                    })
+                    .collect();
+            };
+            let creates = |c: &Change| {
+                c.action == Action::Create && matches!(c.desired, Some(Resource::Network(_)))
+            };
+            let made: Vec<(String, String, Result<String>)> =
+                futures::stream::iter(stage.iter().copied().filter(|c| creates(c)))
+                    .map(|c| async move {
+                        let Some(Resource::Network(n)) = &c.desired else {
+                            unreachable!()
+                        };
+                        (
+                            step_name(c),
+                            n.name.clone(),
+                            d.create_network(n, &plan.topology).await,
+                        )
+                    })
+                    .buffer_unordered(DOCKER_CREATES_IN_FLIGHT)
+                    .collect()
+                    .await;
             let mut out: Vec<(String, Result<Created>)> = vec![];
-            for c in stage.iter().copied().filter(|c| is_docker(c)) {
-                let r = match docker {
-                    Some(d) => run_docker(d, c, &mut net_ids, &plan.topology).await,
-                    None => Err(Error::Other("Docker is not connected".into())),
-                };
-                let failed = r.is_err();
-                out.push((step_name(c), r.map(|_| vec![])));
+            let mut failed = false;
+            for (step, name, r) in made {
+                failed |= r.is_err();
+                out.push((
+                    step,
+                    r.map(|id| {
+                        net_ids.insert(name, id);
+                        vec![]
+                    }),
+                ));
+            }
+            for c in stage
+                .iter()
+                .copied()
+                .filter(|c| is_docker(c) && !creates(c))
+            {
                 if failed {
                     break;
                 }
+                let r = run_docker(d, c, &mut net_ids, &plan.topology).await;
+                failed = r.is_err();
+                out.push((step_name(c), r.map(|_| vec![])));
             }
             out
         };
@@ -212,13 +264,7 @@ pub async fn apply(
             }
         }
         if released {
-            ledger.save(&plan.topology).map_err(|e| {
-                fail(
-                    "record ownership".into(),
-                    Error::io("write ledger", e),
-                    &done,
-                )
-            })?;
+            save(&ledger, &done)?;
         }
     }
     Ok((kernel, done))

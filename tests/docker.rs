@@ -366,4 +366,5 @@ fn docker_unavailable_is_a_clear_error_and_kernel_topologies_do_not_need_it() {
     assert_eq!(ns.link_names(), ["br0"]);
     let _ = nl(&["destroy"], &[&k]);
     let _ = std::fs::remove_file(run_dir().join(format!("{}k.ledger.json", l.t.name)));
+    let _ = std::fs::remove_file(run_dir().join(format!("{}k.lock", l.t.name)));
 }

@@ -1,7 +1,7 @@
 //! The Docker half of the diff: networks (by label, acted on by id) and
 //! container attachments, plus the live preflight checks.
 
-use super::{Action, Conflict, Diff, FieldChange, Pending, change};
+use super::{Action, Conflict, Diff, FieldChange, Pending, change, deletion};
 use crate::state::{
     AttachRes, DockerObs, HASH_LABEL, NetworkObs, NetworkRes, Observed, Resource, ResourceKey,
     TOPOLOGY_LABEL,
@@ -336,13 +336,7 @@ pub(super) fn prune(
             ipv6: ep.ipv6,
             aliases: ep.aliases.clone(),
         });
-        out.changes.push(change(
-            Action::Delete,
-            &res,
-            Some(res.clone()),
-            vec![],
-            None,
-        ));
+        out.changes.push(deletion(res));
     }
     for n in &docker.networks {
         if owner(n) == Some(topology)

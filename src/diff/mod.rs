@@ -180,13 +180,7 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
             gone.insert(p); // one delete removes both ends
         }
         let res = Resource::Link(cur);
-        out.changes.push(change(
-            Action::Delete,
-            &res,
-            Some(res.clone()),
-            vec![],
-            None,
-        ));
+        out.changes.push(deletion(res));
     }
     for o in &observed.routes {
         let key = ResourceKey::Route(o.route.key.clone());
@@ -195,13 +189,7 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
             && !desired_keys.contains(&key)
         {
             let res = Resource::Route(o.route.clone());
-            out.changes.push(change(
-                Action::Delete,
-                &res,
-                Some(res.clone()),
-                vec![],
-                None,
-            ));
+            out.changes.push(deletion(res));
         }
     }
     for o in &observed.rules {
@@ -211,13 +199,7 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
             && !desired_keys.contains(&key)
         {
             let res = Resource::Rule(o.key.clone());
-            out.changes.push(change(
-                Action::Delete,
-                &res,
-                Some(res.clone()),
-                vec![],
-                None,
-            ));
+            out.changes.push(deletion(res));
         }
     }
 
@@ -378,6 +360,11 @@ fn field(out: &mut Vec<FieldChange>, name: &str, from: &Option<String>, to: &Opt
             to: to.clone(),
         });
     }
+}
+
+/// Deleting an observed object.
+fn deletion(res: Resource) -> Change {
+    change(Action::Delete, &res, Some(res.clone()), vec![], None)
 }
 
 fn change(
