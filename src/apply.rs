@@ -1,13 +1,16 @@
 //! Executes a plan stage by stage; independent changes run concurrently.
 
 use crate::backend::docker::DockerApi;
-use crate::backend::netlink::{Index, Kernel};
+use crate::backend::netlink::{ContainerNet, Index, Kernel};
 use crate::diff::{Action, Change};
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::netns;
 use crate::plan::Plan;
-use crate::state::{Observed, Resource, ResourceKey, TOPOLOGY_LABEL, link_mark};
+use crate::state::{
+    ContainerRouteRes, IfacePeer, Observed, Resource, ResourceKey, RouteKey, RouteRes,
+    TOPOLOGY_LABEL, link_mark,
+};
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 
@@ -39,6 +42,7 @@ pub async fn apply(
     observed: &Observed,
     kernel: Option<Kernel>,
     docker: Option<&DockerApi>,
+    containers: &HashMap<String, ContainerNet>,
 ) -> std::result::Result<(Kernel, Vec<String>), Box<Failure>> {
     let mut done = vec![];
     let fail = |step: String, error: Error, done: &Vec<String>| {
@@ -121,6 +125,16 @@ pub async fn apply(
                 (Action::Delete, _) => {}
                 (_, Some(Resource::Route(r))) => claimed |= ledger.routes.insert(r.key.clone()),
                 (_, Some(Resource::Rule(k))) => claimed |= ledger.rules.insert(k.clone()),
+                (_, Some(Resource::Iface(i))) => {
+                    claimed |= ledger.wired.insert(i.container.clone());
+                    if let IfacePeer::Container { container, .. } = &i.peer {
+                        claimed |= ledger.wired.insert(container.clone());
+                    }
+                }
+                (_, Some(Resource::ContainerRoute(r))) => {
+                    claimed |= ledger.wired.insert(r.container.clone());
+                    claimed |= ledger.container_routes.insert((r.container.clone(), r.to));
+                }
                 (_, Some(Resource::Attachment(a))) => {
                     claimed |= ledger.attachments.insert(a.key.clone())
                 }
@@ -172,7 +186,7 @@ pub async fn apply(
             .filter(|c| futures::future::ready(!(is_docker(c) || batched(c))))
             .map(|c| {
                 let (k, idx, mark) = (&kernel, &idx, &mark);
-                async move { (step_name(c), run(k, c, idx, mark).await) }
+                async move { (step_name(c), run(k, c, idx, mark, containers).await) }
             })
             .buffer_unordered(IN_FLIGHT)
             .collect::<Vec<(String, Result<Created>)>>();
@@ -260,6 +274,9 @@ pub async fn apply(
                 Some(Resource::Route(r)) => released |= ledger.routes.remove(&r.key),
                 Some(Resource::Rule(k)) => released |= ledger.rules.remove(k),
                 Some(Resource::Attachment(a)) => released |= ledger.attachments.remove(&a.key),
+                Some(Resource::ContainerRoute(r)) => {
+                    released |= ledger.container_routes.remove(&(r.container.clone(), r.to))
+                }
                 _ => {}
             }
         }
@@ -270,8 +287,104 @@ pub async fn apply(
     Ok((kernel, done))
 }
 
-async fn run(k: &Kernel, c: &Change, idx: &Index, mark: &str) -> Result<Created> {
+/// The connection into a running container's netns.
+fn netns_of<'a>(
+    ctrs: &'a HashMap<String, ContainerNet>,
+    container: &str,
+) -> Result<&'a ContainerNet> {
+    ctrs.get(container)
+        .ok_or_else(|| Error::Other(format!("container {container} is not running")))
+}
+
+fn container_route(r: &ContainerRouteRes) -> RouteRes {
+    RouteRes {
+        key: RouteKey {
+            table: crate::model::MAIN_TABLE,
+            to: r.to,
+            metric: crate::model::Family::of_net(&r.to).default_metric(),
+        },
+        via: Some(r.via),
+        dev: None,
+    }
+}
+
+async fn run(
+    k: &Kernel,
+    c: &Change,
+    idx: &Index,
+    mark: &str,
+    ctrs: &HashMap<String, ContainerNet>,
+) -> Result<Created> {
     match (c.action, c.desired.as_ref(), c.current.as_ref()) {
+        (Action::Create | Action::Replace, Some(Resource::Iface(d)), _) => {
+            let here = netns_of(ctrs, &d.container)?;
+            if c.action == Action::Replace {
+                here.kernel.delete_by_name(&d.name).await?;
+            }
+            match &d.peer {
+                IfacePeer::Bridge { host, bridge } => {
+                    k.create_container_iface(d, host, idx.get(bridge)?, mark, here)
+                        .await?
+                }
+                IfacePeer::Container {
+                    container,
+                    name,
+                    addresses,
+                } => {
+                    let there = netns_of(ctrs, container)?;
+                    there.kernel.delete_by_name(name).await?; // a broken pair's leftover end
+                    here.kernel
+                        .create_container_link(d, name, addresses, mark, there, container)
+                        .await?
+                }
+                IfacePeer::Unknown => return Err(Error::Other("no peer to create".into())),
+            }
+            Ok(vec![])
+        }
+        (Action::Update, Some(Resource::Iface(d)), _) => {
+            let here = netns_of(ctrs, &d.container)?;
+            here.kernel
+                .configure_end(&d.container, &d.name, d.mtu, mark, &d.addresses, false)
+                .await?;
+            match &d.peer {
+                IfacePeer::Bridge { host, bridge } => {
+                    k.configure_host_end(host, idx.get(bridge)?, d.mtu, mark)
+                        .await?
+                }
+                IfacePeer::Container {
+                    container,
+                    name,
+                    addresses,
+                } => {
+                    netns_of(ctrs, container)?
+                        .kernel
+                        .configure_end(container, name, d.mtu, mark, addresses, false)
+                        .await?
+                }
+                IfacePeer::Unknown => {}
+            }
+            Ok(vec![])
+        }
+        // A container that is gone took its interfaces with it.
+        (Action::Delete, _, Some(Resource::Iface(cur))) => match ctrs.get(&cur.container) {
+            Some(n) => n.kernel.delete_by_name(&cur.name).await.map(|_| vec![]),
+            None => Ok(vec![]),
+        },
+        (Action::Create | Action::Update, Some(Resource::ContainerRoute(r)), _) => {
+            netns_of(ctrs, &r.container)?
+                .kernel
+                .replace_route(&container_route(r), &Index::default())
+                .await
+                .map(|_| vec![])
+        }
+        (Action::Delete, _, Some(Resource::ContainerRoute(r))) => match ctrs.get(&r.container) {
+            Some(n) => n
+                .kernel
+                .delete_route(&container_route(r))
+                .await
+                .map(|_| vec![]),
+            None => Ok(vec![]),
+        },
         (Action::Create | Action::Replace, Some(Resource::Link(d)), _) => {
             k.create_link(d, mark, idx).await
         }
@@ -351,7 +464,9 @@ async fn run_docker(
 
 /// After a successful apply the ledger holds exactly the desired routes and rules.
 pub fn settle_ledger(plan: &Plan, graph: &crate::graph::DesiredGraph) -> std::io::Result<()> {
-    let previous = Ledger::load(&plan.topology)?;
+    // The file holds what this apply claimed before making it, plus what
+    // earlier applies made.
+    let claimed = Ledger::load(&plan.topology)?;
     let mut ledger = Ledger {
         netns: plan.netns.clone(),
         ..Default::default()
@@ -364,19 +479,25 @@ pub fn settle_ledger(plan: &Plan, graph: &crate::graph::DesiredGraph) -> std::io
             Resource::Rule(k) => {
                 ledger.rules.insert(k.clone());
             }
-            Resource::Attachment(a) => {
+            // An attachment that existed before netloom was asked for it is
+            // not netloom's: only those it made stay recorded.
+            Resource::Attachment(a) if claimed.attachments.contains(&a.key) => {
                 ledger.attachments.insert(a.key.clone());
             }
             Resource::Network(_) => ledger.docker = true,
+            Resource::Iface(i) => {
+                ledger.wired.insert(i.container.clone());
+                if let crate::state::IfacePeer::Container { container, .. } = &i.peer {
+                    ledger.wired.insert(container.clone());
+                }
+            }
+            Resource::ContainerRoute(cr) => {
+                ledger.wired.insert(cr.container.clone());
+                ledger
+                    .container_routes
+                    .insert((cr.container.clone(), cr.to));
+            }
             _ => {}
-        }
-    }
-    // Pending attachments are not made yet; keep those of earlier applies.
-    for p in &plan.pending {
-        if let ResourceKey::Attachment(k) = &p.key
-            && !previous.attachments.contains(k)
-        {
-            ledger.attachments.remove(k);
         }
     }
     if ledger.is_empty() {

@@ -3,8 +3,8 @@
 use crate::diag::{Diagnostic, Loc};
 use crate::model::Topology;
 use crate::state::{
-    AttachKey, AttachRes, LinkEnd, LinkKind, LinkRes, NetworkRes, Resource, ResourceKey, RouteKey,
-    RouteRes, RuleKey,
+    AttachKey, AttachRes, ContainerRouteRes, IfacePeer, IfaceRes, LinkEnd, LinkKind, LinkRes,
+    NetworkRes, Resource, ResourceKey, RouteKey, RouteRes, RuleKey, host_end,
 };
 use ipnet::IpNet;
 use petgraph::Direction;
@@ -263,6 +263,62 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
                 },
                 i,
             );
+        }
+    }
+
+    // Direct container wiring: interfaces after their bridge, routes after
+    // the container's interfaces.
+    let mut wired: HashMap<&str, Vec<NodeIndex>> = HashMap::new();
+    for c in topo.containers.values() {
+        for i in c.interfaces.values() {
+            let n = g.add(
+                Resource::Iface(IfaceRes {
+                    container: c.name.clone(),
+                    name: i.name.clone(),
+                    mtu: i.mtu,
+                    addresses: i.addresses.clone(),
+                    peer: IfacePeer::Bridge {
+                        host: host_end(&topo.name, &c.name, &i.name),
+                        bridge: i.bridge.clone(),
+                    },
+                }),
+                Some(i.loc.clone()),
+            );
+            g.edge(&link_key(&i.bridge), n);
+            wired.entry(&c.name).or_default().push(n);
+        }
+    }
+    for l in &topo.links {
+        let n = g.add(
+            Resource::Iface(IfaceRes {
+                container: l.a.0.clone(),
+                name: l.a.1.clone(),
+                mtu: l.mtu,
+                addresses: l.a_addresses.clone(),
+                peer: IfacePeer::Container {
+                    container: l.b.0.clone(),
+                    name: l.b.1.clone(),
+                    addresses: l.b_addresses.clone(),
+                },
+            }),
+            Some(l.loc.clone()),
+        );
+        wired.entry(&l.a.0).or_default().push(n);
+        wired.entry(&l.b.0).or_default().push(n);
+    }
+    for c in topo.containers.values() {
+        for r in &c.routes {
+            let n = g.add(
+                Resource::ContainerRoute(ContainerRouteRes {
+                    container: c.name.clone(),
+                    to: r.to,
+                    via: r.via,
+                }),
+                Some(r.loc.clone()),
+            );
+            for i in wired.get(c.name.as_str()).into_iter().flatten() {
+                g.graph.update_edge(*i, n, ());
+            }
         }
     }
 

@@ -26,6 +26,13 @@ pub struct Ledger {
     /// Container attachments netloom made (on external networks too).
     #[serde(default)]
     pub attachments: BTreeSet<AttachKey>,
+    /// Routes netloom added inside containers.
+    #[serde(default)]
+    pub container_routes: BTreeSet<(String, ipnet::IpNet)>,
+    /// Containers netloom wired (interfaces, links, routes), to prune them
+    /// after their sections are gone.
+    #[serde(default)]
+    pub wired: BTreeSet<String>,
     /// Set once the topology has made anything in Docker, so a topology
     /// whose Docker sections are all removed still prunes them.
     #[serde(default)]
@@ -75,5 +82,6 @@ impl Ledger {
             && self.rules.is_empty()
             && self.attachments.is_empty()
             && !self.docker
+            && self.wired.is_empty()
     }
 }

@@ -15,9 +15,11 @@ fn main() -> ExitCode {
         Ok(v) if !v.trim().is_empty() => EnvFilter::new(v),
         _ => EnvFilter::new(level),
     };
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     netloom::cli::run(cli)
 }

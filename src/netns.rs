@@ -122,3 +122,94 @@ pub fn processes_in(name: &str) -> io::Result<Vec<u32>> {
     }
     Ok(pids)
 }
+
+/// ICMP echo from inside the netns `fd` to `dst`: up to `tries` requests,
+/// each waiting up to `timeout` for its reply. The round trip, or `None`.
+pub fn ping(
+    fd: &File,
+    dst: std::net::Ipv4Addr,
+    timeout: std::time::Duration,
+    tries: u32,
+) -> io::Result<Option<std::time::Duration>> {
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn, recv, sendto,
+        setsockopt, socket, sockopt,
+    };
+    use std::os::fd::AsRawFd;
+    run_in(
+        Some(fd),
+        move || -> io::Result<Option<std::time::Duration>> {
+            let sock = socket(
+                AddressFamily::Inet,
+                SockType::Raw,
+                SockFlag::SOCK_CLOEXEC,
+                SockProtocol::Icmp,
+            )?;
+            setsockopt(
+                &sock,
+                sockopt::ReceiveTimeout,
+                &nix::sys::time::TimeVal::new(0, 100_000),
+            )?;
+            let id = (std::process::id() & 0xffff) as u16;
+            let to = SockaddrIn::from(std::net::SocketAddrV4::new(dst, 0));
+            for seq in 0..tries as u16 {
+                let mut pkt = [
+                    8u8,
+                    0,
+                    0,
+                    0,
+                    (id >> 8) as u8,
+                    id as u8,
+                    (seq >> 8) as u8,
+                    seq as u8,
+                    b'n',
+                    b'l',
+                    b'o',
+                    b'o',
+                    b'm',
+                    0,
+                    0,
+                    0,
+                ];
+                let sum = checksum(&pkt);
+                pkt[2..4].copy_from_slice(&sum.to_be_bytes());
+                let start = std::time::Instant::now();
+                sendto(sock.as_raw_fd(), &pkt, &to, MsgFlags::empty())?;
+                let mut buf = [0u8; 1500];
+                while start.elapsed() < timeout {
+                    let n = match recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                        Ok(n) => n,
+                        Err(nix::errno::Errno::EAGAIN) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    // A raw socket sees every ICMP packet: pick our echo reply.
+                    let ihl = ((buf[0] & 0x0f) as usize) * 4;
+                    let Some(icmp) = buf.get(ihl..n) else {
+                        continue;
+                    };
+                    let from = std::net::Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
+                    if icmp.len() >= 8
+                        && icmp[0] == 0
+                        && from == dst
+                        && icmp[4..6] == id.to_be_bytes()
+                        && icmp[6..8] == seq.to_be_bytes()
+                    {
+                        return Ok(Some(start.elapsed()));
+                    }
+                }
+            }
+            Ok(None)
+        },
+    )?
+}
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}

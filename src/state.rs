@@ -106,12 +106,40 @@ impl fmt::Display for RuleKey {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ResourceKey {
-    Netns { name: String },
-    Link { name: String },
+    Netns {
+        name: String,
+    },
+    Link {
+        name: String,
+    },
     Route(RouteKey),
     Rule(RuleKey),
-    Network { name: String },
+    Network {
+        name: String,
+    },
     Attachment(AttachKey),
+    /// An interface netloom puts into a container's netns (for a
+    /// container-to-container link: its first end).
+    Iface {
+        container: String,
+        name: String,
+    },
+    /// A route inside a container's netns.
+    ContainerRoute {
+        container: String,
+        to: IpNet,
+    },
+}
+
+/// The host-side name of a container interface's veth: derived, ≤ 15
+/// bytes, stable across runs (FNV-1a of topology, container and interface).
+pub fn host_end(topology: &str, container: &str, ifname: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("{topology}/{container}/{ifname}").bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("nl{:012x}", h & 0xffff_ffff_ffff)
 }
 
 /// A container's endpoint on a Docker network.
@@ -130,6 +158,10 @@ impl fmt::Display for ResourceKey {
             ResourceKey::Rule(k) => write!(f, "rule/{k}"),
             ResourceKey::Network { name } => write!(f, "network/{name}"),
             ResourceKey::Attachment(a) => write!(f, "attachment/{}/{}", a.container, a.network),
+            ResourceKey::Iface { container, name } => write!(f, "iface/{container}/{name}"),
+            ResourceKey::ContainerRoute { container, to } => {
+                write!(f, "container-route/{container}/{to}")
+            }
         }
     }
 }
@@ -239,8 +271,40 @@ pub struct AttachRes {
     pub aliases: BTreeSet<String>,
 }
 
+/// What the other end of a container interface is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum IfacePeer {
+    /// A host-side end, in the topology's netns, enslaved to a bridge.
+    Bridge { host: String, bridge: String },
+    /// The other end of a link, in another container.
+    Container {
+        container: String,
+        name: String,
+        addresses: BTreeSet<IpNet>,
+    },
+    /// Observed only: an interface to delete.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfaceRes {
+    pub container: String,
+    pub name: String,
+    pub mtu: u32,
+    pub addresses: BTreeSet<IpNet>,
+    pub peer: IfacePeer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRouteRes {
+    pub container: String,
+    pub to: IpNet,
+    pub via: IpAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "resource", rename_all = "lowercase")]
 pub enum Resource {
     Netns { name: String },
     Link(LinkRes),
@@ -248,6 +312,8 @@ pub enum Resource {
     Rule(RuleKey),
     Network(NetworkRes),
     Attachment(AttachRes),
+    Iface(IfaceRes),
+    ContainerRoute(ContainerRouteRes),
 }
 
 impl Resource {
@@ -263,7 +329,23 @@ impl Resource {
                 name: n.name.clone(),
             },
             Resource::Attachment(a) => ResourceKey::Attachment(a.key.clone()),
+            Resource::Iface(i) => ResourceKey::Iface {
+                container: i.container.clone(),
+                name: i.name.clone(),
+            },
+            Resource::ContainerRoute(r) => ResourceKey::ContainerRoute {
+                container: r.container.clone(),
+                to: r.to,
+            },
         }
+    }
+
+    /// Lives in the topology's netns (and goes when netloom deletes that netns).
+    pub fn in_topology_netns(&self) -> bool {
+        matches!(
+            self,
+            Resource::Netns { .. } | Resource::Link(_) | Resource::Route(_) | Resource::Rule(_)
+        )
     }
 
     /// Docker objects live in the daemon, outside any netns.
@@ -281,6 +363,9 @@ impl Resource {
             Resource::Network(n) if n.external => "external network".into(),
             Resource::Network(_) => "network".into(),
             Resource::Attachment(_) => "attachment".into(),
+            Resource::Iface(i) if matches!(i.peer, IfacePeer::Container { .. }) => "link".into(),
+            Resource::Iface(_) => "interface".into(),
+            Resource::ContainerRoute(_) => "container route".into(),
         }
     }
 
@@ -314,6 +399,16 @@ impl Resource {
             Resource::Rule(k) => k.to_string(),
             Resource::Network(n) => n.name.clone(),
             Resource::Attachment(a) => format!("{} → {}", a.key.container, a.key.network),
+            Resource::Iface(i) => match &i.peer {
+                IfacePeer::Bridge { bridge, .. } => {
+                    format!("{}:{} (bridge {bridge})", i.container, i.name)
+                }
+                IfacePeer::Container {
+                    container, name, ..
+                } => format!("{}:{} ↔ {container}:{name}", i.container, i.name),
+                IfacePeer::Unknown => format!("{}:{}", i.container, i.name),
+            },
+            Resource::ContainerRoute(r) => format!("{} via {} in {}", r.to, r.via, r.container),
         }
     }
 }
@@ -381,6 +476,22 @@ pub struct Observed {
     /// The Docker side; `None` when the topology has nothing in Docker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<DockerObs>,
+    /// Inside the netns of each running container the topology wires.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub containers: BTreeMap<String, ContainerNetObs>,
+}
+
+/// Links (with addresses) and main-table routes inside one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerNetObs {
+    pub links: Vec<LinkObs>,
+    pub routes: Vec<RouteObs>,
+}
+
+impl ContainerNetObs {
+    pub fn link(&self, name: &str) -> Option<&LinkObs> {
+        self.links.iter().find(|l| l.name == name)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -415,6 +526,9 @@ pub struct ContainerObs {
     pub name: String,
     /// Docker's state: running, exited, created, …
     pub state: String,
+    /// The init process, for reaching the container's netns (declared containers only).
+    #[serde(default)]
+    pub pid: u32,
     /// Endpoints by network name.
     pub endpoints: BTreeMap<String, EndpointObs>,
 }

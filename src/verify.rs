@@ -2,7 +2,7 @@
 
 use crate::diff::diff;
 use crate::graph::DesiredGraph;
-use crate::state::{LinkKind, Observed, Resource};
+use crate::state::{IfacePeer, LinkKind, Observed, Resource};
 use std::time::Duration;
 
 /// Differences still present, each as one line; empty when converged.
@@ -49,6 +49,27 @@ pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) ->
         {
             out.push(format!("veth {}: up but without carrier", l.end.name));
         }
+        // Container ends: up with carrier, addresses past IPv6 duplicate detection.
+        if let Resource::Iface(i) = r {
+            let mut ends = vec![(&i.container, &i.name)];
+            if let IfacePeer::Container {
+                container, name, ..
+            } = &i.peer
+            {
+                ends.push((container, name));
+            }
+            for (c, n) in ends {
+                let Some(l) = observed.containers.get(c).and_then(|cn| cn.link(n)) else {
+                    continue;
+                };
+                if !l.carrier {
+                    out.push(format!("interface {c}:{n}: up but without carrier"));
+                }
+                for a in l.addresses.iter().filter(|a| a.tentative) {
+                    out.push(format!("interface {c}:{n}: address {} still tentative (IPv6 duplicate address detection)", a.net));
+                }
+            }
+        }
     }
     out
 }
@@ -70,7 +91,8 @@ where
         let observed = observe().await?;
         let left = differences(topology, graph, &observed);
         attempt += 1;
-        if left.is_empty() || attempt >= 7 {
+        // Up to ~2.5 s in all: IPv6 duplicate address detection takes about a second.
+        if left.is_empty() || attempt >= 9 {
             return Ok(left);
         }
         tokio::time::sleep(delay).await;

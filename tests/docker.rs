@@ -226,13 +226,23 @@ fn external_networks_and_decoys_are_never_changed() {
     assert_eq!(snapshot(&decoy.name), decoy_before);
     assert_eq!(bystander.started_at(), bystander_started);
 
-    // An attachment netloom did not make is left alone by prune.
+    // An attachment netloom did not make is left alone by prune, even when
+    // the files declared it for a while.
     must(&format!(
         "docker network connect {} {}",
         shared.name, web.name
     ));
-    std::fs::write(&f, format!("[topology]\nname = \"{}\"\n", l.t.name)).unwrap();
+    let declared = format!(
+        "[topology]\nname = \"{}\"\n[network.{}]\nexternal = true\n[container.{}]\nnetworks.{} = {{}}\n",
+        l.t.name, shared.name, web.name, shared.name
+    );
+    std::fs::write(&f, declared).unwrap();
     assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    std::fs::write(&f, format!("[topology]\nname = \"{}\"\n", l.t.name)).unwrap();
+    let prune = nl(&["plan"], &[&f]);
+    assert!(!prune.stdout.contains("- attachment"), "{prune:?}");
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
     assert!(
         web.endpoint(&shared.name).is_object(),
         "not netloom's to remove"
@@ -277,7 +287,9 @@ fn containers_that_are_absent_or_stopped_are_pending_not_failed() {
         "{reasons:?}"
     );
     assert!(
-        reasons.iter().any(|r| r.contains("is exited")),
+        reasons
+            .iter()
+            .any(|r| r.contains("not running (status: exited)")),
         "{reasons:?}"
     );
 

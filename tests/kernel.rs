@@ -333,6 +333,17 @@ fn drift_is_shown_and_repaired() {
     let plan = nl(&["plan", "--detailed-exitcode"], &[&f]);
     assert_eq!(plan.code, 2);
     assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    // A stray address is one update: nothing that depends on the bridge is touched.
+    must(&format!("ip -n {n} addr add 10.0.0.99/24 dev br-core"));
+    let stray = nl(&["plan"], &[&f]);
+    assert!(
+        stray
+            .stdout
+            .contains("Plan: 0 to create, 1 to update, 0 to replace, 0 to delete."),
+        "{stray:?}"
+    );
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    assert_eq!(ns.addrs("br-core"), ["10.0.0.1/24", "fd00:0:0:1::1/64"]);
     assert_eq!(ns.link("br-core")["mtu"], 9000);
     assert_eq!(ns.addrs("br-edge"), ["10.1.0.1/24"]);
     assert_eq!(ns.link("v-core")["master"], "br-core");

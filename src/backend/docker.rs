@@ -107,38 +107,44 @@ impl DockerApi {
                     id: c.id.unwrap_or_default(),
                     name,
                     state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    pid: 0,
                     endpoints,
                 })
             })
             .collect();
-        // Aliases are only in inspect output: inspect the declared containers.
+        // Aliases and pids are only in inspect output: inspect the declared containers.
         let wanted: Vec<(usize, String)> = containers
             .iter()
             .enumerate()
-            .filter(|(_, c)| declared.contains(&c.name) && !c.endpoints.is_empty())
+            .filter(|(_, c)| declared.contains(&c.name))
             .map(|(i, c)| (i, c.id.clone()))
             .collect();
-        let inspected: Vec<(usize, Result<HashMap<String, EndpointSettings>>)> =
-            futures::stream::iter(wanted)
-                .map(|(i, id)| async move {
-                    let r = self
-                        .client
-                        .inspect_container(&id, None)
-                        .await
-                        .map(|c| {
+        type Inspected = (u32, HashMap<String, EndpointSettings>);
+        let inspected: Vec<(usize, Result<Inspected>)> = futures::stream::iter(wanted)
+            .map(|(i, id)| async move {
+                let r = self
+                    .client
+                    .inspect_container(&id, None)
+                    .await
+                    .map(|c| {
+                        let pid = c.state.and_then(|s| s.pid).unwrap_or(0).max(0) as u32;
+                        (
+                            pid,
                             c.network_settings
                                 .and_then(|s| s.networks)
-                                .unwrap_or_default()
-                        })
-                        .map_err(|e| docker_error("inspect", format!("container {id}"), e));
-                    (i, r)
-                })
-                .buffer_unordered(16)
-                .collect()
-                .await;
+                                .unwrap_or_default(),
+                        )
+                    })
+                    .map_err(|e| docker_error("inspect", format!("container {id}"), e));
+                (i, r)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
         for (i, r) in inspected {
             match r {
-                Ok(nets) => {
+                Ok((pid, nets)) => {
+                    containers[i].pid = pid;
                     let short: String = containers[i].id.chars().take(12).collect();
                     for (n, ep) in nets {
                         containers[i].endpoints.insert(n, endpoint_obs(ep, &short));

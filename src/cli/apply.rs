@@ -33,6 +33,15 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             ExitCode::from(2)
         };
         if plan.changes.is_empty() {
+            if !ready(&l.topo, &live.containers).await {
+                return ExitCode::from(1);
+            }
+            if !plan.pending.is_empty() {
+                println!(
+                    "\nNothing to change now; {} pending (exit code 2).",
+                    plan.pending.len()
+                );
+            }
             return pending;
         }
         let done = match crate::apply::apply(
@@ -40,6 +49,7 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             &live.observed,
             live.kernel,
             live.docker.as_ref(),
+            &live.containers,
         )
         .await
         {
@@ -69,6 +79,9 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         tracing::info!(elapsed = ?verifying.elapsed(), "verified");
         match verified {
             Ok(left) if left.is_empty() => {
+                if !ready(&l.topo, &live.containers).await {
+                    return ExitCode::from(1);
+                }
                 println!(
                     "\nApply complete: {} change(s) in {:.0?}; verified, nothing left to change{}.",
                     done.len(),
@@ -96,4 +109,25 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             )),
         }
     })
+}
+
+/// Runs the readiness probes; prints each result. False if any failed.
+async fn ready(
+    topo: &crate::model::Topology,
+    containers: &std::collections::HashMap<String, crate::backend::netlink::ContainerNet>,
+) -> bool {
+    let mut ok = true;
+    for (c, dst, r) in super::probe_readiness(topo, containers).await {
+        match r {
+            Ok(rtt) => println!(
+                "ready: {c} reaches {dst} ({:.1} ms)",
+                rtt.as_secs_f64() * 1000.0
+            ),
+            Err(e) => {
+                eprintln!("error: readiness probe of {c}: ping {dst}: {e}");
+                ok = false;
+            }
+        }
+    }
+    ok
 }

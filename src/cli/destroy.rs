@@ -22,7 +22,8 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             Ok(x) => x,
             Err(e) => return super::fail(e),
         };
-        let (kernel, observed, docker) = (live.kernel, live.observed, live.docker);
+        let (kernel, observed, docker, containers) =
+            (live.kernel, live.observed, live.docker, live.containers);
         let scope = format!("topology {} in {}", t.name, super::netns_label(&t.netns));
         let kernel = match (kernel, &docker) {
             (Some(k), _) => k,
@@ -64,6 +65,7 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         println!("netloom destroy: {scope}\n");
         print!("{}", render_changes(&plan));
         let whole_netns = ours && only_ours && idle;
+        let removed = plan.changes.len() + usize::from(whole_netns);
         let mut plan = plan;
         if whole_netns {
             let name = t.netns.as_deref().unwrap_or_default();
@@ -71,17 +73,18 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             if let Err(e) = netns::delete(name) {
                 return super::fail(format!("delete netns {name}: {e}"));
             }
-            // What lives in Docker still goes one by one.
+            // What lives in Docker and inside containers still goes one by one.
             plan.changes.retain(|s| {
                 s.change
                     .current
                     .as_ref()
-                    .is_some_and(crate::state::Resource::is_docker)
+                    .is_some_and(|r| !r.in_topology_netns())
             });
         }
         if !plan.changes.is_empty() {
             if let Err(f) =
-                crate::apply::apply(&plan, &observed, Some(kernel), docker.as_ref()).await
+                crate::apply::apply(&plan, &observed, Some(kernel), docker.as_ref(), &containers)
+                    .await
             {
                 eprintln!("error: step `{}` failed: {}", f.step, f.error);
                 eprintln!("fix the cause and run `netloom destroy` again");
@@ -104,10 +107,7 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         if let Err(e) = Ledger::remove(&t.name) {
             return super::fail(format!("cannot remove the ledger: {e}"));
         }
-        println!(
-            "\nDestroy complete: {} object(s) removed.",
-            plan.changes.len()
-        );
+        println!("\nDestroy complete: {removed} object(s) removed.");
         ExitCode::SUCCESS
     })
 }

@@ -8,7 +8,7 @@ mod show;
 mod validate;
 
 use crate::backend::docker::DockerApi;
-use crate::backend::netlink::Kernel;
+use crate::backend::netlink::{ContainerNet, Kernel};
 use crate::diag::{SourceMap, render_all};
 use crate::graph::DesiredGraph;
 use crate::ledger::Ledger;
@@ -174,6 +174,25 @@ pub struct Live {
     pub kernel: Option<Kernel>,
     pub docker: Option<DockerApi>,
     pub observed: Observed,
+    /// The netns of each running container the topology wires directly.
+    pub containers: std::collections::HashMap<String, ContainerNet>,
+}
+
+/// Containers whose netns netloom works in: declared with interfaces or
+/// routes, named by a link, or wired by an earlier apply.
+fn wired_containers(topo: &Topology, ledger: &Ledger) -> std::collections::BTreeSet<String> {
+    let mut out: std::collections::BTreeSet<String> = topo
+        .containers
+        .values()
+        .filter(|c| !c.interfaces.is_empty() || !c.routes.is_empty() || c.ready.is_some())
+        .map(|c| c.name.clone())
+        .collect();
+    for l in &topo.links {
+        out.insert(l.a.0.clone());
+        out.insert(l.b.0.clone());
+    }
+    out.extend(ledger.wired.iter().cloned());
+    out
 }
 
 /// Whether the topology has (or had) anything in Docker.
@@ -215,9 +234,12 @@ pub async fn observe(topo: &Topology) -> Result<Live, String> {
         },
     };
     let mut docker = None;
+    let mut containers = std::collections::HashMap::new();
     if with_docker {
         let api = DockerApi::connect().await.map_err(|e| e.to_string())?;
-        let declared = topo.containers.keys().cloned().collect();
+        let mut declared: std::collections::BTreeSet<String> =
+            topo.containers.keys().cloned().collect();
+        declared.extend(observed.ledger.wired.iter().cloned());
         let mut obs = api.observe(&declared).await.map_err(|e| e.to_string())?;
         if topo.networks.values().any(|n| !n.external) {
             // Subnets must not collide with the host's own routes.
@@ -233,6 +255,27 @@ pub async fn observe(topo: &Topology) -> Result<Live, String> {
                 .map(|v| v.trim() == "1")
                 .unwrap_or(false);
         }
+        // Inside each running wired container (a fresh netns after a restart).
+        for name in wired_containers(topo, &observed.ledger) {
+            let Some(c) = obs
+                .containers
+                .iter()
+                .find(|c| c.name == name && c.state == "running" && c.pid > 0)
+            else {
+                continue;
+            };
+            // The container may stop between inspect and open: then it is pending.
+            let Ok(net) = ContainerNet::open(&name, c.pid) else {
+                continue;
+            };
+            let seen = net
+                .kernel
+                .observe_container()
+                .await
+                .map_err(|e| e.to_string())?;
+            observed.containers.insert(name.clone(), seen);
+            containers.insert(name, net);
+        }
         observed.docker = Some(obs);
         docker = Some(api);
     }
@@ -240,7 +283,47 @@ pub async fn observe(topo: &Topology) -> Result<Live, String> {
         kernel,
         docker,
         observed,
+        containers,
     })
+}
+
+/// The readiness probes of running containers: (container, target, round
+/// trip or the failure). Containers that are not running are skipped.
+pub async fn probe_readiness(
+    topo: &Topology,
+    containers: &std::collections::HashMap<String, ContainerNet>,
+) -> Vec<(String, String, Result<std::time::Duration, String>)> {
+    let mut out = vec![];
+    for c in topo.containers.values() {
+        let (Some(ready), Some(net)) = (&c.ready, containers.get(&c.name)) else {
+            continue;
+        };
+        let fd = match net.fd.try_clone() {
+            Ok(fd) => fd,
+            Err(e) => {
+                out.push((c.name.clone(), ready.ping.to_string(), Err(e.to_string())));
+                continue;
+            }
+        };
+        let (dst, timeout, tries) = (
+            ready.ping,
+            std::time::Duration::from_millis(ready.timeout_ms),
+            ready.retries,
+        );
+        let r =
+            tokio::task::spawn_blocking(move || crate::netns::ping(&fd, dst, timeout, tries)).await;
+        let r = match r {
+            Ok(Ok(Some(rtt))) => Ok(rtt),
+            Ok(Ok(None)) => Err(format!(
+                "no reply after {tries} tries of {} ms",
+                timeout.as_millis()
+            )),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push((c.name.clone(), dst.to_string(), r));
+    }
+    out
 }
 
 /// Observes and plans, logging each phase.

@@ -19,10 +19,21 @@ struct Entry {
 }
 
 #[derive(Serialize)]
+struct Probe {
+    container: String,
+    target: String,
+    ok: bool,
+    /// Round trip, or why it failed.
+    detail: String,
+}
+
+#[derive(Serialize)]
 struct Report {
     topology: String,
     netns: Option<String>,
     entries: Vec<Entry>,
+    /// Readiness probes (`ready = { ping }`) of running containers.
+    ready: Vec<Probe>,
 }
 
 pub fn run(a: &ShowArgs) -> ExitCode {
@@ -30,10 +41,25 @@ pub fn run(a: &ShowArgs) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let observed = match super::runtime().block_on(super::observe(&l.topo)) {
-        Ok(live) => live.observed,
+    let rt = super::runtime();
+    let seen = match rt.block_on(super::observe(&l.topo)) {
+        Ok(seen) => seen,
         Err(e) => return super::fail(e),
     };
+    let ready: Vec<Probe> = rt
+        .block_on(super::probe_readiness(&l.topo, &seen.containers))
+        .into_iter()
+        .map(|(container, target, r)| Probe {
+            container,
+            target,
+            ok: r.is_ok(),
+            detail: match r {
+                Ok(rtt) => format!("{:.1} ms", rtt.as_secs_f64() * 1000.0),
+                Err(e) => e,
+            },
+        })
+        .collect();
+    let observed = seen.observed;
     let d = diff(&l.topo.name, &l.graph, &observed);
     let changes: HashMap<&ResourceKey, _> = d.changes.iter().map(|c| (&c.key, c)).collect();
     let conflicts: HashMap<&ResourceKey, _> = d.conflicts.iter().map(|c| (&c.key, c)).collect();
@@ -99,6 +125,7 @@ pub fn run(a: &ShowArgs) -> ExitCode {
         topology: l.topo.name.clone(),
         netns: l.topo.netns.clone(),
         entries,
+        ready,
     };
     match a.format {
         Format::Json => println!(
@@ -207,6 +234,44 @@ fn live(r: &Resource, o: &Observed) -> String {
                 },
             }
         }
+        Resource::Iface(i) => {
+            let mut ends = vec![(i.container.clone(), i.name.clone())];
+            if let crate::state::IfacePeer::Container {
+                container, name, ..
+            } = &i.peer
+            {
+                ends.push((container.clone(), name.clone()));
+            }
+            let mut parts: Vec<String> = ends
+                .iter()
+                .map(
+                    |(c, n)| match o.containers.get(c).and_then(|cn| cn.link(n)) {
+                        Some(x) => format!("{c}:{}", link_state(x)),
+                        None => format!("{c}:{n}: absent"),
+                    },
+                )
+                .collect();
+            if let crate::state::IfacePeer::Bridge { host, .. } = &i.peer {
+                parts.push(match o.link(host) {
+                    Some(x) => format!("host {}", link_state(x)),
+                    None => format!("host {host}: absent"),
+                });
+            }
+            parts.join("; ")
+        }
+        Resource::ContainerRoute(r) => {
+            let found = o
+                .containers
+                .get(&r.container)
+                .and_then(|cn| cn.routes.iter().find(|x| x.route.key.to == r.to));
+            match found {
+                Some(x) => format!(
+                    "present, via {}",
+                    x.route.via.map(|v| v.to_string()).unwrap_or_default()
+                ),
+                None => "absent".into(),
+            }
+        }
         Resource::Rule(k) => (if o.rules.iter().any(|x| &x.key == k) {
             "present"
         } else {
@@ -243,8 +308,43 @@ fn text(r: &Report, markdown: bool) -> String {
             let _ = writeln!(out, "              {d}");
         }
     }
+    for p in &r.ready {
+        let status = if p.ok { "ready" } else { "not ready" };
+        let _ = writeln!(
+            out,
+            "  {status:<9} {} → ping {}: {}",
+            p.container, p.target, p.detail
+        );
+    }
     if markdown {
         out.push_str("```\n");
     }
     out
+}
+
+/// `name: up, carrier, mtu N, master M, addresses (tentative)`.
+fn link_state(x: &crate::state::LinkObs) -> String {
+    let mut s = format!(
+        "{}: {}, {}, mtu {}",
+        x.name,
+        if x.up { "up" } else { "down" },
+        if x.carrier { "carrier" } else { "no carrier" },
+        x.mtu
+    );
+    if let Some(m) = &x.master {
+        let _ = write!(s, ", master {m}");
+    }
+    for a in x
+        .addresses
+        .iter()
+        .filter(|a| !crate::state::is_kernel_link_local(&a.net))
+    {
+        let _ = write!(
+            s,
+            ", {}{}",
+            a.net,
+            if a.tentative { " (tentative)" } else { "" }
+        );
+    }
+    s
 }

@@ -7,13 +7,21 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         Err(code) => return code,
     };
     let t = &l.topo;
+    let mut parts = vec![
+        format!("{} bridge(s)", t.bridges.len()),
+        format!("{} veth pair(s)", t.veths.len()),
+        format!("{} route(s)", t.routes.len()),
+        format!("{} rule(s)", t.rules.len()),
+    ];
+    if !t.networks.is_empty() || !t.containers.is_empty() || !t.links.is_empty() {
+        parts.push(format!("{} Docker network(s)", t.networks.len()));
+        parts.push(format!("{} container(s)", t.containers.len()));
+        parts.push(format!("{} container link(s)", t.links.len()));
+    }
     println!(
-        "topology {} is valid: {} bridge(s), {} veth pair(s), {} route(s), {} rule(s) in {} ({} file(s))",
+        "topology {} is valid: {}; kernel objects in {} ({} file(s))",
         t.name,
-        t.bridges.len(),
-        t.veths.len(),
-        t.routes.len(),
-        t.rules.len(),
+        parts.join(", "),
         super::netns_label(&t.netns),
         l.sources.files.len()
     );

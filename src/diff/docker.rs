@@ -83,7 +83,9 @@ pub(super) fn network(
                 return;
             }
             let reason = replace_reason(&o.net, d);
-            preflight(topology, d, Some(o), docker, r, out);
+            if !preflight(topology, d, Some(o), docker, r, out) {
+                return;
+            }
             let cur = Resource::Network(o.net.clone());
             out.changes
                 .push(change(Action::Replace, r, Some(cur), vec![], Some(reason)));
@@ -156,10 +158,16 @@ fn preflight(
     docker: &DockerObs,
     r: &Resource,
     out: &mut Diff,
-) {
-    let own_bridge = replacing
-        .and_then(|o| o.net.id.as_ref())
-        .map(|id| format!("br-{}", &id[..id.len().min(12)]));
+) -> bool {
+    let before = out.conflicts.len();
+    // Routes Docker made for its own bridges are reported as the network itself.
+    let docker_bridges: HashSet<String> = docker
+        .networks
+        .iter()
+        .filter_map(|n| n.net.id.as_ref())
+        .map(|id| format!("br-{}", &id[..id.len().min(12)]))
+        .chain(["docker0".to_string()])
+        .collect();
     for s in &d.subnets {
         for n in &docker.networks {
             if replacing.is_some_and(|o| o.net.id == n.net.id) {
@@ -184,7 +192,8 @@ fn preflight(
             }
         }
         for h in &docker.host_routes {
-            if h.to.prefix_len() == 0 || h.dev.is_some() && h.dev == own_bridge {
+            if h.to.prefix_len() == 0 || h.dev.as_ref().is_some_and(|d| docker_bridges.contains(d))
+            {
                 continue;
             }
             if overlaps(s, &h.to) {
@@ -210,6 +219,7 @@ fn preflight(
             });
         }
     }
+    out.conflicts.len() == before
 }
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
@@ -243,10 +253,10 @@ pub(super) fn attachment(
     if c.state != "running" {
         return pending(
             format!(
-                "container `{}` is {}",
+                "container `{}` exists but is not running (status: {})",
                 d.key.container,
                 if c.state.is_empty() {
-                    "not running"
+                    "unknown"
                 } else {
                     &c.state
                 }

@@ -5,10 +5,12 @@
 //! conflict, reported before any change is made.
 
 mod docker;
+mod wiring;
 
 use crate::graph::DesiredGraph;
 use crate::state::{
-    LinkEnd, LinkRes, NETLOOM_PROTO, Observed, Owner, Resource, ResourceKey, link_owner,
+    IfacePeer, IfaceRes, LinkEnd, LinkRes, NETLOOM_PROTO, Observed, Owner, Resource, ResourceKey,
+    link_owner,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -98,6 +100,14 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
                 desired_links.insert(&p.name);
             }
         }
+        // The host end of a container interface lives in the topology's netns.
+        if let Resource::Iface(IfaceRes {
+            peer: IfacePeer::Bridge { host, .. },
+            ..
+        }) = r
+        {
+            desired_links.insert(host);
+        }
     }
 
     for r in &resources {
@@ -159,6 +169,8 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
                 );
                 docker::attachment(r, a, managed, observed, &mut out)
             }
+            Resource::Iface(i) => wiring::iface(topology, r, i, observed, &mut out),
+            Resource::ContainerRoute(cr) => wiring::route(r, cr, observed, &mut out),
         }
     }
 
@@ -177,6 +189,10 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
         }
         let cur = observed.link_resource(o);
         if let Some(p) = &o.peer {
+            // The other end is still wanted: its own replacement removes this one.
+            if desired_links.contains(p.as_str()) {
+                continue;
+            }
             gone.insert(p); // one delete removes both ends
         }
         let res = Resource::Link(cur);
@@ -204,10 +220,39 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
     }
 
     docker::prune(topology, &desired_keys, observed, &mut out);
+    wiring::prune(topology, &resources, observed, &mut out);
 
+    wait_behind_pending(desired, &mut out);
     let waiting: HashSet<ResourceKey> = out.pending.iter().map(|p| p.key.clone()).collect();
     cascade(desired, &mut out.changes, &waiting);
     out
+}
+
+/// What depends on a pending object cannot be made either (a route whose
+/// gateway is on a link to a stopped container): it waits too.
+fn wait_behind_pending(desired: &DesiredGraph, out: &mut Diff) {
+    let mut queue: Vec<(ResourceKey, String)> = out
+        .pending
+        .iter()
+        .map(|p| (p.key.clone(), format!("{} {}", p.kind, p.title)))
+        .collect();
+    let mut seen: HashSet<ResourceKey> = queue.iter().map(|(k, _)| k.clone()).collect();
+    while let Some((key, what)) = queue.pop() {
+        for dep in desired.dependents(&key) {
+            let k = dep.key();
+            if !seen.insert(k.clone()) {
+                continue;
+            }
+            out.changes.retain(|c| c.key != k);
+            out.pending.push(Pending {
+                key: k.clone(),
+                kind: dep.kind_name(),
+                title: dep.title(),
+                reason: format!("needs {what}, which is pending"),
+            });
+            queue.push((k, format!("{} {}", dep.kind_name(), dep.title())));
+        }
+    }
 }
 
 /// A replaced link takes its ports' enslavement and its routes with it; a
@@ -221,11 +266,27 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
         .collect();
     let mut extra: BTreeMap<ResourceKey, Change> = BTreeMap::new();
     for c in changes.iter() {
-        let loses_addresses = c
+        // Subnets a link loses (no address left in them): the kernel
+        // flushes routes whose gateway was there.
+        let kept: Vec<ipnet::IpNet> = match &c.desired {
+            Some(Resource::Link(l)) => l
+                .end
+                .addresses
+                .iter()
+                .chain(l.peer.iter().flat_map(|p| p.addresses.iter()))
+                .map(|a| a.trunc())
+                .collect(),
+            _ => vec![],
+        };
+        let lost: Vec<ipnet::IpNet> = c
             .fields
             .iter()
-            .any(|f| f.field.ends_with("address") && f.to.is_none());
-        if c.action != Action::Replace && !loses_addresses {
+            .filter(|f| f.field.ends_with("address") && f.to.is_none())
+            .filter_map(|f| f.from.as_deref()?.parse::<ipnet::IpNet>().ok())
+            .map(|n| n.trunc())
+            .filter(|n| !kept.contains(n))
+            .collect();
+        if c.action != Action::Replace && lost.is_empty() {
             continue;
         }
         for dep in desired.dependents(&c.key) {
@@ -233,8 +294,14 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
             if changed.contains_key(&k) || extra.contains_key(&k) || waiting.contains(&k) {
                 continue;
             }
-            if matches!(dep, Resource::Rule(_)) {
-                continue; // rules name interfaces, they survive
+            let affected = match dep {
+                Resource::Rule(_) => false, // rules name interfaces, they survive
+                _ if c.action == Action::Replace => true,
+                Resource::Route(r) => r.via.is_some_and(|v| lost.iter().any(|n| n.contains(&v))),
+                _ => false,
+            };
+            if !affected {
+                continue;
             }
             let reason = format!("re-applied: depends on {} {}", c.kind, c.title);
             extra.insert(k, change(Action::Update, dep, None, vec![], Some(reason)));

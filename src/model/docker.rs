@@ -74,6 +74,9 @@ pub(super) fn build(
                 name: s.name.clone(),
                 loc: s.name_loc.clone(),
                 networks: BTreeMap::new(),
+                interfaces: BTreeMap::new(),
+                routes: vec![],
+                ready: None,
             };
             for (net, spec) in &s.spec.networks {
                 if let Some(a) = attachment(f.file, net, spec, &networks, diags) {

@@ -4,6 +4,7 @@
 mod docker;
 mod names;
 mod validate;
+mod wiring;
 
 pub use names::{check_ifname, check_scope_name};
 pub use validate::build;
@@ -29,6 +30,46 @@ pub struct Topology {
     pub rules: Vec<Rule>,
     pub networks: BTreeMap<String, Network>,
     pub containers: BTreeMap<String, Container>,
+    /// Point-to-point veths between two containers.
+    pub links: Vec<ContainerLink>,
+}
+
+/// A veth from a container's netns to a topology bridge.
+#[derive(Debug, Clone)]
+pub struct Iface {
+    pub name: String,
+    pub loc: Loc,
+    pub bridge: String,
+    pub addresses: BTreeSet<IpNet>,
+    pub mtu: u32,
+}
+
+/// A veth between two containers' netns.
+#[derive(Debug, Clone)]
+pub struct ContainerLink {
+    pub loc: Loc,
+    /// (container, interface) of each end.
+    pub a: (String, String),
+    pub b: (String, String),
+    pub a_addresses: BTreeSet<IpNet>,
+    pub b_addresses: BTreeSet<IpNet>,
+    pub mtu: u32,
+}
+
+/// A route inside a container's netns.
+#[derive(Debug, Clone)]
+pub struct ContainerRoute {
+    pub loc: Loc,
+    pub to: IpNet,
+    pub via: IpAddr,
+}
+
+/// Ping from inside the container after apply: readiness, not a sleep.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub ping: std::net::Ipv4Addr,
+    pub retries: u32,
+    pub timeout_ms: u64,
 }
 
 /// A Docker network.
@@ -66,6 +107,9 @@ pub struct Container {
     pub name: String,
     pub loc: Loc,
     pub networks: BTreeMap<String, Attachment>,
+    pub interfaces: BTreeMap<String, Iface>,
+    pub routes: Vec<ContainerRoute>,
+    pub ready: Option<Ready>,
 }
 
 #[derive(Debug, Clone)]

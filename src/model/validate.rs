@@ -130,7 +130,8 @@ impl Validator {
                 }
             }
         }
-        let (networks, containers) = super::docker::build(loaded, &mut self.diags);
+        let (networks, mut containers) = super::docker::build(loaded, &mut self.diags);
+        let links = super::wiring::build(loaded, &mut containers, &bridges, &mut self.diags);
         self.unique_routes(&routes);
         self.gateways(&netns, &routes, &bridges, &veths);
         self.unique_rules(&rules);
@@ -144,6 +145,7 @@ impl Validator {
             rules,
             networks,
             containers,
+            links,
         })
     }
 
@@ -328,7 +330,14 @@ impl Validator {
     ) -> Option<Bridge> {
         let mtu = s.spec.mtu.as_ref().map(|_| self.mtu(file, &s.spec.mtu));
         let addresses = self.addresses(file, &s.spec.addresses);
-        self.check_mtu_family(&s.name_loc, mtu.unwrap_or(DEFAULT_MTU), &addresses);
+        self.check_mtu_family(
+            &s.spec
+                .mtu
+                .as_ref()
+                .map_or(s.name_loc.clone(), |m| loc_of(file, m)),
+            mtu.unwrap_or(DEFAULT_MTU),
+            &addresses,
+        );
         Some(Bridge {
             depends_on: self.depends_on(file, &s.spec.depends_on, links),
             name: s.name.clone(),
@@ -348,8 +357,22 @@ impl Validator {
         let mtu = self.mtu(file, &s.spec.mtu);
         let addresses = self.addresses(file, &s.spec.addresses);
         let peer_addresses = self.addresses(file, &s.spec.peer_addresses);
-        self.check_mtu_family(&s.name_loc, mtu, &addresses);
-        self.check_mtu_family(&s.name_loc, mtu, &peer_addresses);
+        self.check_mtu_family(
+            &s.spec
+                .mtu
+                .as_ref()
+                .map_or(s.name_loc.clone(), |m| loc_of(file, m)),
+            mtu,
+            &addresses,
+        );
+        self.check_mtu_family(
+            &s.spec
+                .mtu
+                .as_ref()
+                .map_or(s.name_loc.clone(), |m| loc_of(file, m)),
+            mtu,
+            &peer_addresses,
+        );
         let master = self.bridge_ref(file, &s.name, &s.spec.master, links);
         let peer_master = self.bridge_ref(file, s.spec.peer.get_ref(), &s.spec.peer_master, links);
         Some(Veth {

@@ -1,8 +1,8 @@
 //! Reading topology files and directories into spanned spec sections.
 
 use super::{
-    BridgeSpec, ContainerSpec, NetworkSpec, RouteSpec, RuleSpec, TopologySection, VethSpec,
-    check_keys,
+    BridgeSpec, ContainerSpec, LinkSpec, NetworkSpec, RouteSpec, RuleSpec, TopologySection,
+    VethSpec, check_keys,
 };
 use crate::diag::{Diagnostic, FileId, Loc, SourceMap};
 use serde::de::DeserializeOwned;
@@ -30,6 +30,7 @@ pub struct SpecFile {
     pub rules: Vec<Section<RuleSpec>>,
     pub networks: Vec<Section<NetworkSpec>>,
     pub containers: Vec<Section<ContainerSpec>>,
+    pub links: Vec<Section<LinkSpec>>,
 }
 
 #[derive(Debug, Default)]
@@ -130,6 +131,7 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
             "veth" => named(file, "veth", key_loc, value, &mut out.veths, diags),
             "route" => listed(file, "route", key_loc, value, &mut out.routes, diags),
             "rule" => listed(file, "rule", key_loc, value, &mut out.rules, diags),
+            "link" => listed(file, "link", key_loc, value, &mut out.links, diags),
             "network" => named(file, "network", key_loc, value, &mut out.networks, diags),
             "container" => named(
                 file,
@@ -246,9 +248,15 @@ fn toml_error(
         .trim()
         .replace("expected i64", "expected an integer")
         .replace("expected a sequence", "expected a list");
-    let d = Diagnostic::at(&Loc::new(file, span), msg);
+    let d = Diagnostic::at(&Loc::new(file, span), msg.clone());
     if e.message().starts_with("missing field") {
         d.help("add the required key to this section")
+    } else if msg.contains("invalid type: string") && msg.contains("integer") {
+        d.help("write numbers without quotes, e.g. mtu = 9000")
+    } else if msg.contains("invalid type: string") && msg.contains("boolean") {
+        d.help("write true or false without quotes")
+    } else if msg.contains("invalid type") {
+        d.help("see schemas/netloom.schema.json for the type each key takes")
     } else {
         d
     }

@@ -39,6 +39,9 @@ pub struct TopologyFile {
     /// Existing containers netloom networks, by container name.
     #[serde(default)]
     pub container: BTreeMap<String, ContainerSpec>,
+    /// Point-to-point veth links between two containers.
+    #[serde(default)]
+    pub link: Vec<LinkSpec>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -214,6 +217,72 @@ pub struct ContainerSpec {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, AttachSpec>")]
     pub networks: BTreeMap<Spanned<String>, AttachSpec>,
+    /// Interfaces netloom puts straight into the container's netns: a veth
+    /// whose other end is enslaved to a topology bridge.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, IfaceSpec>")]
+    pub interfaces: BTreeMap<Spanned<String>, IfaceSpec>,
+    /// Routes inside the container's netns.
+    #[serde(default)]
+    pub routes: Vec<ContainerRouteSpec>,
+    /// A readiness probe run inside the container's netns after apply.
+    pub ready: Option<ReadySpec>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IfaceSpec {
+    /// Topology bridge the host end is enslaved to.
+    #[schemars(with = "String")]
+    pub bridge: Spanned<String>,
+    /// Addresses of the container end, in CIDR form.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub addresses: Vec<Spanned<String>>,
+    /// MTU of both ends (default 1500).
+    #[schemars(with = "Option<u32>", range(min = 68, max = 65535))]
+    pub mtu: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerRouteSpec {
+    /// Destination prefix or "default" (a default route must use a gateway
+    /// on one of the container's netloom interfaces).
+    #[schemars(with = "String")]
+    pub to: Spanned<String>,
+    /// Gateway address.
+    #[schemars(with = "String")]
+    pub via: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadySpec {
+    /// IPv4 address to ping from inside the container after apply.
+    #[schemars(with = "String")]
+    pub ping: Spanned<String>,
+    /// Tries before giving up (default 5), each waiting up to `timeout_ms`.
+    #[schemars(with = "Option<u32>")]
+    pub retries: Option<Spanned<i64>>,
+    /// Milliseconds to wait for each reply (default 1000).
+    #[schemars(with = "Option<u32>")]
+    pub timeout_ms: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// The two ends, "CONTAINER:IFNAME".
+    #[schemars(with = "[String; 2]")]
+    pub endpoints: Spanned<Vec<Spanned<String>>>,
+    /// Addresses per end, keyed by "CONTAINER:IFNAME".
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Vec<String>>")]
+    pub addresses: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// MTU of both ends (default 1500).
+    #[schemars(with = "Option<u32>", range(min = 68, max = 65535))]
+    pub mtu: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -105,7 +105,7 @@ fn walk(
 
 fn child(path: &str, key: &str) -> String {
     match path {
-        "the top level" if key == "route" || key == "rule" => format!("[[{key}]]"),
+        "the top level" if key == "route" || key == "rule" || key == "link" => format!("[[{key}]]"),
         "the top level" => format!("[{key}]"),
         p if p.starts_with("[[") => format!("{p} `{key}`"),
         p if p.matches('.').count() == 0 && p.starts_with('[') => {

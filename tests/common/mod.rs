@@ -300,13 +300,36 @@ pub struct Ctr {
 
 impl Ctr {
     pub fn run(tag: &str, net: &DockerNet) -> Ctr {
+        Ctr::run_with(tag, net, "")
+    }
+
+    /// With extra `docker run` options (e.g. `--sysctl net.ipv4.ip_forward=1`).
+    pub fn run_with(tag: &str, net: &DockerNet, opts: &str) -> Ctr {
         ensure_image();
         let c = Ctr { name: unique(tag) };
         must(&format!(
-            "docker run -d --name {} --network {} {IMAGE} sleep 600 >/dev/null",
+            "docker run -d --name {} --network {} {opts} {IMAGE} sleep 600 >/dev/null",
             c.name, net.name
         ));
         c
+    }
+
+    /// Pings `dst` from inside the container (busybox ping): true if answered.
+    pub fn pings(&self, dst: &str) -> bool {
+        sh(&format!("docker exec {} ping -c 1 -W 2 {dst}", self.name)).code == 0
+    }
+
+    /// Interface names inside the container, other than lo and Docker's eth0.
+    pub fn extra_links(&self) -> Vec<String> {
+        let out = must(&format!("docker exec {} ip -o link", self.name));
+        let mut v: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap().to_string())
+            .filter(|n| n != "lo" && n != "eth0")
+            .collect();
+        v.sort();
+        v
     }
 
     pub fn inspect(&self) -> Value {

@@ -3,6 +3,7 @@
 mod dump;
 mod observe;
 mod ops;
+mod wiring;
 
 pub use ops::Index;
 
@@ -19,6 +20,8 @@ pub struct Kernel {
     pub netns: Option<String>,
     /// A plain socket in the same netns for lean dumps (see `dump`).
     dumper: Arc<Mutex<DumpSocket>>,
+    /// The netns file, for work that must run inside it (sysctls).
+    fd: Option<Arc<std::fs::File>>,
 }
 
 impl Kernel {
@@ -30,18 +33,67 @@ impl Kernel {
             Some(n) => Some(netns::open(n).map_err(|e| Error::io(format!("open netns {n}"), e))?),
             None => None,
         };
+        Self::connect_fd(fd.as_ref(), netns).map(Some)
+    }
+
+    /// Connects inside the netns of an open namespace file (`None`: ours).
+    pub fn connect_fd(fd: Option<&std::fs::File>, label: Option<&str>) -> Result<Kernel> {
         let rt = tokio::runtime::Handle::current();
-        let ((conn, handle, _), dumper) = netns::run_in(fd.as_ref(), move || {
+        let ((conn, handle, _), dumper) = netns::run_in(fd, move || {
             let _guard = rt.enter();
             Ok::<_, std::io::Error>((rtnetlink::new_connection()?, DumpSocket::new()?))
         })
         .and_then(|r| r)
         .map_err(|e| Error::io("open a netlink socket", e))?;
         tokio::spawn(conn);
-        Ok(Some(Kernel {
+        Ok(Kernel {
             handle,
-            netns: netns.map(str::to_string),
+            netns: label.map(str::to_string),
             dumper: Arc::new(Mutex::new(dumper)),
-        }))
+            fd: fd
+                .map(|f| f.try_clone())
+                .transpose()
+                .map_err(|e| Error::io("keep the netns open", e))?
+                .map(Arc::new),
+        })
+    }
+
+    /// Writes `/proc/sys/net/…` inside this netns (sysctls follow the
+    /// writing thread's netns, so the write runs on a thread inside it).
+    pub async fn sysctl(&self, path: &str, value: &str) -> Result<()> {
+        let (fd, path, value) = (
+            self.fd.clone(),
+            format!("/proc/sys/net/{path}"),
+            value.to_string(),
+        );
+        tokio::task::spawn_blocking(move || {
+            netns::run_in(fd.as_deref(), || std::fs::write(&path, &value))
+                .and_then(|r| r)
+                .map_err(|e| Error::io(format!("write {path}"), e))
+        })
+        .await
+        .map_err(|e| Error::Other(format!("sysctl task: {e}")))?
+    }
+}
+
+/// A running container's netns: the open namespace file (to create veth
+/// ends in it) and a connection inside it.
+pub struct ContainerNet {
+    pub fd: std::fs::File,
+    pub kernel: Kernel,
+}
+
+impl ContainerNet {
+    /// Opens `/proc/PID/ns/net`: an fd, never a bare pid, from then on.
+    pub fn open(container: &str, pid: u32) -> Result<ContainerNet> {
+        let path = format!("/proc/{pid}/ns/net");
+        let fd = std::fs::File::open(&path).map_err(|e| {
+            Error::io(
+                format!("open the netns of container {container} ({path})"),
+                e,
+            )
+        })?;
+        let kernel = Kernel::connect_fd(Some(&fd), Some(container))?;
+        Ok(ContainerNet { fd, kernel })
     }
 }

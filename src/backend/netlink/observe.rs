@@ -1,10 +1,11 @@
 //! Bulk observation: one dump per object class.
 
 use super::Kernel;
+use super::dump::RawLink;
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::model::Family;
-use crate::state::{AddrObs, HostRoute, LinkObs, Observed, RuleKey, RuleObs};
+use crate::state::{AddrObs, ContainerNetObs, HostRoute, LinkObs, Observed, RuleKey, RuleObs};
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::IpVersion;
@@ -40,36 +41,17 @@ impl Kernel {
         let rules4 = self.dump_rules(IpVersion::V4).await?;
         let rules6 = self.dump_rules(IpVersion::V6).await?;
 
-        let names: HashMap<u32, String> = links.iter().map(|l| (l.index, l.name.clone())).collect();
-        let mut by_index: HashMap<u32, Vec<AddrObs>> = HashMap::new();
-        for (i, a) in addrs {
-            by_index.entry(i).or_default().push(a);
-        }
         let mut out = Observed {
             netns_exists: true,
             ledger,
             ..Default::default()
         };
-        for l in links {
-            let mut addresses = by_index.remove(&l.index).unwrap_or_default();
-            addresses.sort_by_key(|a| a.net);
-            if l.name == "lo" {
-                out.netns_mark = l.alias.clone();
-            }
-            out.links.push(LinkObs {
-                index: l.index,
-                master: l.master.and_then(|i| names.get(&i).cloned()),
-                peer: l.peer.and_then(|i| names.get(&i).cloned()),
-                name: l.name,
-                kind: l.kind,
-                mtu: l.mtu,
-                up: l.up,
-                carrier: l.carrier,
-                alias: l.alias,
-                addresses,
-                group: l.group,
-            });
-        }
+        let (links, names) = assemble(links, addrs);
+        out.netns_mark = links
+            .iter()
+            .find(|l| l.name == "lo")
+            .and_then(|l| l.alias.clone());
+        out.links = links;
         out.routes = routes
             .into_iter()
             .map(|(mut r, oif)| {
@@ -83,6 +65,31 @@ impl Kernel {
             .filter_map(rule_obs)
             .collect();
         Ok(out)
+    }
+
+    /// Links, addresses and main-table routes inside a container's netns.
+    pub async fn observe_container(&self) -> Result<ContainerNetObs> {
+        let dumper = self.dumper.clone();
+        let (links, addrs, routes) = tokio::task::spawn_blocking(move || {
+            let mut d = dumper.lock().expect("dump socket lock");
+            let links = d.links()?;
+            let addrs = d.addresses()?;
+            let mut routes = d.routes(Family::Ipv4, crate::model::MAIN_TABLE)?;
+            routes.extend(d.routes(Family::Ipv6, crate::model::MAIN_TABLE)?);
+            Ok::<_, std::io::Error>((links, addrs, routes))
+        })
+        .await
+        .map_err(|e| Error::Other(format!("dump task: {e}")))?
+        .map_err(|e| Error::io("dump a container's links and routes", e))?;
+        let (links, names) = assemble(links, addrs);
+        let routes = routes
+            .into_iter()
+            .map(|(mut r, oif)| {
+                r.route.dev = oif.and_then(|i| names.get(&i).cloned());
+                r
+            })
+            .collect();
+        Ok(ContainerNetObs { links, routes })
     }
 
     /// Destinations of the main table (both families), with their devices.
@@ -117,6 +124,39 @@ impl Kernel {
             .await
             .map_err(|e| Error::kernel("dump", "rules", e))
     }
+}
+
+/// Raw links and addresses → observed links with names resolved.
+fn assemble(
+    links: Vec<RawLink>,
+    addrs: Vec<(u32, AddrObs)>,
+) -> (Vec<LinkObs>, HashMap<u32, String>) {
+    let names: HashMap<u32, String> = links.iter().map(|l| (l.index, l.name.clone())).collect();
+    let mut by_index: HashMap<u32, Vec<AddrObs>> = HashMap::new();
+    for (i, a) in addrs {
+        by_index.entry(i).or_default().push(a);
+    }
+    let out = links
+        .into_iter()
+        .map(|l| {
+            let mut addresses = by_index.remove(&l.index).unwrap_or_default();
+            addresses.sort_by_key(|a| a.net);
+            LinkObs {
+                index: l.index,
+                master: l.master.and_then(|i| names.get(&i).cloned()),
+                peer: l.peer.and_then(|i| names.get(&i).cloned()),
+                name: l.name,
+                kind: l.kind,
+                mtu: l.mtu,
+                up: l.up,
+                carrier: l.carrier,
+                alias: l.alias,
+                addresses,
+                group: l.group,
+            }
+        })
+        .collect();
+    (out, names)
 }
 
 pub(super) fn name_of(l: &LinkMessage) -> String {

@@ -33,7 +33,7 @@ const EADDRNOTAVAIL: i32 = 99;
 pub struct Index(pub HashMap<String, u32>);
 
 impl Index {
-    fn get(&self, name: &str) -> Result<u32> {
+    pub fn get(&self, name: &str) -> Result<u32> {
         self.0
             .get(name)
             .copied()
@@ -51,7 +51,7 @@ fn family_of(ip: &IpAddr) -> AddressFamily {
 
 impl Kernel {
     /// Sends one request and returns what the kernel sent back before its ACK.
-    async fn request(
+    pub(super) async fn request(
         &self,
         msg: RouteNetlinkMessage,
         flags: u16,

@@ -1,0 +1,213 @@
+//! Operations for direct container wiring: veths with one end inside a
+//! container's netns, created there under their final name (no rename, no
+//! window where a half-made pair is visible under a temporary name).
+
+use super::{ContainerNet, Kernel};
+use crate::error::{Error, Result};
+use crate::state::IfaceRes;
+use ipnet::IpNet;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
+use std::collections::BTreeSet;
+use std::os::fd::AsRawFd;
+
+const ENODEV: i32 = 19;
+const EADDRNOTAVAIL: i32 = 99;
+
+fn peer_into(name: &str, mtu: u32, into: &ContainerNet) -> LinkMessage {
+    LinkMessageBuilder::<LinkUnspec>::new()
+        .name(name.to_string())
+        .mtu(mtu)
+        .setns_by_fd(into.fd.as_raw_fd())
+        .build()
+}
+
+impl Kernel {
+    /// Deletes a link by name; one that is already gone counts as done.
+    pub async fn delete_by_name(&self, name: &str) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        match self.request(RouteNetlinkMessage::DelLink(msg), 0).await {
+            Err(e) if crate::error::errno(&e) == Some(ENODEV) => Ok(()),
+            r => r
+                .map(|_| ())
+                .map_err(|e| Error::kernel("delete", format!("link {name}"), e)),
+        }
+    }
+
+    /// A veth whose end `host` stays in this netns, enslaved to the bridge
+    /// `bridge_index`, and whose other end goes into the container as `d.name`.
+    pub async fn create_container_iface(
+        &self,
+        d: &IfaceRes,
+        host: &str,
+        bridge_index: u32,
+        mark: &str,
+        into: &ContainerNet,
+    ) -> Result<()> {
+        // A host end left by the container's previous netns would block the name.
+        self.delete_by_name(host).await?;
+        let msg = LinkVeth::new(host, &d.name)
+            .mtu(d.mtu)
+            .up()
+            .controller(bridge_index)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_into(
+                &d.name, d.mtu, into,
+            ))))
+            .build();
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .await
+            .map_err(|e| {
+                Error::kernel(
+                    "create",
+                    format!("veth {host} ↔ {}:{}", d.container, d.name),
+                    e,
+                )
+            })?;
+        let alias = LinkUnspec::new_with_name(host).alias(mark).build();
+        self.request(RouteNetlinkMessage::SetLink(alias), 0)
+            .await
+            .map_err(|e| Error::kernel("configure", format!("link {host}"), e))?;
+        into.kernel
+            .configure_end(&d.container, &d.name, d.mtu, mark, &d.addresses, true)
+            .await
+    }
+
+    /// Sets the bridge and MTU of a container interface's host end.
+    pub async fn configure_host_end(
+        &self,
+        host: &str,
+        bridge_index: u32,
+        mtu: u32,
+        mark: &str,
+    ) -> Result<()> {
+        let msg = LinkUnspec::new_with_name(host)
+            .mtu(mtu)
+            .up()
+            .controller(bridge_index)
+            .alias(mark)
+            .build();
+        self.request(RouteNetlinkMessage::SetLink(msg), 0)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::kernel("configure", format!("link {host}"), e))
+    }
+
+    /// A veth between two containers: this kernel is inside the first.
+    pub async fn create_container_link(
+        &self,
+        d: &IfaceRes,
+        peer_name: &str,
+        peer_addresses: &BTreeSet<IpNet>,
+        mark: &str,
+        peer: &ContainerNet,
+        peer_container: &str,
+    ) -> Result<()> {
+        let msg = LinkVeth::new(&d.name, peer_name)
+            .mtu(d.mtu)
+            .up()
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_into(
+                peer_name, d.mtu, peer,
+            ))))
+            .build();
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .await
+            .map_err(|e| {
+                Error::kernel(
+                    "create",
+                    format!(
+                        "veth {}:{} ↔ {peer_container}:{peer_name}",
+                        d.container, d.name
+                    ),
+                    e,
+                )
+            })?;
+        self.configure_end(&d.container, &d.name, d.mtu, mark, &d.addresses, true)
+            .await?;
+        peer.kernel
+            .configure_end(peer_container, peer_name, d.mtu, mark, peer_addresses, true)
+            .await
+    }
+
+    /// Brings one container end to its MTU, up, marked, with exactly `want`
+    /// as its addresses (the kernel's IPv6 link-local ones aside).
+    /// `fresh`: just created, so it is brought up only after its addresses
+    /// (and announces them); an existing one is never taken down.
+    pub async fn configure_end(
+        &self,
+        container: &str,
+        name: &str,
+        mtu: u32,
+        mark: &str,
+        want: &BTreeSet<IpNet>,
+        fresh: bool,
+    ) -> Result<()> {
+        let object = || format!("{container}:{name}");
+        // Announce the interface's addresses when it comes up (gratuitous ARP,
+        // unsolicited NA): after a container restart its peers hold the old
+        // MAC and would otherwise wait for their neighbour entries to expire.
+        if fresh {
+            self.sysctl(&format!("ipv4/conf/{name}/arp_notify"), "1")
+                .await?;
+            let _ = self
+                .sysctl(&format!("ipv6/conf/{name}/ndisc_notify"), "1")
+                .await; // absent with IPv6 off
+        }
+        let msg = LinkUnspec::new_with_name(name).mtu(mtu).alias(mark);
+        let msg = if fresh { msg.down() } else { msg.up() }.build();
+        self.request(RouteNetlinkMessage::SetLink(msg), 0)
+            .await
+            .map_err(|e| Error::kernel("configure", object(), e))?;
+        let seen = self.observe_container().await?;
+        let link = seen
+            .link(name)
+            .ok_or_else(|| Error::Other(format!("{} vanished while being configured", object())))?;
+        let have: BTreeSet<IpNet> = link
+            .addresses
+            .iter()
+            .map(|a| a.net)
+            .filter(|n| !crate::state::is_kernel_link_local(n))
+            .collect();
+        for a in want.difference(&have) {
+            self.handle
+                .address()
+                .add(link.index, a.addr(), a.prefix_len())
+                .replace()
+                .execute()
+                .await
+                .map_err(|e| Error::kernel("add address", format!("{a} on {}", object()), e))?;
+        }
+        for a in have.difference(want) {
+            let mut req = self
+                .handle
+                .address()
+                .get()
+                .set_link_index_filter(link.index)
+                .execute();
+            use futures::TryStreamExt;
+            while let Some(m) = req
+                .try_next()
+                .await
+                .map_err(|e| Error::kernel("list addresses", object(), e))?
+            {
+                if m.header.prefix_len == a.prefix_len()
+                    && m.attributes.iter().any(|x| matches!(x, rtnetlink::packet_route::address::AddressAttribute::Address(ip) if *ip == a.addr()))
+                {
+                    match self.handle.address().del(m).execute().await {
+                        Err(e) if crate::error::errno(&e) == Some(EADDRNOTAVAIL) => {}
+                        r => r.map_err(|e| Error::kernel("remove address", format!("{a} from {}", object()), e))?,
+                    }
+                    break;
+                }
+            }
+        }
+        // Up last, so the announcement carries the addresses.
+        let up = LinkUnspec::new_with_name(name).up().build();
+        self.request(RouteNetlinkMessage::SetLink(up), 0)
+            .await
+            .map_err(|e| Error::kernel("bring up", object(), e))?;
+        Ok(())
+    }
+}

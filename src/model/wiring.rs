@@ -1,0 +1,355 @@
+//! Validation of direct container wiring: `[container.*].interfaces`,
+//! `[[link]]`, container `routes` and `ready`.
+
+use super::{
+    Bridge, Container, ContainerLink, ContainerRoute, DEFAULT_MTU, Iface, Ready, check_ifname,
+};
+use crate::diag::{Diagnostic, Loc, did_you_mean};
+use crate::spec::Loaded;
+use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use toml::Spanned;
+
+fn loc_of<T>(file: usize, s: &Spanned<T>) -> Loc {
+    Loc::new(file, s.span())
+}
+
+fn mtu(file: usize, m: &Option<Spanned<i64>>, diags: &mut Vec<Diagnostic>) -> u32 {
+    match m {
+        None => DEFAULT_MTU,
+        Some(m) if (68..=65535).contains(m.get_ref()) => *m.get_ref() as u32,
+        Some(m) => {
+            diags.push(
+                Diagnostic::at(
+                    &loc_of(file, m),
+                    format!("MTU {} is out of range", m.get_ref()),
+                )
+                .help("an MTU is between 68 and 65535 bytes"),
+            );
+            DEFAULT_MTU
+        }
+    }
+}
+
+fn addresses(
+    file: usize,
+    list: &[Spanned<String>],
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeSet<IpNet> {
+    let mut out = BTreeSet::new();
+    for a in list {
+        match a.get_ref().parse::<IpNet>() {
+            Ok(n) if !out.insert(n) => diags.push(Diagnostic::at(
+                &loc_of(file, a),
+                format!("address {n} is listed twice"),
+            )),
+            Ok(_) => {}
+            Err(_) => diags.push(
+                Diagnostic::at(
+                    &loc_of(file, a),
+                    format!("`{}` is not an address in CIDR form", a.get_ref()),
+                )
+                .help("e.g. \"10.12.0.1/30\""),
+            ),
+        }
+    }
+    out
+}
+
+/// Claims an interface name inside a container; a second claim is an error.
+fn claim(
+    used: &mut BTreeMap<(String, String), Loc>,
+    c: &str,
+    ifname: &str,
+    loc: &Loc,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if let Err(m) = check_ifname(ifname) {
+        diags.push(Diagnostic::at(loc, m));
+    }
+    if let Some(first) = used.insert((c.to_string(), ifname.to_string()), loc.clone()) {
+        diags.push(
+            Diagnostic::at(
+                loc,
+                format!("interface `{ifname}` is used twice in container `{c}`"),
+            )
+            .related(&first, "first used here")
+            .help("each interface in a container needs its own name"),
+        );
+    }
+}
+
+pub(super) fn build(
+    loaded: &Loaded,
+    containers: &mut BTreeMap<String, Container>,
+    bridges: &BTreeMap<String, Bridge>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<ContainerLink> {
+    let mut used: BTreeMap<(String, String), Loc> = BTreeMap::new();
+    for f in &loaded.files {
+        for s in &f.containers {
+            let Some(c) = containers.get_mut(&s.name) else {
+                continue;
+            };
+            for (name, spec) in &s.spec.interfaces {
+                let loc = loc_of(f.file, name);
+                claim(&mut used, &c.name, name.get_ref(), &loc, diags);
+                let bridge = spec.bridge.get_ref();
+                if !bridges.contains_key(bridge) {
+                    let d = Diagnostic::at(
+                        &loc_of(f.file, &spec.bridge),
+                        format!("no bridge named `{bridge}` is declared"),
+                    );
+                    diags.push(
+                        match did_you_mean(bridge, bridges.keys().map(String::as_str)) {
+                            Some(s) => d.help(format!("did you mean `{s}`?")),
+                            None => d.help(format!("declare it with [bridge.{bridge}]")),
+                        },
+                    );
+                }
+                c.interfaces.insert(
+                    name.get_ref().clone(),
+                    Iface {
+                        name: name.get_ref().clone(),
+                        loc,
+                        bridge: bridge.clone(),
+                        addresses: addresses(f.file, &spec.addresses, diags),
+                        mtu: mtu(f.file, &spec.mtu, diags),
+                    },
+                );
+            }
+            if let Some(r) = &s.spec.ready {
+                let ping = r.ping.get_ref().parse();
+                let num = |v: &Option<Spanned<i64>>,
+                           default: i64,
+                           what: &str,
+                           diags: &mut Vec<Diagnostic>| match v {
+                    Some(n) if *n.get_ref() >= 1 && *n.get_ref() <= 600_000 => *n.get_ref(),
+                    Some(n) => {
+                        diags.push(Diagnostic::at(
+                            &loc_of(f.file, n),
+                            format!("{what} {} is out of range (1 to 600000)", n.get_ref()),
+                        ));
+                        default
+                    }
+                    None => default,
+                };
+                let retries = num(&r.retries, 5, "retries", diags) as u32;
+                let timeout_ms = num(&r.timeout_ms, 1000, "timeout_ms", diags) as u64;
+                match ping {
+                    Ok(ping) => {
+                        c.ready = Some(Ready {
+                            ping,
+                            retries,
+                            timeout_ms,
+                        })
+                    }
+                    Err(_) => diags.push(
+                        Diagnostic::at(
+                            &loc_of(f.file, &r.ping),
+                            format!("`{}` is not an IPv4 address", r.ping.get_ref()),
+                        )
+                        .help("the readiness probe pings one IPv4 address"),
+                    ),
+                }
+            }
+        }
+    }
+
+    let mut links = vec![];
+    for f in &loaded.files {
+        for s in &f.links {
+            let ends: Vec<(String, String, Loc)> = s
+                .spec
+                .endpoints
+                .get_ref()
+                .iter()
+                .filter_map(|e| {
+                    let loc = loc_of(f.file, e);
+                    match e.get_ref().split_once(':') {
+                        Some((c, i)) if !c.is_empty() && !i.is_empty() => {
+                            Some((c.to_string(), i.to_string(), loc))
+                        }
+                        _ => {
+                            diags.push(
+                                Diagnostic::at(
+                                    &loc,
+                                    format!("endpoint `{}` is not CONTAINER:IFNAME", e.get_ref()),
+                                )
+                                .help("e.g. \"r1:eth1\""),
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect();
+            if s.spec.endpoints.get_ref().len() != 2 {
+                diags.push(
+                    Diagnostic::at(
+                        &loc_of(f.file, &s.spec.endpoints),
+                        "a link has exactly two endpoints",
+                    )
+                    .help("endpoints = [\"r1:eth1\", \"r2:eth1\"]"),
+                );
+                continue;
+            }
+            if ends.len() != 2 {
+                continue;
+            }
+            for (c, i, loc) in &ends {
+                if !containers.contains_key(c) {
+                    let d = Diagnostic::at(loc, format!("no container named `{c}` is declared"));
+                    diags.push(
+                        match did_you_mean(c, containers.keys().map(String::as_str)) {
+                            Some(s) => d.help(format!("did you mean `{s}`?")),
+                            None => {
+                                d.help(format!("declare it with [container.{c}] (it may be empty)"))
+                            }
+                        },
+                    );
+                }
+                claim(&mut used, c, i, loc, diags);
+            }
+            let mut per_end: [BTreeSet<IpNet>; 2] = Default::default();
+            for (key, list) in &s.spec.addresses {
+                let pos = ends
+                    .iter()
+                    .position(|(c, i, _)| format!("{c}:{i}") == *key.get_ref());
+                match pos {
+                    Some(p) => per_end[p] = addresses(f.file, list, diags),
+                    None => diags.push(
+                        Diagnostic::at(
+                            &loc_of(f.file, key),
+                            format!("`{}` is not an endpoint of this link", key.get_ref()),
+                        )
+                        .help(format!(
+                            "endpoints: {}:{}, {}:{}",
+                            ends[0].0, ends[0].1, ends[1].0, ends[1].1
+                        )),
+                    ),
+                }
+            }
+            // Both ends on one subnet is what a point-to-point link wants.
+            let same = per_end[0]
+                .iter()
+                .any(|a| per_end[1].iter().any(|b| a.trunc() == b.trunc()));
+            if !per_end[0].is_empty() && !per_end[1].is_empty() && !same {
+                diags.push(
+                    Diagnostic::warning(
+                        &s.name_loc,
+                        "the two ends of this link have addresses in different subnets",
+                    )
+                    .help(
+                        "they cannot reach each other directly; use one subnet, e.g. a /30 or /31",
+                    ),
+                );
+            }
+            let [a_addresses, b_addresses] = per_end;
+            links.push(ContainerLink {
+                loc: s.name_loc.clone(),
+                a: (ends[0].0.clone(), ends[0].1.clone()),
+                b: (ends[1].0.clone(), ends[1].1.clone()),
+                a_addresses,
+                b_addresses,
+                mtu: mtu(f.file, &s.spec.mtu, diags),
+            });
+        }
+    }
+
+    // Container routes: a default route only through a netloom interface.
+    for f in &loaded.files {
+        for s in &f.containers {
+            let Some(c) = containers.get(&s.name) else {
+                continue;
+            };
+            let mut connected: Vec<IpNet> = c
+                .interfaces
+                .values()
+                .flat_map(|i| i.addresses.iter().map(|a| a.trunc()))
+                .collect();
+            for l in &links {
+                if l.a.0 == c.name {
+                    connected.extend(l.a_addresses.iter().map(|a| a.trunc()));
+                }
+                if l.b.0 == c.name {
+                    connected.extend(l.b_addresses.iter().map(|a| a.trunc()));
+                }
+            }
+            let mut routes = vec![];
+            for r in &s.spec.routes {
+                let via_loc = loc_of(f.file, &r.via);
+                let Ok(via) = r.via.get_ref().parse::<IpAddr>() else {
+                    diags.push(Diagnostic::at(
+                        &via_loc,
+                        format!("`{}` is not an IP address", r.via.get_ref()),
+                    ));
+                    continue;
+                };
+                let to_loc = loc_of(f.file, &r.to);
+                let to = if r.to.get_ref() == "default" {
+                    IpNet::new(
+                        if via.is_ipv4() {
+                            IpAddr::from([0u8; 4])
+                        } else {
+                            IpAddr::from([0u16; 8])
+                        },
+                        0,
+                    )
+                    .unwrap()
+                } else {
+                    match r.to.get_ref().parse::<IpNet>() {
+                        Ok(n) if n.trunc() == n => n,
+                        Ok(n) => {
+                            diags.push(
+                                Diagnostic::at(&to_loc, format!("prefix {n} has host bits set"))
+                                    .help(format!("did you mean \"{}\"?", n.trunc())),
+                            );
+                            continue;
+                        }
+                        Err(_) => {
+                            diags.push(Diagnostic::at(
+                                &to_loc,
+                                format!("`{}` is not a prefix in CIDR form", r.to.get_ref()),
+                            ));
+                            continue;
+                        }
+                    }
+                };
+                if to.addr().is_ipv4() != via.is_ipv4() {
+                    diags.push(Diagnostic::at(
+                        &via_loc,
+                        format!("gateway {via} is not of the same address family as {to}"),
+                    ));
+                    continue;
+                }
+                if !connected.iter().any(|n| n.contains(&via)) {
+                    let msg = if to.prefix_len() == 0 {
+                        format!(
+                            "a default route in container `{}` must use a gateway on one of its netloom interfaces; {via} is on none",
+                            c.name
+                        )
+                    } else {
+                        format!(
+                            "gateway {via} is on none of container `{}`'s netloom interfaces",
+                            c.name
+                        )
+                    };
+                    diags.push(Diagnostic::at(&via_loc, msg).help(
+                        "give one of its interfaces or links an address in the gateway's subnet",
+                    ));
+                    continue;
+                }
+                routes.push(ContainerRoute {
+                    loc: to_loc,
+                    to,
+                    via,
+                });
+            }
+            if let Some(c) = containers.get_mut(&s.name) {
+                c.routes = routes;
+            }
+        }
+    }
+    links
+}
