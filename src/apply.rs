@@ -266,7 +266,7 @@ pub async fn apply(
         if let Some((step, e)) = first_error {
             return Err(fail(step, e, &done));
         }
-        tracing::info!(stage = n, changes = stage.len(), elapsed = ?started.elapsed(), "stage applied");
+        tracing::debug!(stage = n, changes = stage.len(), elapsed = ?started.elapsed(), "stage applied");
         // Forget what was deleted.
         let mut released = false;
         for c in stage.iter().filter(|c| c.action == Action::Delete) {

@@ -4,7 +4,10 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = netloom::cli::Cli::parse();
+    // watch reports each reconcile in one line: its default is info.
+    let watching = matches!(cli.command, netloom::cli::Command::Watch(_));
     let level = match cli.verbose {
+        0 if watching => "info",
         0 => "warn",
         1 => "info",
         2 => "debug",

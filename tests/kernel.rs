@@ -138,7 +138,7 @@ addresses = ["10.0.0.1/24", "10.0.5.1/24"]
 mtu = 1500
 
 [bridge.br-edge]
-addresses = ["10.1.0.1/24"]
+addresses = ["10.1.0.7/24"]
 
 [bridge.br-new]
 mtu = 1400
@@ -175,6 +175,11 @@ table = 100
     assert_eq!(ns.link("br-core")["mtu"], 1500);
     assert_eq!(ns.link("br-new")["mtu"], 1400);
     assert_eq!(ns.addrs("br-core"), ["10.0.0.1/24", "10.0.5.1/24"]);
+    assert_eq!(
+        ns.addrs("br-edge"),
+        ["10.1.0.7/24"],
+        "a new address in the same subnet"
+    );
     assert_eq!(ns.link("v-core")["master"], "br-edge");
     assert!(
         ns.link("v-edge").get("master").is_none(),

@@ -73,6 +73,10 @@ impl DockerApi {
         &self.socket
     }
 
+    pub fn client(&self) -> &Docker {
+        &self.client
+    }
+
     /// All networks, all containers, and the aliases of the containers named.
     pub async fn observe(&self, declared: &BTreeSet<String>) -> Result<DockerObs> {
         let nets = self

@@ -1,50 +1,42 @@
+use super::Loaded;
 use crate::plan::render_text;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-/// Exit 0 when converged, 2 when converged but some attachments wait for
-/// their container (pending), 1 on any error.
-pub fn run(paths: &[PathBuf]) -> ExitCode {
-    let l = match super::load(paths) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let _lock = match crate::lock::acquire(&l.topo.name) {
-        Ok(lock) => lock,
-        Err(e) => return super::fail(e),
-    };
-    let start = Instant::now();
-    super::runtime().block_on(async {
-        let (live, plan) = match super::observe_and_plan(&l).await {
-            Ok(x) => x,
-            Err(e) => return super::fail(e),
-        };
+/// What one pass of converge did.
+pub struct Converged {
+    pub changes: usize,
+    pub pending: usize,
+}
+
+/// One reconcile: observe, plan, apply, verify, readiness. `show_plan`
+/// prints the plan to stdout (apply does; watch logs a summary instead).
+/// The error is the whole report: what failed, with what was done before.
+pub async fn converge(l: &Loaded, show_plan: bool) -> Result<Converged, String> {
+    let (live, plan) = super::observe_and_plan(l).await?;
+    if show_plan {
         print!("{}", render_text(&plan));
-        if !plan.conflicts.is_empty() {
-            return super::fail(format!(
-                "{} conflict(s) with objects netloom does not own; nothing was changed",
-                plan.conflicts.len()
-            ));
-        }
-        let pending = if plan.pending.is_empty() {
-            ExitCode::SUCCESS
+    }
+    if !plan.conflicts.is_empty() {
+        let list: Vec<String> = plan
+            .conflicts
+            .iter()
+            .map(|c| format!("{}: {}", c.key, c.message))
+            .collect();
+        let detail = if show_plan {
+            String::new()
         } else {
-            ExitCode::from(2)
+            format!(":\n  {}", list.join("\n  "))
         };
-        if plan.changes.is_empty() {
-            if !ready(&l.topo, &live.containers).await {
-                return ExitCode::from(1);
-            }
-            if !plan.pending.is_empty() {
-                println!(
-                    "\nNothing to change now; {} pending (exit code 2).",
-                    plan.pending.len()
-                );
-            }
-            return pending;
-        }
-        let done = match crate::apply::apply(
+        return Err(format!(
+            "{} conflict(s) with objects netloom does not own; nothing was changed{detail}",
+            plan.conflicts.len()
+        ));
+    }
+    let mut done = vec![];
+    if !plan.changes.is_empty() {
+        done = match crate::apply::apply(
             &plan,
             &live.observed,
             live.kernel,
@@ -55,79 +47,89 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         {
             Ok((_, done)) => done,
             Err(f) => {
-                eprintln!("error: step `{}` failed: {}", f.step, f.error);
+                let mut msg = format!("step `{}` failed: {}\n", f.step, f.error);
                 if f.done.is_empty() {
-                    eprintln!("nothing was changed before it");
+                    msg += "nothing was changed before it\n";
                 } else {
-                    eprintln!("done before it ({}):", f.done.len());
+                    msg += &format!("done before it ({}):\n", f.done.len());
                     for d in &f.done {
-                        eprintln!("  {d}");
+                        msg += &format!("  {d}\n");
                     }
                 }
-                eprintln!(
-                    "fix the cause and run `netloom apply` again: it continues from the live state"
-                );
-                return ExitCode::from(1);
+                msg += "fix the cause and apply again: it continues from the live state";
+                return Err(msg);
             }
         };
-        if let Err(e) = crate::apply::settle_ledger(&plan, &l.graph) {
-            return super::fail(format!("cannot write the ledger: {e}"));
-        }
-        let verifying = Instant::now();
+        crate::apply::settle_ledger(&plan, &l.graph)
+            .map_err(|e| format!("cannot write the ledger: {e}"))?;
         let observe = || async { super::observe(&l.topo).await.map(|live| live.observed) };
-        let verified = crate::verify::verify(&l.topo.name, &l.graph, observe).await;
-        tracing::info!(elapsed = ?verifying.elapsed(), "verified");
-        match verified {
-            Ok(left) if left.is_empty() => {
-                if !ready(&l.topo, &live.containers).await {
-                    return ExitCode::from(1);
-                }
-                println!(
-                    "\nApply complete: {} change(s) in {:.0?}; verified, nothing left to change{}.",
-                    done.len(),
-                    start.elapsed(),
-                    if plan.pending.is_empty() {
-                        ""
-                    } else {
-                        " but what is pending"
-                    }
-                );
-                pending
-            }
-            Ok(left) => {
-                eprintln!(
-                    "error: applied {} change(s), but the live state still differs:",
-                    done.len()
-                );
-                for d in left {
-                    eprintln!("  {d}");
-                }
-                ExitCode::from(1)
-            }
-            Err(e) => super::fail(format!(
-                "verification could not observe the live state: {e}"
-            )),
+        let left = crate::verify::verify(&l.topo.name, &l.graph, observe)
+            .await
+            .map_err(|e| format!("verification could not observe the live state: {e}"))?;
+        if !left.is_empty() {
+            return Err(format!(
+                "applied {} change(s), but the live state still differs:\n  {}",
+                done.len(),
+                left.join("\n  ")
+            ));
         }
-    })
-}
-
-/// Runs the readiness probes; prints each result. False if any failed.
-async fn ready(
-    topo: &crate::model::Topology,
-    containers: &std::collections::HashMap<String, crate::backend::netlink::ContainerNet>,
-) -> bool {
-    let mut ok = true;
-    for (c, dst, r) in super::probe_readiness(topo, containers).await {
+    }
+    let mut failed = vec![];
+    for (c, dst, r) in super::probe_readiness(&l.topo, &live.containers).await {
         match r {
             Ok(rtt) => println!(
                 "ready: {c} reaches {dst} ({:.1} ms)",
                 rtt.as_secs_f64() * 1000.0
             ),
-            Err(e) => {
-                eprintln!("error: readiness probe of {c}: ping {dst}: {e}");
-                ok = false;
-            }
+            Err(e) => failed.push(format!("readiness probe of {c}: ping {dst}: {e}")),
         }
     }
-    ok
+    if !failed.is_empty() {
+        return Err(failed.join("\n"));
+    }
+    Ok(Converged {
+        changes: done.len(),
+        pending: plan.pending.len(),
+    })
+}
+
+/// Exit 0 when converged, 2 when converged but some objects wait (pending),
+/// 1 on any error.
+pub fn run(paths: &[PathBuf]) -> ExitCode {
+    let l = match super::load(paths) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let _lock = match crate::lock::acquire(&l.topo.name) {
+        Ok(lock) => lock,
+        Err(e) => return super::fail(e),
+    };
+    let start = Instant::now();
+    match super::runtime().block_on(converge(&l, true)) {
+        Ok(c) => {
+            if c.changes > 0 {
+                println!(
+                    "\nApply complete: {} change(s) in {:.0?}; verified, nothing left to change{}.",
+                    c.changes,
+                    start.elapsed(),
+                    if c.pending == 0 {
+                        ""
+                    } else {
+                        " but what is pending"
+                    }
+                );
+            } else if c.pending > 0 {
+                println!(
+                    "\nNothing to change now; {} pending (exit code 2).",
+                    c.pending
+                );
+            }
+            if c.pending > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => super::fail(e),
+    }
 }

@@ -6,6 +6,7 @@ mod graph;
 mod plan;
 mod show;
 mod validate;
+mod watch;
 
 use crate::backend::docker::DockerApi;
 use crate::backend::netlink::{ContainerNet, Kernel};
@@ -40,6 +41,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make the changes, then observe again to verify.
     Apply(ApplyArgs),
+    /// Apply, then keep applying on file edits, Docker and netlink events, and a periodic resync.
+    Watch(WatchArgs),
     /// Remove everything this topology owns.
     Destroy(Paths),
     /// The live state of what the topology describes, and its drift.
@@ -86,6 +89,34 @@ pub struct ApplyArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub paths: Paths,
+    /// Reconcile at least this often, whatever the events say (e.g. 30s, 500ms, 2m).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub resync: std::time::Duration,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 30s, 500ms or 2m"))?;
+    let d = match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n * 60),
+        _ => return Err(format!("`{s}`: use ms, s or m")),
+    };
+    if d.is_zero() {
+        return Err("the resync interval must be above zero".into());
+    }
+    Ok(d)
+}
+
+#[derive(Args, Debug)]
 pub struct ShowArgs {
     #[command(flatten)]
     pub paths: Paths,
@@ -98,6 +129,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(p) => validate::run(&p.paths),
         Command::Plan(a) => plan::run(&a),
         Command::Apply(a) => apply::run(&a.paths.paths),
+        Command::Watch(a) => watch::run(&a),
         Command::Destroy(p) => destroy::run(&p.paths),
         Command::Show(a) => show::run(&a),
         Command::Graph(p) => graph::run(&p.paths),
@@ -153,7 +185,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, ExitCode> {
     if !warnings.is_empty() {
         eprint!("{}", render_all(&warnings, &loaded.sources));
     }
-    tracing::info!(elapsed = ?t.elapsed(), objects = graph.graph.node_count(), "loaded");
+    tracing::debug!(elapsed = ?t.elapsed(), objects = graph.graph.node_count(), "loaded");
     Ok(Loaded {
         sources: loaded.sources,
         topo,
@@ -330,11 +362,11 @@ pub async fn probe_readiness(
 pub async fn observe_and_plan(l: &Loaded) -> Result<(Live, crate::plan::Plan), String> {
     let t = std::time::Instant::now();
     let live = observe(&l.topo).await?;
-    tracing::info!(elapsed = ?t.elapsed(), links = live.observed.links.len(), routes = live.observed.routes.len(), "observed");
+    tracing::debug!(elapsed = ?t.elapsed(), links = live.observed.links.len(), routes = live.observed.routes.len(), "observed");
     let t = std::time::Instant::now();
     let d = crate::diff::diff(&l.topo.name, &l.graph, &live.observed);
     let plan = crate::plan::Plan::new(&l.topo.name, l.topo.netns.clone(), &l.graph, d);
-    tracing::info!(elapsed = ?t.elapsed(), changes = plan.changes.len(), "planned");
+    tracing::debug!(elapsed = ?t.elapsed(), changes = plan.changes.len(), "planned");
     Ok((live, plan))
 }
 

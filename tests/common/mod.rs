@@ -376,3 +376,82 @@ impl Drop for NetsOf {
         ));
     }
 }
+
+// ---- watch ----
+
+/// A running `netloom watch`, stopped (SIGKILL) if the test ends early.
+pub struct WatchProc {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl WatchProc {
+    pub fn start(paths: &[&Path], resync: &str) -> WatchProc {
+        let log = std::env::temp_dir().join(format!("{}.watch.log", unique("nlw")));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_netloom"));
+        c.env("NETLOOM_RUN_DIR", run_dir())
+            .arg("watch")
+            .arg("--resync")
+            .arg(resync);
+        for p in paths {
+            c.arg(p);
+        }
+        c.stdout(std::fs::File::create(log.with_extension("out")).unwrap());
+        c.stderr(std::fs::File::create(&log).unwrap());
+        WatchProc {
+            child: c.spawn().expect("start netloom watch"),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        must(&format!("kill -{sig} {}", self.child.id()));
+    }
+
+    /// SIGTERM, then the exit status (within 10 s).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "watch did not stop on SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for WatchProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it holds, failing with `what` and `context()` after `secs`.
+pub fn eventually(what: &str, secs: u64, check: impl Fn() -> bool, context: impl Fn() -> String) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if check() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("not converged within {secs}s: {what}\n{}", context());
+}
+
+/// Replaces a file the way editors save: write a temporary file, rename it over.
+pub fn save_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("toml.swp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}

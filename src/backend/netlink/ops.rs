@@ -223,16 +223,18 @@ impl Kernel {
         for (want, have) in ends {
             let index = idx.get(&want.name)?;
             self.set_end(index, want, mark, idx, true).await?;
-            let missing = match have {
-                Some(h) => want.addresses.difference(&h.addresses).copied().collect(),
-                None => want.addresses.clone(),
-            };
-            self.add_addresses(index, &want.name, &missing).await?;
+            // Removals first: deleting a subnet's primary address also
+            // deletes its secondaries, which a new address there would be.
             if let Some(h) = have {
                 for a in h.addresses.difference(&want.addresses) {
                     self.del_address(index, &want.name, a).await?;
                 }
             }
+            let missing = match have {
+                Some(h) => want.addresses.difference(&h.addresses).copied().collect(),
+                None => want.addresses.clone(),
+            };
+            self.add_addresses(index, &want.name, &missing).await?;
         }
         Ok(())
     }

@@ -170,15 +170,7 @@ impl Kernel {
             .map(|a| a.net)
             .filter(|n| !crate::state::is_kernel_link_local(n))
             .collect();
-        for a in want.difference(&have) {
-            self.handle
-                .address()
-                .add(link.index, a.addr(), a.prefix_len())
-                .replace()
-                .execute()
-                .await
-                .map_err(|e| Error::kernel("add address", format!("{a} on {}", object()), e))?;
-        }
+        // Removals first: deleting a primary address takes its secondaries along.
         for a in have.difference(want) {
             let mut req = self
                 .handle
@@ -202,6 +194,15 @@ impl Kernel {
                     break;
                 }
             }
+        }
+        for a in want.difference(&have) {
+            self.handle
+                .address()
+                .add(link.index, a.addr(), a.prefix_len())
+                .replace()
+                .execute()
+                .await
+                .map_err(|e| Error::kernel("add address", format!("{a} on {}", object()), e))?;
         }
         // Up last, so the announcement carries the addresses.
         let up = LinkUnspec::new_with_name(name).up().build();

@@ -1,0 +1,182 @@
+//! `netloom watch` keeps a topology converged: file edits, drift by hand,
+//! container restarts and starts, broken edits, signals.
+
+mod common;
+
+use common::*;
+
+fn kernel_topology(t: &Topo, ns: &Netns, body: &str) -> String {
+    format!(
+        "[topology]\nname = \"{}\"\nnetns = \"{}\"\n\n{body}",
+        t.name, ns.name
+    )
+}
+
+#[test]
+fn edits_and_drift_converge_and_a_broken_edit_changes_nothing() {
+    let (t, ns, d) = (Topo::new("nlt"), Netns::named("nlt"), Dir::new());
+    let f = d.path.join("lab.toml");
+    save_atomically(
+        &f,
+        &kernel_topology(&t, &ns, "[bridge.br0]\naddresses = [\"10.82.0.1/24\"]\n"),
+    );
+    let w = WatchProc::start(&[&d.path], "30s");
+    let log = || w.log();
+    eventually(
+        "first apply",
+        10,
+        || ns.exists() && ns.link_names() == ["br0"],
+        log,
+    );
+
+    // An edit (atomic save) converges.
+    save_atomically(
+        &f,
+        &kernel_topology(
+            &t,
+            &ns,
+            "[bridge.br0]\naddresses = [\"10.82.0.2/24\"]\nmtu = 1400\n[bridge.br1]\n",
+        ),
+    );
+    eventually(
+        "edit applied",
+        10,
+        || {
+            ns.link_names() == ["br0", "br1"]
+                && ns.addrs("br0") == ["10.82.0.2/24"]
+                && ns.link("br0")["mtu"] == 1400
+        },
+        log,
+    );
+
+    // Drift by hand is repaired without waiting for the resync (30 s).
+    must(&format!(
+        "ip -n {0} link del br1 && ip -n {0} addr del 10.82.0.2/24 dev br0",
+        ns.name
+    ));
+    eventually(
+        "drift repaired",
+        10,
+        || ns.link_names() == ["br0", "br1"] && ns.addrs("br0") == ["10.82.0.2/24"],
+        log,
+    );
+
+    // A broken edit is reported with its location; nothing changes.
+    save_atomically(
+        &f,
+        &kernel_topology(
+            &t,
+            &ns,
+            "[bridge.br0]\naddresses = [\"10.82.0.3/24\"]\nmtuu = 1400\n",
+        ),
+    );
+    eventually(
+        "error reported",
+        10,
+        || log().contains("unknown key `mtuu`"),
+        log,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(ns.link_names(), ["br0", "br1"], "the last good state stays");
+    assert_eq!(ns.addrs("br0"), ["10.82.0.2/24"]);
+    // A deleted file is never an empty topology.
+    std::fs::remove_file(&f).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        ns.link_names(),
+        ["br0", "br1"],
+        "nothing is pruned for a missing file"
+    );
+
+    // The fix is applied.
+    save_atomically(
+        &f,
+        &kernel_topology(&t, &ns, "[bridge.br0]\naddresses = [\"10.82.0.3/24\"]\n"),
+    );
+    eventually(
+        "fix applied",
+        15,
+        || ns.link_names() == ["br0"] && ns.addrs("br0") == ["10.82.0.3/24"],
+        log,
+    );
+
+    // SIGHUP forces a reconcile; SIGTERM ends watch cleanly.
+    w.signal("HUP");
+    eventually(
+        "hangup reconcile",
+        10,
+        || log().contains("trigger=Hangup"),
+        log,
+    );
+    assert!(log().contains("result=ok"));
+    let status = w.stop();
+    assert!(status.success(), "clean exit: {status:?}");
+    assert_eq!(nl(&["destroy"], &[&d.path]).code, 0);
+}
+
+#[test]
+fn container_restarts_and_starts_are_followed() {
+    ensure_image();
+    let (t, ns, d) = (Topo::new("nlt"), Netns::named("nlt"), Dir::new());
+    let _nets = NetsOf {
+        topology: t.name.clone(),
+    };
+    let base = DockerNet::internal("nlb");
+    let a = Ctr::run("nla", &base);
+    // Created but not started: its attachment is pending until it runs.
+    let b = Ctr {
+        name: unique("nlp"),
+    };
+    must(&format!(
+        "docker create --name {} --network {} {IMAGE} sleep 600 >/dev/null",
+        b.name, base.name
+    ));
+    let o = octet();
+    let front = format!("{}f", t.name);
+    let f = d.write(
+        "lab.toml",
+        &kernel_topology(
+            &t,
+            &ns,
+            &format!(
+                "[bridge.br0]\naddresses = [\"10.83.{o}.1/24\"]\n\
+                 [network.{front}]\nsubnets = [\"10.84.{o}.0/24\"]\n\
+                 [container.{a}]\ninterfaces.eth1 = {{ bridge = \"br0\", addresses = [\"10.83.{o}.2/24\"] }}\n\
+                 [container.{b}]\nnetworks.{front} = {{ ipv4 = \"10.84.{o}.10\" }}\n",
+                a = a.name,
+                b = b.name
+            ),
+        ),
+    );
+    let w = WatchProc::start(&[&f], "30s");
+    let log = || w.log();
+    eventually(
+        "interface in the container",
+        15,
+        || a.extra_links() == ["eth1"],
+        log,
+    );
+    assert!(log().contains("pending=1"), "{}", log());
+
+    // A restart gives the container a new netns; watch puts eth1 back.
+    must(&format!("docker restart -t 0 {} >/dev/null", a.name));
+    eventually(
+        "interface restored after restart",
+        15,
+        || a.extra_links() == ["eth1"],
+        log,
+    );
+    assert!(a.pings(&format!("10.83.{o}.1")));
+
+    // Starting the pending container attaches it.
+    must(&format!("docker start {} >/dev/null", b.name));
+    eventually(
+        "pending container attached",
+        15,
+        || b.endpoint(&front)["IPAddress"] == format!("10.84.{o}.10"),
+        log,
+    );
+
+    assert!(w.stop().success());
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+}
