@@ -156,7 +156,8 @@ fn container_restarts_and_starts_are_followed() {
         || a.extra_links() == ["eth1"],
         log,
     );
-    assert!(log().contains("pending=1"), "{}", log());
+    // The summary line comes once the reconcile is over.
+    eventually("pending reported", 15, || log().contains("pending=1"), log);
 
     // A restart gives the container a new netns; watch puts eth1 back.
     must(&format!("docker restart -t 0 {} >/dev/null", a.name));

@@ -147,28 +147,7 @@ fn live(r: &Resource, o: &Observed) -> String {
                     parts.push(format!("{name}: absent"));
                     continue;
                 };
-                let mut s = format!(
-                    "{name}: {}, {}, mtu {}",
-                    if x.up { "up" } else { "down" },
-                    if x.carrier { "carrier" } else { "no carrier" },
-                    x.mtu
-                );
-                if let Some(m) = &x.master {
-                    let _ = write!(s, ", master {m}");
-                }
-                for a in x
-                    .addresses
-                    .iter()
-                    .filter(|a| !crate::state::is_kernel_link_local(&a.net))
-                {
-                    let _ = write!(
-                        s,
-                        ", {}{}",
-                        a.net,
-                        if a.tentative { " (tentative)" } else { "" }
-                    );
-                }
-                parts.push(s);
+                parts.push(link_state(x));
             }
             parts.join("; ")
         }
