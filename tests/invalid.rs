@@ -132,3 +132,20 @@ fn apply_of_invalid_input_changes_nothing() {
     assert_eq!(ns.routes("all"), Vec::<String>::new());
     assert_eq!(ns.rules(), Vec::<String>::new());
 }
+
+#[test]
+fn a_warning_is_reported_with_its_location_and_does_not_block() {
+    let d = Dir::new();
+    let f = d.write(
+        "lab.toml",
+        "[topology]\nname = \"lab\"\n[container.a]\n[container.b]\n[[link]]\nendpoints = [\"a:eth1\", \"b:eth1\"]\naddresses = { \"a:eth1\" = [\"10.1.0.1/30\"], \"b:eth1\" = [\"10.2.0.2/30\"] }\n",
+    );
+    let r = nl(&["validate"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let want = format!(
+        "{}:5:1: warning: the two ends of this link have addresses in different subnets",
+        f.display()
+    );
+    assert!(r.stderr.contains(&want), "{r:?}");
+    assert!(r.stdout.contains("is valid"), "{r:?}");
+}
