@@ -184,6 +184,7 @@ fn a_restarted_container_gets_its_interfaces_back_and_a_stopped_one_waits() {
 [bridge.br-lan]
 [container.{a}]
 interfaces.eth1 = {{ bridge = "br-lan", addresses = ["10.65.{o}.1/24"] }}
+ready = {{ ping = "10.65.{o}.2", retries = 3, timeout_ms = 300 }}
 [container.{b}]
 interfaces.eth1 = {{ bridge = "br-lan", addresses = ["10.65.{o}.2/24"] }}
 "#,
@@ -209,7 +210,10 @@ interfaces.eth1 = {{ bridge = "br-lan", addresses = ["10.65.{o}.2/24"] }}
     // A stopped container is pending, not an error.
     must(&format!("docker stop -t 0 {} >/dev/null", r2.name));
     let r = nl(&["apply"], &[&f]);
-    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        r.code, 2,
+        "pending, and the probe toward it waits too: {r:?}"
+    );
     assert!(
         r.stdout.contains(&format!(
             "container `{}` exists but is not running",

@@ -75,12 +75,12 @@ pub async fn converge(l: &Loaded, show_plan: bool) -> Result<Converged, String> 
         }
     }
     let mut failed = vec![];
-    for (c, dst, r) in super::probe_readiness(&l.topo, &live.containers).await {
+    let waiting = super::waiting_containers(&plan, &l.graph);
+    for (c, dst, r) in super::probe_readiness(&l.topo, &live.containers, &waiting).await {
+        let ms = |rtt: std::time::Duration| rtt.as_secs_f64() * 1000.0;
         match r {
-            Ok(rtt) => println!(
-                "ready: {c} reaches {dst} ({:.1} ms)",
-                rtt.as_secs_f64() * 1000.0
-            ),
+            Ok(rtt) if show_plan => println!("ready: {c} reaches {dst} ({:.1} ms)", ms(rtt)),
+            Ok(rtt) => tracing::info!("ready: {c} reaches {dst} ({:.1} ms)", ms(rtt)),
             Err(e) => failed.push(format!("readiness probe of {c}: ping {dst}: {e}")),
         }
     }

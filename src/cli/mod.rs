@@ -165,32 +165,43 @@ pub struct Loaded {
 
 /// Files → model → graph. Diagnostics go to stderr; on error, exit code 1.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, ExitCode> {
+    match load_quiet(paths) {
+        Ok((l, warnings)) => {
+            eprint!("{warnings}");
+            Ok(l)
+        }
+        Err(diags) => {
+            eprint!("{diags}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// Files → model → graph, with the rendered warnings; or the rendered
+/// diagnostics when there are errors. Prints nothing (watch decides when).
+pub fn load_quiet(paths: &[PathBuf]) -> Result<(Loaded, String), String> {
     let t = std::time::Instant::now();
     let loaded = crate::spec::load_paths(paths);
-    let (topo, warnings) = match crate::model::build(&loaded) {
-        Ok(ok) => ok,
-        Err(diags) => {
-            eprint!("{}", render_all(&diags, &loaded.sources));
-            return Err(ExitCode::from(1));
-        }
+    let (topo, warnings) =
+        crate::model::build(&loaded).map_err(|diags| render_all(&diags, &loaded.sources))?;
+    let graph = crate::graph::build(&topo).map_err(|diags| {
+        let all: Vec<_> = warnings.iter().cloned().chain(diags).collect();
+        render_all(&all, &loaded.sources)
+    })?;
+    let rendered = if warnings.is_empty() {
+        String::new()
+    } else {
+        render_all(&warnings, &loaded.sources)
     };
-    let graph = match crate::graph::build(&topo) {
-        Ok(g) => g,
-        Err(diags) => {
-            let all: Vec<_> = warnings.into_iter().chain(diags).collect();
-            eprint!("{}", render_all(&all, &loaded.sources));
-            return Err(ExitCode::from(1));
-        }
-    };
-    if !warnings.is_empty() {
-        eprint!("{}", render_all(&warnings, &loaded.sources));
-    }
     tracing::debug!(elapsed = ?t.elapsed(), objects = graph.graph.node_count(), "loaded");
-    Ok(Loaded {
-        sources: loaded.sources,
-        topo,
-        graph,
-    })
+    Ok((
+        Loaded {
+            sources: loaded.sources,
+            topo,
+            graph,
+        },
+        rendered,
+    ))
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -324,9 +335,18 @@ pub async fn observe(topo: &Topology) -> Result<Live, String> {
 pub async fn probe_readiness(
     topo: &Topology,
     containers: &std::collections::HashMap<String, ContainerNet>,
+    waiting: &std::collections::BTreeSet<String>,
 ) -> Vec<(String, String, Result<std::time::Duration, String>)> {
     let mut out = vec![];
     for c in topo.containers.values() {
+        // Wiring that waits (a peer stopped) cannot answer yet: not a failure.
+        if waiting.contains(&c.name)
+            || c.ready
+                .as_ref()
+                .is_some_and(|r| waiting.contains(&r.ping.to_string()))
+        {
+            continue;
+        }
         let (Some(ready), Some(net)) = (&c.ready, containers.get(&c.name)) else {
             continue;
         };
@@ -354,6 +374,38 @@ pub async fn probe_readiness(
             Err(e) => Err(e.to_string()),
         };
         out.push((c.name.clone(), dst.to_string(), r));
+    }
+    out
+}
+
+/// Containers with pending wiring (at either end of it), and the addresses
+/// on that wiring: probes from those containers or to those addresses wait.
+pub fn waiting_containers(
+    plan: &crate::plan::Plan,
+    graph: &DesiredGraph,
+) -> std::collections::BTreeSet<String> {
+    use crate::state::{IfacePeer, Resource};
+    let mut out = std::collections::BTreeSet::new();
+    for p in &plan.pending {
+        match graph.get(&p.key) {
+            Some(Resource::Iface(i)) => {
+                out.insert(i.container.clone());
+                out.extend(i.addresses.iter().map(|a| a.addr().to_string()));
+                if let IfacePeer::Container {
+                    container,
+                    addresses,
+                    ..
+                } = &i.peer
+                {
+                    out.insert(container.clone());
+                    out.extend(addresses.iter().map(|a| a.addr().to_string()));
+                }
+            }
+            Some(Resource::ContainerRoute(r)) => {
+                out.insert(r.container.clone());
+            }
+            _ => {}
+        }
     }
     out
 }

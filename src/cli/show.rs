@@ -46,8 +46,13 @@ pub fn run(a: &ShowArgs) -> ExitCode {
         Ok(seen) => seen,
         Err(e) => return super::fail(e),
     };
+    let waiting = {
+        let d = diff(&l.topo.name, &l.graph, &seen.observed);
+        let plan = crate::plan::Plan::new(&l.topo.name, l.topo.netns.clone(), &l.graph, d);
+        super::waiting_containers(&plan, &l.graph)
+    };
     let ready: Vec<Probe> = rt
-        .block_on(super::probe_readiness(&l.topo, &seen.containers))
+        .block_on(super::probe_readiness(&l.topo, &seen.containers, &waiting))
         .into_iter()
         .map(|(container, target, r)| Probe {
             container,
@@ -265,7 +270,7 @@ fn text(r: &Report, markdown: bool) -> String {
     let count = |s: &str| r.entries.iter().filter(|e| e.status == s).count();
     let _ = writeln!(
         out,
-        "{}topology {} in {}: {} ok, {} drifted, {} missing, {} conflicting, {} extra\n",
+        "{}topology {} in {}: {} ok, {} drifted, {} missing, {} conflicting, {} pending, {} extra\n",
         if markdown { "### " } else { "" },
         r.topology,
         super::netns_label(&r.netns),
@@ -273,6 +278,7 @@ fn text(r: &Report, markdown: bool) -> String {
         count("drift"),
         count("missing"),
         count("conflict"),
+        count("pending"),
         count("extra")
     );
     if markdown {

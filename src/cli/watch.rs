@@ -57,6 +57,8 @@ async fn watch(a: &WatchArgs) -> ExitCode {
     let mut docker_events: Option<tokio::task::JoinHandle<()>> = None;
     let mut failures = 0u32;
     let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut warnings = String::new();
+    let mut last_errors = String::new();
     tracing::info!(resync = ?a.resync, "watching {}", a.paths.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
 
     loop {
@@ -99,11 +101,12 @@ async fn watch(a: &WatchArgs) -> ExitCode {
                 )
             })
             .collect();
-        let result = reconcile(&a.paths.paths).await;
+        let result = reconcile(&a.paths.paths, &mut warnings).await;
         let took = t.elapsed();
         match &result {
             Ok((l, c)) => {
                 failures = 0;
+                last_errors.clear();
                 tracing::info!(
                     "reconcile trigger={} changes={} pending={} duration={took:.0?} result=ok",
                     cause.join(","),
@@ -129,7 +132,19 @@ async fn watch(a: &WatchArgs) -> ExitCode {
                     docker_events = Some(tokio::spawn(docker_event_loop(tx.clone())));
                 }
             }
-            Err(e) => {
+            Err(Failed::Files(diags)) => {
+                // Say it once per distinct content; only an edit can fix it,
+                // so there is no retry timer.
+                if *diags != last_errors {
+                    eprint!("{diags}");
+                    last_errors = diags.clone();
+                }
+                tracing::warn!(
+                    "reconcile trigger={} duration={took:.0?} result=invalid-files (nothing applied; waiting for an edit)",
+                    cause.join(",")
+                );
+            }
+            Err(Failed::Live(e)) => {
                 failures += 1;
                 let delay = Duration::from_secs(1u64 << failures.min(5)).min(BACKOFF_MAX);
                 retry_at = Some(tokio::time::Instant::now() + delay);
@@ -158,13 +173,29 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// Why a reconcile did not converge.
+enum Failed {
+    /// The files have errors (rendered): nothing is applied until an edit fixes them.
+    Files(String),
+    /// Anything live: retried with backoff.
+    Live(String),
+}
+
 /// Loads and converges under the topology's lock. A bad edit is reported
 /// and nothing is applied: the last good state stays in place.
-async fn reconcile(paths: &[PathBuf]) -> Result<(super::Loaded, super::apply::Converged), String> {
-    let l = super::load(paths)
-        .map_err(|_| "the topology files have errors (above); nothing was applied".to_string())?;
-    let _lock = crate::lock::acquire(&l.topo.name)?;
-    let c = super::apply::converge(&l, false).await?;
+async fn reconcile(
+    paths: &[PathBuf],
+    warnings: &mut String,
+) -> Result<(super::Loaded, super::apply::Converged), Failed> {
+    let (l, w) = super::load_quiet(paths).map_err(Failed::Files)?;
+    if w != *warnings {
+        eprint!("{w}");
+        *warnings = w;
+    }
+    let _lock = crate::lock::acquire(&l.topo.name).map_err(Failed::Live)?;
+    let c = super::apply::converge(&l, false)
+        .await
+        .map_err(Failed::Live)?;
     Ok((l, c))
 }
 

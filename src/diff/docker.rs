@@ -245,8 +245,12 @@ pub(super) fn attachment(
         })
     };
     let Some(c) = docker.containers.iter().find(|c| c.name == d.key.container) else {
+        let names = docker.containers.iter().map(|c| c.name.as_str());
+        let hint = crate::diag::did_you_mean(&d.key.container, names)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
         return pending(
-            format!("container `{}` does not exist", d.key.container),
+            format!("container `{}` does not exist{hint}", d.key.container),
             out,
         );
     };

@@ -307,6 +307,36 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
             extra.insert(k, change(Action::Update, dep, None, vec![], Some(reason)));
         }
     }
+    // Deleting an interface drops the routes that went through it, in the
+    // same netns; which ones is not known from here, so re-apply them all
+    // (an idempotent replace each).
+    for c in changes.iter().filter(|c| c.action == Action::Delete) {
+        let netns_of_deleted: Option<Option<&str>> = match &c.current {
+            Some(Resource::Link(_)) => Some(None),
+            Some(Resource::Iface(i)) => Some(Some(i.container.as_str())),
+            _ => None,
+        };
+        let Some(where_) = netns_of_deleted else {
+            continue;
+        };
+        for r in desired.resources() {
+            let same_netns = match (r, where_) {
+                (Resource::Route(_), None) => true,
+                (Resource::ContainerRoute(cr), Some(c)) => cr.container == c,
+                _ => false,
+            };
+            let k = r.key();
+            if !same_netns
+                || changed.contains_key(&k)
+                || extra.contains_key(&k)
+                || waiting.contains(&k)
+            {
+                continue;
+            }
+            let reason = format!("re-applied: {} {} is removed", c.kind, c.title);
+            extra.insert(k, change(Action::Update, r, None, vec![], Some(reason)));
+        }
+    }
     changes.extend(extra.into_values());
 }
 

@@ -21,7 +21,16 @@ fn netns_of<'a>(observed: &'a Observed, container: &str) -> Result<&'a Container
         .and_then(|d| d.containers.iter().find(|c| c.name == container))
         .map(|c| c.state.clone());
     Err(match state {
-        None => format!("container `{container}` does not exist"),
+        None => {
+            let names = observed
+                .docker
+                .iter()
+                .flat_map(|d| d.containers.iter().map(|c| c.name.as_str()));
+            match crate::diag::did_you_mean(container, names) {
+                Some(s) => format!("container `{container}` does not exist (did you mean `{s}`?)"),
+                None => format!("container `{container}` does not exist"),
+            }
+        }
         Some(s) if s == "running" => {
             format!("container `{container}` has no network namespace yet")
         }

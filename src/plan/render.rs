@@ -83,6 +83,36 @@ fn change_lines(out: &mut String, c: &Change) {
                 }
             }
             Some(Resource::Attachment(a)) => attach_attrs(out, a),
+            Some(Resource::Iface(i)) => {
+                let list = |s: &std::collections::BTreeSet<ipnet::IpNet>| {
+                    s.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                if !i.addresses.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "      {}:{} addresses: {}",
+                        i.container,
+                        i.name,
+                        list(&i.addresses)
+                    );
+                }
+                if let crate::state::IfacePeer::Container {
+                    container,
+                    name,
+                    addresses,
+                } = &i.peer
+                    && !addresses.is_empty()
+                {
+                    let _ = writeln!(
+                        out,
+                        "      {container}:{name} addresses: {}",
+                        list(addresses)
+                    );
+                }
+            }
             _ => {}
         },
         Action::Update => {

@@ -84,7 +84,12 @@ fn expand(p: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
     let mut found: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
+        // Hidden files are editors' backups and swap files, not topology.
         .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
+        .filter(|f| {
+            !f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     found.sort();
     if found.is_empty() {
@@ -98,11 +103,18 @@ fn expand(p: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
 }
 
 fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<SpecFile> {
-    let (root, errors) = DeTable::parse_recoverable(text);
+    let (root, mut errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
-        for e in errors {
-            diags.push(toml_error(file, &e, None));
-        }
+        // After one syntax error the parser's guesses cascade: report the
+        // first, and how many more followed.
+        errors.sort_by_key(|e| e.span().map(|s| s.start).unwrap_or(0));
+        let more = errors.len() - 1;
+        let d = toml_error(file, &errors[0], None);
+        diags.push(if more > 0 {
+            d.help(format!("{more} more syntax error(s) follow in this file, probably caused by this one (an unclosed `[`, `{{` or string before here?)"))
+        } else {
+            d
+        });
         return None;
     }
     let span = root.span();
