@@ -169,6 +169,25 @@ fn container_restarts_and_starts_are_followed() {
     );
     assert!(a.pings(&format!("10.83.{o}.1")));
 
+    // Drift inside the container is heard too (the resync is 30 s away).
+    let pid = must(&format!(
+        "docker inspect -f '{{{{.State.Pid}}}}' {}",
+        a.name
+    ));
+    must(&format!(
+        "nsenter -t {} -n ip addr del 10.83.{o}.2/24 dev eth1",
+        pid.trim()
+    ));
+    eventually(
+        "address restored inside the container",
+        10,
+        || {
+            must(&format!("docker exec {} ip -o addr show dev eth1", a.name))
+                .contains(&format!("10.83.{o}.2/24"))
+        },
+        log,
+    );
+
     // Starting the pending container attaches it.
     must(&format!("docker start {} >/dev/null", b.name));
     eventually(

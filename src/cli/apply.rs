@@ -8,6 +8,8 @@ use std::time::Instant;
 pub struct Converged {
     pub changes: usize,
     pub pending: usize,
+    /// The netns of each running wired container (watch listens in them).
+    pub container_netns: Vec<std::fs::File>,
 }
 
 /// One reconcile: observe, plan, apply, verify, readiness. `show_plan`
@@ -90,6 +92,11 @@ pub async fn converge(l: &Loaded, show_plan: bool) -> Result<Converged, String> 
     Ok(Converged {
         changes: done.len(),
         pending: plan.pending.len(),
+        container_netns: live
+            .containers
+            .values()
+            .filter_map(|n| n.fd.try_clone().ok())
+            .collect(),
     })
 }
 

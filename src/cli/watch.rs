@@ -54,6 +54,9 @@ async fn watch(a: &WatchArgs) -> ExitCode {
     let _ = tx.send(Trigger::Start);
 
     let mut netlink: Option<(u64, tokio::task::JoinHandle<()>)> = None;
+    // Subscriptions inside wired containers, by netns inode (a restart makes a new one).
+    let mut in_containers: std::collections::HashMap<u64, tokio::task::JoinHandle<()>> =
+        Default::default();
     let mut docker_events: Option<tokio::task::JoinHandle<()>> = None;
     let mut failures = 0u32;
     let mut retry_at: Option<tokio::time::Instant> = None;
@@ -124,8 +127,31 @@ async fn watch(a: &WatchArgs) -> ExitCode {
                     if let Some((_, task)) = netlink.take() {
                         task.abort();
                     }
-                    netlink = subscribe_netlink(ns.as_deref(), tx.clone())
-                        .map(|task| (id.unwrap_or(0), task));
+                    let fd = ns.as_deref().and_then(|n| netns::open(n).ok());
+                    if ns.is_none() || fd.is_some() {
+                        netlink = subscribe_netlink(fd.as_ref(), tx.clone())
+                            .map(|task| (id.unwrap_or(0), task));
+                    }
+                }
+                use std::os::unix::fs::MetadataExt;
+                let current: std::collections::HashMap<u64, &std::fs::File> = c
+                    .container_netns
+                    .iter()
+                    .filter_map(|f| Some((f.metadata().ok()?.ino(), f)))
+                    .collect();
+                in_containers.retain(|ino, task| {
+                    let keep = current.contains_key(ino) && !task.is_finished();
+                    if !keep {
+                        task.abort();
+                    }
+                    keep
+                });
+                for (ino, f) in current {
+                    if !in_containers.contains_key(&ino)
+                        && let Some(task) = subscribe_netlink(Some(f), tx.clone())
+                    {
+                        in_containers.insert(ino, task);
+                    }
                 }
                 let wants_docker = !l.topo.networks.is_empty() || !l.topo.containers.is_empty();
                 if wants_docker && docker_events.is_none() {
@@ -158,6 +184,9 @@ async fn watch(a: &WatchArgs) -> ExitCode {
     }
     tracing::info!("stopping");
     if let Some((_, t)) = netlink {
+        t.abort();
+    }
+    for t in in_containers.values() {
         t.abort();
     }
     if let Some(t) = docker_events {
@@ -252,16 +281,12 @@ fn netns_id(ns: Option<&str>) -> Option<u64> {
     }
 }
 
-/// Link, address, route and rule notifications from the topology's netns.
+/// Link, address, route and rule notifications from a netns (`None`: ours).
 fn subscribe_netlink(
-    ns: Option<&str>,
+    fd: Option<&std::fs::File>,
     tx: UnboundedSender<Trigger>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     use rtnetlink::MulticastGroup as G;
-    let fd = match ns {
-        Some(n) => Some(netns::open(n).ok()?),
-        None => None,
-    };
     let rt = tokio::runtime::Handle::current();
     let groups = [
         G::Link,
@@ -272,7 +297,7 @@ fn subscribe_netlink(
         G::Ipv4Rule,
         G::Ipv6Rule,
     ];
-    let made = netns::run_in(fd.as_ref(), move || {
+    let made = netns::run_in(fd, move || {
         let _guard = rt.enter();
         rtnetlink::new_multicast_connection(&groups)
     });
