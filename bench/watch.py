@@ -7,7 +7,7 @@ import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from bench import topology  # noqa: E402
+from bench import settle, topology  # noqa: E402
 
 NETLOOM = os.path.join(ROOT, "target", "release", "netloom")
 
@@ -51,6 +51,9 @@ def main():
     try:
         wait_for(lambda: link(ns, f"va{a.n - 1}") is not None, 60)
         time.sleep(1)
+        # Namespaces deleted before this run are freed asynchronously under
+        # the rtnl lock; measure on a settled kernel, as bench.py does.
+        settle(f"{ns}p")
         target = f"b{a.n // 2}"
         for i in range(a.runs):
             mtu = 1400 - i  # a one-line edit: the MTU of one bridge

@@ -312,14 +312,42 @@ fn subscribe_netlink(
     };
     Some(tokio::spawn(async move {
         let conn = tokio::spawn(conn);
-        while messages.next().await.is_some() {
-            let _ = tx.send(Trigger::Netlink);
+        while let Some((msg, _)) = messages.next().await {
+            if matters(&msg) {
+                let _ = tx.send(Trigger::Netlink);
+            }
         }
         // The stream ended (the socket overran, or the netns went away):
         // re-observe, and the next reconcile subscribes again.
         conn.abort();
         let _ = tx.send(Trigger::Resync);
     }))
+}
+
+/// Whether a notification can be drift netloom manages. New links make the
+/// kernel announce thousands of IPv6 link-local addresses (as duplicate
+/// detection finishes) and the routes it derives from addresses: bursts that
+/// would only hold real edits back.
+fn matters(
+    msg: &rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+) -> bool {
+    use rtnetlink::packet_core::NetlinkPayload;
+    use rtnetlink::packet_route::address::AddressAttribute;
+    use rtnetlink::packet_route::route::RouteProtocol;
+    const LOCAL_TABLE: u8 = 255; // the kernel's own: addresses' local routes
+    use rtnetlink::packet_route::RouteNetlinkMessage as M;
+    let NetlinkPayload::InnerMessage(m) = &msg.payload else {
+        return true;
+    };
+    match m {
+        M::NewAddress(a) | M::DelAddress(a) => !a.attributes.iter().any(|x| {
+            matches!(x, AddressAttribute::Address(std::net::IpAddr::V6(v6)) if v6.segments()[0] & 0xffc0 == 0xfe80)
+        }),
+        M::NewRoute(r) | M::DelRoute(r) => {
+            r.header.protocol != RouteProtocol::Kernel && r.header.table != LOCAL_TABLE
+        }
+        _ => true,
+    }
 }
 
 /// Docker container and network events, reconnecting while dockerd is away.
