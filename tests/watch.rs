@@ -197,6 +197,13 @@ fn container_restarts_and_starts_are_followed() {
         log,
     );
 
+    // Docker events about other containers do not wake watch.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = log().matches("Docker").count();
+    let _other = Ctr::run("nlu", &base);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(log().matches("Docker").count(), before, "{}", log());
+
     assert!(w.stop().success());
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
 }

@@ -58,6 +58,7 @@ async fn watch(a: &WatchArgs) -> ExitCode {
     let mut in_containers: std::collections::HashMap<u64, tokio::task::JoinHandle<()>> =
         Default::default();
     let mut docker_events: Option<tokio::task::JoinHandle<()>> = None;
+    let interest: Interest = Default::default();
     let mut failures = 0u32;
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut warnings = String::new();
@@ -153,9 +154,21 @@ async fn watch(a: &WatchArgs) -> ExitCode {
                         in_containers.insert(ino, task);
                     }
                 }
+                // Docker events matter only for the containers and networks named here.
+                let names: std::collections::HashSet<String> = l
+                    .topo
+                    .containers
+                    .keys()
+                    .chain(l.topo.networks.keys())
+                    .cloned()
+                    .collect();
+                *interest.lock().expect("interest lock") = names;
                 let wants_docker = !l.topo.networks.is_empty() || !l.topo.containers.is_empty();
                 if wants_docker && docker_events.is_none() {
-                    docker_events = Some(tokio::spawn(docker_event_loop(tx.clone())));
+                    docker_events = Some(tokio::spawn(docker_event_loop(
+                        tx.clone(),
+                        interest.clone(),
+                    )));
                 }
             }
             Err(Failed::Files(diags)) => {
@@ -351,7 +364,10 @@ fn matters(
 }
 
 /// Docker container and network events, reconnecting while dockerd is away.
-async fn docker_event_loop(tx: UnboundedSender<Trigger>) {
+/// Names of the containers and networks the topology declares.
+type Interest = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+async fn docker_event_loop(tx: UnboundedSender<Trigger>, interest: Interest) {
     use bollard::query_parameters::EventsOptionsBuilder;
     let mut delay = Duration::from_millis(500);
     loop {
@@ -366,9 +382,17 @@ async fn docker_event_loop(tx: UnboundedSender<Trigger>) {
                 match ev {
                     Ok(ev) => {
                         let action = ev.action.unwrap_or_default();
-                        if ["start", "die", "destroy", "connect", "disconnect", "create"]
-                            .iter()
-                            .any(|a| action.starts_with(a))
+                        // Container events name the container, network events the network.
+                        let name = ev
+                            .actor
+                            .and_then(|a| a.attributes)
+                            .and_then(|mut attrs| attrs.remove("name"))
+                            .unwrap_or_default();
+                        let ours = interest.lock().expect("interest lock").contains(&name);
+                        if ours
+                            && ["start", "die", "destroy", "connect", "disconnect", "create"]
+                                .iter()
+                                .any(|a| action.starts_with(a))
                         {
                             let _ = tx.send(Trigger::Docker);
                         }
