@@ -462,7 +462,8 @@ async fn run_docker(
     }
 }
 
-/// After a successful apply the ledger holds exactly the desired routes and rules.
+/// After a successful apply the ledger holds exactly the desired routes,
+/// rules and wired containers, and the attachments netloom made.
 pub fn settle_ledger(plan: &Plan, graph: &crate::graph::DesiredGraph) -> std::io::Result<()> {
     // The file holds what this apply claimed before making it, plus what
     // earlier applies made.

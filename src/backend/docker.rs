@@ -25,7 +25,6 @@ const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 #[derive(Clone)]
 pub struct DockerApi {
     client: Docker,
-    socket: String,
 }
 
 fn docker_error(op: &str, object: impl Into<String>, e: bollard::errors::Error) -> Error {
@@ -66,11 +65,7 @@ impl DockerApi {
             .ping()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        Ok(DockerApi { client, socket })
-    }
-
-    pub fn socket(&self) -> &str {
-        &self.socket
+        Ok(DockerApi { client })
     }
 
     pub fn client(&self) -> &Docker {

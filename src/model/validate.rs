@@ -357,22 +357,13 @@ impl Validator {
         let mtu = self.mtu(file, &s.spec.mtu);
         let addresses = self.addresses(file, &s.spec.addresses);
         let peer_addresses = self.addresses(file, &s.spec.peer_addresses);
-        self.check_mtu_family(
-            &s.spec
-                .mtu
-                .as_ref()
-                .map_or(s.name_loc.clone(), |m| loc_of(file, m)),
-            mtu,
-            &addresses,
-        );
-        self.check_mtu_family(
-            &s.spec
-                .mtu
-                .as_ref()
-                .map_or(s.name_loc.clone(), |m| loc_of(file, m)),
-            mtu,
-            &peer_addresses,
-        );
+        let both: BTreeSet<IpNet> = addresses.union(&peer_addresses).copied().collect();
+        let mtu_loc = s
+            .spec
+            .mtu
+            .as_ref()
+            .map_or(s.name_loc.clone(), |m| loc_of(file, m));
+        self.check_mtu_family(&mtu_loc, mtu, &both);
         let master = self.bridge_ref(file, &s.name, &s.spec.master, links);
         let peer_master = self.bridge_ref(file, s.spec.peer.get_ref(), &s.spec.peer_master, links);
         Some(Veth {

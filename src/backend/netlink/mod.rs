@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone)]
 pub struct Kernel {
     pub handle: Handle,
-    pub netns: Option<String>,
     /// A plain socket in the same netns for lean dumps (see `dump`).
     dumper: Arc<Mutex<DumpSocket>>,
     /// The netns file, for work that must run inside it (sysctls).
@@ -33,11 +32,11 @@ impl Kernel {
             Some(n) => Some(netns::open(n).map_err(|e| Error::io(format!("open netns {n}"), e))?),
             None => None,
         };
-        Self::connect_fd(fd.as_ref(), netns).map(Some)
+        Self::connect_fd(fd.as_ref()).map(Some)
     }
 
     /// Connects inside the netns of an open namespace file (`None`: ours).
-    pub fn connect_fd(fd: Option<&std::fs::File>, label: Option<&str>) -> Result<Kernel> {
+    pub fn connect_fd(fd: Option<&std::fs::File>) -> Result<Kernel> {
         let rt = tokio::runtime::Handle::current();
         let ((conn, handle, _), dumper) = netns::run_in(fd, move || {
             let _guard = rt.enter();
@@ -48,7 +47,6 @@ impl Kernel {
         tokio::spawn(conn);
         Ok(Kernel {
             handle,
-            netns: label.map(str::to_string),
             dumper: Arc::new(Mutex::new(dumper)),
             fd: fd
                 .map(|f| f.try_clone())
@@ -93,7 +91,7 @@ impl ContainerNet {
                 e,
             )
         })?;
-        let kernel = Kernel::connect_fd(Some(&fd), Some(container))?;
+        let kernel = Kernel::connect_fd(Some(&fd))?;
         Ok(ContainerNet { fd, kernel })
     }
 }

@@ -67,6 +67,19 @@ impl Kernel {
         Ok(out)
     }
 
+    /// Links with their addresses (no routes): what configuring a link needs.
+    pub async fn links_here(&self) -> Result<Vec<LinkObs>> {
+        let dumper = self.dumper.clone();
+        let (links, addrs) = tokio::task::spawn_blocking(move || {
+            let mut d = dumper.lock().expect("dump socket lock");
+            Ok::<_, std::io::Error>((d.links()?, d.addresses()?))
+        })
+        .await
+        .map_err(|e| Error::Other(format!("dump task: {e}")))?
+        .map_err(|e| Error::io("dump links and addresses", e))?;
+        Ok(assemble(links, addrs).0)
+    }
+
     /// Links, addresses and main-table routes inside a container's netns.
     pub async fn observe_container(&self) -> Result<ContainerNetObs> {
         let dumper = self.dumper.clone();

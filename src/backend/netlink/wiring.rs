@@ -160,9 +160,10 @@ impl Kernel {
         self.request(RouteNetlinkMessage::SetLink(msg), 0)
             .await
             .map_err(|e| Error::kernel("configure", object(), e))?;
-        let seen = self.observe_container().await?;
-        let link = seen
-            .link(name)
+        let links = self.links_here().await?;
+        let link = links
+            .iter()
+            .find(|l| l.name == name)
             .ok_or_else(|| Error::Other(format!("{} vanished while being configured", object())))?;
         let have: BTreeSet<IpNet> = link
             .addresses
