@@ -194,6 +194,14 @@ interfaces.eth1 = {{ bridge = "br-lan", addresses = ["10.65.{o}.2/24"] }}
     assert_eq!(nl(&["apply"], &[&f]).code, 0);
     assert!(r1.pings(&format!("10.65.{o}.2")));
 
+    let mac = |c: &Ctr| {
+        must(&format!(
+            "docker exec {} cat /sys/class/net/eth1/address",
+            c.name
+        ))
+    };
+    let (mac1, mac2) = (mac(&r1), mac(&r2));
+
     // A restart gives the container a new netns: its interface is gone.
     must(&format!("docker restart -t 0 {} >/dev/null", r1.name));
     assert!(r1.extra_links().is_empty());
@@ -206,6 +214,8 @@ interfaces.eth1 = {{ bridge = "br-lan", addresses = ["10.65.{o}.2/24"] }}
     );
     assert_eq!(nl(&["apply"], &[&f]).code, 0);
     assert!(r1.pings(&format!("10.65.{o}.2")), "restored by one apply");
+    // Same MAC as before, so peers' neighbour entries are still right.
+    assert_eq!(mac(&r1), mac1);
 
     // A stopped container is pending, not an error.
     must(&format!("docker stop -t 0 {} >/dev/null", r2.name));
@@ -222,7 +232,9 @@ interfaces.eth1 = {{ bridge = "br-lan", addresses = ["10.65.{o}.2/24"] }}
         "{r:?}"
     );
     must(&format!("docker start {} >/dev/null", r2.name));
-    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(mac(&r2), mac2);
     assert!(r1.pings(&format!("10.65.{o}.2")));
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
 }

@@ -4,7 +4,7 @@
 
 use super::{ContainerNet, Kernel};
 use crate::error::{Error, Result};
-use crate::state::IfaceRes;
+use crate::state::{IfaceRes, iface_mac};
 use ipnet::IpNet;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -16,10 +16,11 @@ use std::os::fd::AsRawFd;
 const ENODEV: i32 = 19;
 const EADDRNOTAVAIL: i32 = 99;
 
-fn peer_into(name: &str, mtu: u32, into: &ContainerNet) -> LinkMessage {
+fn peer_into(name: &str, mtu: u32, mac: [u8; 6], into: &ContainerNet) -> LinkMessage {
     LinkMessageBuilder::<LinkUnspec>::new()
         .name(name.to_string())
         .mtu(mtu)
+        .address(mac.to_vec())
         .setns_by_fd(into.fd.as_raw_fd())
         .build()
 }
@@ -51,10 +52,14 @@ impl Kernel {
         self.delete_by_name(host).await?;
         let msg = LinkVeth::new(host, &d.name)
             .mtu(d.mtu)
+            .address(iface_mac(mark, "", host).to_vec())
             .up()
             .controller(bridge_index)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_into(
-                &d.name, d.mtu, into,
+                &d.name,
+                d.mtu,
+                iface_mac(mark, &d.container, &d.name),
+                into,
             ))))
             .build();
         self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
@@ -107,9 +112,13 @@ impl Kernel {
     ) -> Result<()> {
         let msg = LinkVeth::new(&d.name, peer_name)
             .mtu(d.mtu)
+            .address(iface_mac(mark, &d.container, &d.name).to_vec())
             .up()
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_into(
-                peer_name, d.mtu, peer,
+                peer_name,
+                d.mtu,
+                iface_mac(mark, peer_container, peer_name),
+                peer,
             ))))
             .build();
         self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
