@@ -477,3 +477,128 @@ fn plan_formats_and_graph() {
         "{dot}"
     );
 }
+
+#[test]
+fn routes_and_rules_in_every_form_converge_and_prune() {
+    let (t, ns, d) = (Topo::new("nlt"), Netns::named("nlt"), Dir::new());
+    let head = format!(
+        r#"
+[topology]
+name = "{}"
+netns = "{}"
+
+[bridge.br0]
+addresses = ["10.30.0.1/24", "fd00:30::1/64"]
+
+[veth.va]
+peer = "vb"
+addresses = ["10.31.0.1/30"]
+peer_addresses = ["10.31.0.2/30"]
+
+[[route]]
+to = "10.41.0.0/16"
+via = "10.31.0.2"
+metric = 50
+
+[[rule]]
+from = "fd00:99::/48"
+table = 200
+priority = 1300
+"#,
+        t.name, ns.name
+    );
+    let extra = r#"
+[[route]]
+to = "10.40.0.0/16"
+dev = "br0"
+
+[[route]]
+to = "default"
+via = "10.30.0.254"
+table = 200
+
+[[route]]
+to = "default"
+via = "fd00:30::fe"
+table = 200
+
+[[route]]
+to = "10.41.0.0/16"
+via = "10.30.0.9"
+metric = 100
+
+[[rule]]
+iif = "va"
+table = 200
+priority = 1100
+
+[[rule]]
+to = "10.50.0.0/16"
+oif = "br0"
+table = 200
+priority = 1200
+
+[[rule]]
+family = "ipv6"
+table = 200
+priority = 1400
+"#;
+    let f = d.write("lab.toml", &format!("{head}{extra}"));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    assert_eq!(
+        ns.routes("200"),
+        [
+            "default via 10.30.0.254 dev br0 proto 78",
+            "default via fd00:30::fe dev br0 proto 78"
+        ]
+    );
+    let main = ns.routes("main");
+    assert!(
+        main.contains(&"10.40.0.0/16 dev br0 proto 78".to_string()),
+        "a route with only a device: {main:?}"
+    );
+    let metrics = |ns: &Netns| {
+        let v: serde_json::Value = serde_json::from_str(&must(&format!(
+            "ip -n {} -j route show 10.41.0.0/16",
+            ns.name
+        )))
+        .unwrap();
+        let mut m: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {}", r["gateway"], r["metric"]).replace('"', ""))
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(
+        metrics(&ns),
+        ["10.30.0.9 100", "10.31.0.2 50"],
+        "one prefix, two metrics"
+    );
+    assert_eq!(
+        ns.rules(),
+        [
+            "1100: from all iif va lookup 200 proto 78",
+            "1200: from all to 10.50.0.0/16 oif br0 lookup 200 proto 78",
+            "1300: from fd00:99::/48 lookup 200 proto 78",
+            "1400: from all lookup 200 proto 78",
+        ]
+    );
+    let again = nl(&["plan", "--detailed-exitcode"], &[&f]);
+    assert_eq!(again.code, 0, "{again:?}");
+
+    // Drop the extra routes and rules: exactly those go.
+    std::fs::write(&f, &head).unwrap();
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ns.routes("200"), Vec::<String>::new());
+    assert!(!ns.routes("main").iter().any(|r| r.starts_with("10.40.")));
+    assert_eq!(metrics(&ns), ["10.31.0.2 50"]);
+    assert_eq!(ns.rules(), ["1300: from fd00:99::/48 lookup 200 proto 78"]);
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+}
