@@ -124,6 +124,7 @@ fn applying_version_b_after_a_converges_to_exactly_b() {
     let (t, ns, d) = (Topo::new("nlt"), Netns::named("nlt"), Dir::new());
     let f = d.write("lab.toml", &topo_a(&t, &ns));
     assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    let edge_mac = ns.link("br-edge")["address"].clone();
 
     // B: MTU changes, an address swapped, v-core moved to br-edge, a veth
     // pair, a route and the rule removed, a bridge added, a route changed.
@@ -181,6 +182,11 @@ table = 100
         "a new address in the same subnet"
     );
     assert_eq!(ns.link("v-core")["master"], "br-edge");
+    assert_eq!(
+        ns.link("br-edge")["address"],
+        edge_mac,
+        "the bridge keeps its MAC while its ports change"
+    );
     assert!(
         ns.link("v-edge").get("master").is_none(),
         "peer_master removed"

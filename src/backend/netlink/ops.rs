@@ -97,8 +97,12 @@ impl Kernel {
             // A bridge MTU given at creation is not pinned: the kernel lowers
             // it as ports join. Create with another MTU; set_end then changes
             // it, which the kernel records as chosen by the user.
+            // A bridge with no MAC of its own takes its lowest port's and
+            // changes it as ports come and go, leaving every neighbour entry
+            // for its addresses stale; a chosen one stays put.
             LinkKind::Bridge => {
-                let b = LinkMessageBuilder::<LinkBridge>::new(name);
+                let b = LinkMessageBuilder::<LinkBridge>::new(name)
+                    .address(crate::state::iface_mac(mark, "", name).to_vec());
                 let b = match d.end.mtu {
                     Some(1500) => b.mtu(1499),
                     _ => b,
