@@ -119,7 +119,10 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
     }
     let span = root.span();
     let root = Spanned::new(span, DeValue::Table(root.into_inner()));
+    let before = diags.len();
     check_keys(&root, file, diags);
+    // Whether the schema check reported anything in this file.
+    let said = diags.len() > before;
     let DeValue::Table(table) = root.into_inner() else {
         unreachable!("parsed a table")
     };
@@ -131,7 +134,7 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
         let key_loc = Loc::new(file, key.span());
         match key.get_ref().as_ref() {
             "topology" => {
-                if let Some(spec) = typed(file, value, diags) {
+                if let Some(spec) = typed(file, said, value, diags) {
                     out.topology = Some(Section {
                         name: "topology".into(),
                         name_loc: key_loc,
@@ -139,14 +142,31 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
                     });
                 }
             }
-            "bridge" => named(file, "bridge", key_loc, value, &mut out.bridges, diags),
-            "veth" => named(file, "veth", key_loc, value, &mut out.veths, diags),
-            "route" => listed(file, "route", key_loc, value, &mut out.routes, diags),
-            "rule" => listed(file, "rule", key_loc, value, &mut out.rules, diags),
-            "link" => listed(file, "link", key_loc, value, &mut out.links, diags),
-            "network" => named(file, "network", key_loc, value, &mut out.networks, diags),
+            "bridge" => named(
+                file,
+                said,
+                "bridge",
+                key_loc,
+                value,
+                &mut out.bridges,
+                diags,
+            ),
+            "veth" => named(file, said, "veth", key_loc, value, &mut out.veths, diags),
+            "route" => listed(file, said, "route", key_loc, value, &mut out.routes, diags),
+            "rule" => listed(file, said, "rule", key_loc, value, &mut out.rules, diags),
+            "link" => listed(file, said, "link", key_loc, value, &mut out.links, diags),
+            "network" => named(
+                file,
+                said,
+                "network",
+                key_loc,
+                value,
+                &mut out.networks,
+                diags,
+            ),
             "container" => named(
                 file,
+                said,
                 "container",
                 key_loc,
                 value,
@@ -161,6 +181,7 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
 
 fn named<T: DeserializeOwned>(
     file: FileId,
+    said: bool,
     kind: &str,
     key_loc: Loc,
     value: Spanned<DeValue<'_>>,
@@ -194,7 +215,7 @@ fn named<T: DeserializeOwned>(
             );
             continue;
         }
-        if let Some(spec) = typed(file, v, diags) {
+        if let Some(spec) = typed(file, said, v, diags) {
             into.push(Section {
                 name: name.get_ref().to_string(),
                 name_loc,
@@ -206,6 +227,7 @@ fn named<T: DeserializeOwned>(
 
 fn listed<T: DeserializeOwned>(
     file: FileId,
+    said: bool,
     kind: &str,
     key_loc: Loc,
     value: Spanned<DeValue<'_>>,
@@ -221,7 +243,7 @@ fn listed<T: DeserializeOwned>(
     };
     for v in items.iter() {
         let loc = Loc::new(file, v.span());
-        if let Some(spec) = typed(file, v.clone(), diags) {
+        if let Some(spec) = typed(file, said, v.clone(), diags) {
             into.push(Section {
                 name: kind.to_string(),
                 name_loc: loc,
@@ -233,6 +255,7 @@ fn listed<T: DeserializeOwned>(
 
 fn typed<T: DeserializeOwned>(
     file: FileId,
+    said: bool,
     value: Spanned<DeValue<'_>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<T> {
@@ -240,8 +263,14 @@ fn typed<T: DeserializeOwned>(
     match T::deserialize(ValueDeserializer::from(value)) {
         Ok(v) => Some(v),
         Err(e) => {
-            // Unknown keys were all reported, with suggestions, by check_keys.
-            if !e.message().starts_with("unknown field") {
+            // Unknown keys, wrong types and missing keys were all reported
+            // by check_keys, which does not stop at the first. Should serde
+            // ever see one the schema missed, its error stands.
+            let m = e.message();
+            let schema_kind = m.starts_with("unknown field")
+                || m.starts_with("invalid type")
+                || m.starts_with("missing field");
+            if !(schema_kind && said) {
                 diags.push(toml_error(file, &e, Some(whole)));
             }
             None

@@ -64,6 +64,27 @@ fn walk(
     diags: &mut Vec<Diagnostic>,
 ) {
     let schema = resolve(schema, root);
+    if let Some(d) = wrong_type(value, schema, file) {
+        // The value's insides are meaningless against this schema.
+        diags.push(d);
+        return;
+    }
+    if let (DeValue::Table(table), Some(required)) = (
+        value.get_ref(),
+        schema.get("required").and_then(Value::as_array),
+    ) {
+        for key in required.iter().filter_map(Value::as_str) {
+            if !table.iter().any(|(k, _)| k.get_ref().as_ref() == key) {
+                diags.push(
+                    Diagnostic::at(
+                        &Loc::new(file, value.span()),
+                        format!("missing field `{key}`"),
+                    )
+                    .help("add the required key to this section"),
+                );
+            }
+        }
+    }
     match value.get_ref() {
         DeValue::Table(table) => {
             let props = schema.get("properties").and_then(Value::as_object);
@@ -101,6 +122,62 @@ fn walk(
         }
         _ => {}
     }
+}
+
+/// Every wrong-typed value is reported here, not just the first serde meets.
+fn wrong_type(value: &Spanned<DeValue<'_>>, schema: &Value, file: FileId) -> Option<Diagnostic> {
+    let allowed: Vec<&str> = match schema.get("type")? {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return None,
+    };
+    let v = value.get_ref();
+    let fits = |t: &str| match (t, v) {
+        ("string", DeValue::String(_)) => true,
+        ("integer", DeValue::Integer(_)) => true,
+        ("number", DeValue::Integer(_) | DeValue::Float(_)) => true,
+        ("boolean", DeValue::Boolean(_)) => true,
+        ("array", DeValue::Array(_)) => true,
+        ("object", DeValue::Table(_)) => true,
+        _ => false,
+    };
+    if allowed.iter().any(|t| fits(t)) {
+        return None;
+    }
+    let found = match v {
+        DeValue::String(s) => format!("string {s:?}"),
+        DeValue::Integer(i) => format!("integer `{}`", i.as_str()),
+        DeValue::Float(f) => format!("floating point `{}`", f.as_str()),
+        DeValue::Boolean(b) => format!("boolean `{b}`"),
+        DeValue::Datetime(d) => format!("datetime `{d}`"),
+        DeValue::Array(_) => "a list".to_string(),
+        DeValue::Table(_) => "a table".to_string(),
+    };
+    let expected: Vec<&str> = allowed
+        .iter()
+        .filter_map(|t| match *t {
+            "string" => Some("a string"),
+            "integer" => Some("an integer"),
+            "number" => Some("a number"),
+            "boolean" => Some("true or false"),
+            "array" => Some("a list"),
+            "object" => Some("a table"),
+            _ => None,
+        })
+        .collect();
+    let d = Diagnostic::at(
+        &Loc::new(file, value.span()),
+        format!("invalid type: {found}, expected {}", expected.join(" or ")),
+    );
+    Some(match (v, allowed.first().copied()) {
+        (DeValue::String(_), Some("integer" | "number")) => {
+            d.help("write numbers without quotes, e.g. mtu = 9000")
+        }
+        (DeValue::String(_), Some("boolean")) => d.help("write true or false without quotes"),
+        (_, Some("array")) => d.help("write a list in brackets, e.g. [\"10.0.0.1/24\"]"),
+        (_, Some("string")) => d.help("write it in double quotes"),
+        _ => d.help("see schemas/netloom.schema.json for the type each key takes"),
+    })
 }
 
 fn child(path: &str, key: &str) -> String {
