@@ -132,14 +132,16 @@ fn wrong_type(value: &Spanned<DeValue<'_>>, schema: &Value, file: FileId) -> Opt
         _ => return None,
     };
     let v = value.get_ref();
-    let fits = |t: &str| match (t, v) {
-        ("string", DeValue::String(_)) => true,
-        ("integer", DeValue::Integer(_)) => true,
-        ("number", DeValue::Integer(_) | DeValue::Float(_)) => true,
-        ("boolean", DeValue::Boolean(_)) => true,
-        ("array", DeValue::Array(_)) => true,
-        ("object", DeValue::Table(_)) => true,
-        _ => false,
+    let fits = |t: &str| {
+        matches!(
+            (t, v),
+            ("string", DeValue::String(_))
+                | ("integer", DeValue::Integer(_))
+                | ("number", DeValue::Integer(_) | DeValue::Float(_))
+                | ("boolean", DeValue::Boolean(_))
+                | ("array", DeValue::Array(_))
+                | ("object", DeValue::Table(_))
+        )
     };
     if allowed.iter().any(|t| fits(t)) {
         return None;
