@@ -132,6 +132,14 @@ impl Validator {
         }
         let (networks, mut containers) = super::docker::build(loaded, &mut self.diags);
         let links = super::wiring::build(loaded, &mut containers, &bridges, &mut self.diags);
+        super::wiring::docker_overlaps(
+            &netns,
+            &bridges,
+            &networks,
+            &containers,
+            &links,
+            &mut self.diags,
+        );
         self.unique_routes(&routes);
         self.gateways(&netns, &routes, &bridges, &veths);
         self.unique_rules(&rules);

@@ -2,7 +2,8 @@
 //! `[[link]]`, container `routes` and `ready`.
 
 use super::{
-    Bridge, Container, ContainerLink, ContainerRoute, DEFAULT_MTU, Iface, Ready, check_ifname,
+    Bridge, Container, ContainerLink, ContainerRoute, DEFAULT_MTU, Iface, Network, Ready,
+    check_ifname,
 };
 use crate::diag::{Diagnostic, Loc, did_you_mean};
 use crate::spec::Loaded;
@@ -352,4 +353,86 @@ pub(super) fn build(
         }
     }
     links
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// Addresses netloom puts next to a Docker network's subnet: in a container
+/// attached to that network, or on a bridge in the host's netns where
+/// Docker's bridge for it lives. Either way one namespace would hold two
+/// routes to one subnet and traffic would leave by whichever the kernel
+/// picks.
+pub(super) fn docker_overlaps(
+    netns: &Option<String>,
+    bridges: &BTreeMap<String, Bridge>,
+    networks: &BTreeMap<String, Network>,
+    containers: &BTreeMap<String, Container>,
+    links: &[ContainerLink],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let subnets_of = |net: &str| -> Vec<IpNet> {
+        networks
+            .get(net)
+            .map(|n| n.subnets.clone())
+            .unwrap_or_default()
+    };
+    for c in containers.values() {
+        let mut ours: Vec<(String, &IpNet, &Loc)> = vec![];
+        for i in c.interfaces.values() {
+            ours.extend(
+                i.addresses
+                    .iter()
+                    .map(|a| (format!("{}:{}", c.name, i.name), a, &i.loc)),
+            );
+        }
+        for l in links {
+            for ((cn, ifn), addrs) in [(&l.a, &l.a_addresses), (&l.b, &l.b_addresses)] {
+                if *cn == c.name {
+                    ours.extend(addrs.iter().map(|a| (format!("{cn}:{ifn}"), a, &l.loc)));
+                }
+            }
+        }
+        for net in c.networks.keys() {
+            for sub in subnets_of(net) {
+                for (end, a, loc) in ours.iter().filter(|(_, a, _)| overlaps(a, &sub)) {
+                    diags.push(
+                        Diagnostic::at(
+                            loc,
+                            format!(
+                                "address {a} of {end} overlaps subnet {sub} of Docker network `{net}`, which `{}` is attached to",
+                                c.name
+                            ),
+                        )
+                        .help("the container would have two routes to one subnet: use addresses outside the network's subnets"),
+                    );
+                }
+            }
+        }
+    }
+    if netns.is_some() {
+        return;
+    }
+    for b in bridges.values() {
+        for n in networks
+            .values()
+            .filter(|n| !n.external && n.driver == "bridge")
+        {
+            for sub in &n.subnets {
+                for a in b.addresses.iter().filter(|a| overlaps(a, sub)) {
+                    diags.push(
+                        Diagnostic::at(
+                            &b.loc,
+                            format!(
+                                "address {a} of bridge `{}` overlaps subnet {sub} of Docker network `{}`",
+                                b.name, n.name
+                            ),
+                        )
+                        .help("both are in the host's netns, where Docker's bridge gets a route for the subnet: use another range, or put the topology's kernel objects in their own netns"),
+                    );
+                }
+            }
+        }
+    }
 }
