@@ -380,3 +380,54 @@ fn docker_unavailable_is_a_clear_error_and_kernel_topologies_do_not_need_it() {
     let _ = std::fs::remove_file(run_dir().join(format!("{}k.ledger.json", l.t.name)));
     let _ = std::fs::remove_file(run_dir().join(format!("{}k.lock", l.t.name)));
 }
+
+#[test]
+fn a_dual_stack_network_takes_static_ipv6_addresses_live() {
+    let l = lab();
+    let (web, cli) = (Ctr::run("nlw", &l.base), Ctr::run("nlc", &l.base));
+    let s = l.subnet;
+    let v6 = |h: u8| format!("fd00:213:{s}::{h}");
+    let body = |host: u8| {
+        format!(
+            "[network.{n}]\nsubnets = [\"10.213.{s}.0/24\", \"fd00:213:{s}::/64\"]\n\
+             [container.{w}]\nnetworks.{n} = {{ ipv4 = \"{v4}\", ipv6 = \"{v6}\" }}\n\
+             [container.{c}]\nnetworks.{n} = {{}}\n",
+            n = l.front,
+            w = web.name,
+            c = cli.name,
+            v4 = l.net(host),
+            v6 = v6(host)
+        )
+    };
+    let f = l.file(&body(10));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(network_inspect(&l.front).unwrap()["EnableIPv6"], true);
+    let ep = web.endpoint(&l.front);
+    assert_eq!(ep["GlobalIPv6Address"], v6(10));
+    assert_eq!(ep["IPAddress"], l.net(10));
+    assert!(cli.pings(&v6(10)), "reachable over IPv6");
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+
+    let started = web.started_at();
+    std::fs::write(
+        &f,
+        format!("[topology]\nname = \"{}\"\n\n{}", l.t.name, body(20)),
+    )
+    .unwrap();
+    let plan = nl(&["plan"], &[&f]);
+    assert!(
+        plan.stdout
+            .contains(&format!("ipv6: {} → {}", v6(10), v6(20))),
+        "{plan:?}"
+    );
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(web.endpoint(&l.front)["GlobalIPv6Address"], v6(20));
+    assert_eq!(web.started_at(), started, "the container was not restarted");
+    assert!(cli.pings(&v6(20)));
+    assert!(!cli.pings(&v6(10)), "the old address is gone");
+
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+    assert!(network_inspect(&l.front).is_none());
+}
