@@ -608,3 +608,52 @@ priority = 1400
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
 }
+
+#[test]
+fn destroy_keeps_a_netns_that_holds_another_topologys_routes_and_rules() {
+    let (a, b, ns, d) = (
+        Topo::new("nlt"),
+        Topo::new("nlt"),
+        Netns::named("nlt"),
+        Dir::new(),
+    );
+    let fa = d.write(
+        "a.toml",
+        &format!(
+            "[topology]\nname = \"{}\"\nnetns = \"{}\"\n[bridge.br0]\naddresses = [\"10.86.0.1/24\"]\n",
+            a.name, ns.name
+        ),
+    );
+    // B has no links at all: only a route and a rule in A's netns.
+    let fb = d.write(
+        "b.toml",
+        &format!(
+            "[topology]\nname = \"{}\"\nnetns = \"{}\"\n[[route]]\nto = \"10.87.0.0/16\"\nvia = \"10.86.0.9\"\ntable = 50\n[[rule]]\nfrom = \"10.88.0.0/16\"\ntable = 50\npriority = 50\n",
+            b.name, ns.name
+        ),
+    );
+    assert_eq!(nl(&["apply"], &[&fa]).code, 0);
+    let r = nl(&["apply"], &[&fb]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    let r = nl(&["destroy"], &[&fa]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(ns.exists(), "{r:?}");
+    assert!(r.stdout.contains("it holds routes or rules"), "{r:?}");
+    assert_eq!(ns.link_names(), Vec::<String>::new());
+    assert_eq!(ns.rules(), ["50: from 10.88.0.0/16 lookup 50 proto 78"]);
+
+    // A hand-made rule keeps it too; once that is gone, destroy removes it.
+    assert_eq!(nl(&["destroy"], &[&fb]).code, 0);
+    assert_eq!(nl(&["apply"], &[&fa]).code, 0);
+    must(&format!(
+        "ip -n {} rule add from 10.89.0.0/16 table 51 priority 51",
+        ns.name
+    ));
+    let r = nl(&["destroy"], &[&fa]);
+    assert!(ns.exists() && r.stdout.contains("rule 51"), "{r:?}");
+    must(&format!("ip -n {} rule del priority 51", ns.name));
+    assert_eq!(nl(&["apply"], &[&fa]).code, 0);
+    assert_eq!(nl(&["destroy"], &[&fa]).code, 0);
+    assert!(!ns.exists());
+}

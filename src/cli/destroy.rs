@@ -62,9 +62,18 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
                 .map(|p| p.is_empty())
                 .unwrap_or(false)
         });
+        // Routes and rules of other topologies or of people sharing the netns.
+        let foreign = if ours && only_ours && idle {
+            match kernel.foreign_routes_and_rules(&observed.ledger).await {
+                Ok(f) => f,
+                Err(e) => return super::fail(e),
+            }
+        } else {
+            vec![]
+        };
         println!("netloom destroy: {scope}\n");
         print!("{}", render_changes(&plan));
-        let whole_netns = ours && only_ours && idle;
+        let whole_netns = ours && only_ours && idle && foreign.is_empty();
         let removed = plan.changes.len() + usize::from(whole_netns);
         let mut plan = plan;
         if whole_netns {
@@ -94,10 +103,15 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             println!("  nothing this topology owns is present");
         }
         if ours && !whole_netns {
-            let why = if only_ours {
-                "a process still uses it"
+            let why = if !only_ours {
+                "it holds links this topology does not own".to_string()
+            } else if !idle {
+                "a process still uses it".to_string()
             } else {
-                "it holds links netloom does not own"
+                format!(
+                    "it holds routes or rules this topology does not own: {}",
+                    foreign.join(", ")
+                )
             };
             println!(
                 "  (netns {} kept: {why})",

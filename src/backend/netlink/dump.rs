@@ -129,6 +129,22 @@ impl DumpSocket {
         Ok(out)
     }
 
+    /// Unicast routes of every table of one family.
+    pub fn all_routes(&mut self, family: Family) -> io::Result<Vec<RouteObs>> {
+        let mut req = vec![0u8; 12];
+        req[0] = match family {
+            Family::Ipv4 => AF_INET,
+            Family::Ipv6 => AF_INET6,
+        };
+        let mut out = vec![];
+        self.dump(RTM_GETROUTE, &req, |m| {
+            if let Some((r, _)) = parse_route(m) {
+                out.push(r);
+            }
+        })?;
+        Ok(out)
+    }
+
     /// Unicast routes of one table and family, devices as ifindexes.
     pub fn routes(
         &mut self,
