@@ -442,10 +442,24 @@ async fn run_docker(
             d.attach(a, &id_of(ids, &a.key.network)).await
         }
         // Docker changes an endpoint only by reconnecting it; the container keeps running.
-        (Action::Update, Some(Resource::Attachment(a)), _) => {
+        // If the new settings are refused (an address in use), the old ones
+        // are put back so the container is not left unplugged.
+        (Action::Update, Some(Resource::Attachment(a)), current) => {
             let id = id_of(ids, &a.key.network);
             d.detach(&a.key.container, &id, &a.key.network).await?;
-            d.attach(a, &id).await
+            let Err(e) = d.attach(a, &id).await else {
+                return Ok(());
+            };
+            let restored = match current {
+                Some(Resource::Attachment(old)) => match d.attach(old, &id).await {
+                    Ok(()) => "it was reconnected with its previous settings".to_string(),
+                    Err(e2) => format!(
+                        "reconnecting it with its previous settings failed too ({e2}); it is disconnected"
+                    ),
+                },
+                _ => "it is disconnected".to_string(),
+            };
+            Err(Error::Other(format!("{e}; {restored}")))
         }
         (Action::Delete, _, Some(Resource::Attachment(a))) => {
             d.detach(

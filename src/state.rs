@@ -558,6 +558,11 @@ pub struct EndpointObs {
     pub aliases: BTreeSet<String>,
     /// The address the container got.
     pub address: Option<String>,
+    /// Docker lists the network for a running container but there is no
+    /// endpoint: what a connect that failed half-way leaves behind. Docker
+    /// will not disconnect it, and the container cannot restart with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 impl Observed {

@@ -431,3 +431,98 @@ fn a_dual_stack_network_takes_static_ipv6_addresses_live() {
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
     assert!(network_inspect(&l.front).is_none());
 }
+
+#[test]
+fn an_address_in_use_is_refused_at_plan_and_a_broken_endpoint_is_repaired() {
+    let l = lab();
+    let (web, other) = (Ctr::run("nlw", &l.base), Ctr::run("nlo", &l.base));
+    let body = |host: u8| {
+        format!(
+            "{}[container.{}]\nnetworks.{} = {{ ipv4 = \"{}\" }}\n",
+            l.front_net(""),
+            web.name,
+            l.front,
+            l.net(host)
+        )
+    };
+    let f = l.file(&body(10));
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    // Someone else takes .50 by hand.
+    must(&format!(
+        "docker network connect --ip {} {} {}",
+        l.net(50),
+        l.front,
+        other.name
+    ));
+
+    std::fs::write(
+        &f,
+        format!("[topology]\nname = \"{}\"\n\n{}", l.t.name, body(50)),
+    )
+    .unwrap();
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!(
+            "{} on network `{}` is already in use by container `{}`",
+            l.net(50),
+            l.front,
+            other.name
+        )),
+        "{r:?}"
+    );
+    assert_eq!(
+        web.endpoint(&l.front)["IPAddress"],
+        l.net(10),
+        "still connected as before"
+    );
+
+    // The state a connect refused by Docker leaves: listed, but no endpoint.
+    must(&format!(
+        "docker network disconnect {} {}",
+        l.front, web.name
+    ));
+    assert_ne!(
+        sh(&format!(
+            "docker network connect --ip {} {} {}",
+            l.net(50),
+            l.front,
+            web.name
+        ))
+        .code,
+        0
+    );
+    assert_eq!(web.endpoint(&l.front)["EndpointID"], "");
+    std::fs::write(
+        &f,
+        format!("[topology]\nname = \"{}\"\n\n{}", l.t.name, body(10)),
+    )
+    .unwrap();
+    let plan = nl(&["plan"], &[&f]);
+    assert!(plan.stdout.contains("a connect that failed"), "{plan:?}");
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(web.endpoint(&l.front)["IPAddress"], l.net(10));
+    must(&format!("docker restart -t 0 {} >/dev/null", web.name));
+    assert_eq!(web.inspect()["State"]["Running"], true);
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+
+    // A broken entry of an attachment being removed is cleared, too.
+    must(&format!(
+        "docker network disconnect {} {}",
+        l.front, web.name
+    ));
+    let _ = sh(&format!(
+        "docker network connect --ip {} {} {}",
+        l.net(50),
+        l.front,
+        web.name
+    ));
+    must(&format!(
+        "docker network disconnect {} {}",
+        l.front, other.name
+    ));
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+    assert!(web.endpoint(&l.front).is_null());
+    assert!(network_inspect(&l.front).is_none());
+}

@@ -153,6 +153,12 @@ impl DockerApi {
                 Err(e) => tracing::debug!("{e}"),
             }
         }
+        // Only a running container has endpoints; a stopped one keeps its config.
+        for c in containers.iter_mut().filter(|c| c.state != "running") {
+            for ep in c.endpoints.values_mut() {
+                ep.stale = false;
+            }
+        }
         Ok(DockerObs {
             networks,
             containers,
@@ -256,30 +262,49 @@ impl DockerApi {
     /// Disconnects; an endpoint that is already gone counts as done
     /// (Docker answers that with inconsistent status codes).
     pub async fn detach(&self, container: &str, network_id: &str, network: &str) -> Result<()> {
-        let req = NetworkDisconnectRequest {
-            container: container.to_string(),
-            force: Some(true),
+        let disconnect = || {
+            self.client.disconnect_network(
+                network_id,
+                NetworkDisconnectRequest {
+                    container: container.to_string(),
+                    force: Some(true),
+                },
+            )
         };
-        match self.client.disconnect_network(network_id, req).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let connected = self
-                    .client
-                    .inspect_container(container, None)
+        let Err(e) = disconnect().await else {
+            return Ok(());
+        };
+        let entry = self
+            .client
+            .inspect_container(container, None)
+            .await
+            .ok()
+            .and_then(|c| c.network_settings.and_then(|s| s.networks))
+            .and_then(|mut n| n.remove(network));
+        let failed = |e| {
+            docker_error(
+                "disconnect",
+                format!("container {container} from network {network}"),
+                e,
+            )
+        };
+        match entry {
+            None => Ok(()),
+            // A broken entry (see EndpointObs::stale): Docker refuses to
+            // disconnect it but lets a connect replace it, after which the
+            // disconnect works.
+            Some(ep) if ep.endpoint_id.as_deref().is_none_or(str::is_empty) => {
+                let plain = NetworkConnectRequest {
+                    container: container.to_string(),
+                    endpoint_config: None,
+                };
+                self.client
+                    .connect_network(network_id, plain)
                     .await
-                    .ok()
-                    .and_then(|c| c.network_settings.and_then(|s| s.networks))
-                    .is_some_and(|n| n.contains_key(network));
-                if connected {
-                    Err(docker_error(
-                        "disconnect",
-                        format!("container {container} from network {network}"),
-                        e,
-                    ))
-                } else {
-                    Ok(())
-                }
+                    .map_err(|_| failed(e))?;
+                disconnect().await.map_err(failed)
             }
+            Some(_) => Err(failed(e)),
         }
     }
 }
@@ -330,5 +355,6 @@ fn endpoint_obs(ep: EndpointSettings, short_id: &str) -> EndpointObs {
             .filter(|a| !short_id.is_empty() && a != short_id)
             .collect(),
         address: ep.ip_address.filter(|a| !a.is_empty()),
+        stale: ep.endpoint_id.is_none_or(|id| id.is_empty()),
     }
 }

@@ -202,12 +202,16 @@ fn live(r: &Resource, o: &Observed) -> String {
                 None => format!("container {} absent", a.key.container),
                 Some(c) => match c.endpoints.get(&a.key.network) {
                     None => format!("container {}, not connected", c.state),
+                    Some(ep) if ep.stale => format!(
+                        "container {}, not connected (Docker holds a broken entry for the network)",
+                        c.state
+                    ),
                     Some(ep) => {
                         let aliases: Vec<&str> = ep.aliases.iter().map(String::as_str).collect();
                         format!(
                             "container {}, connected, address {}{}",
                             c.state,
-                            ep.address.as_deref().unwrap_or("?"),
+                            ep.address.as_deref().unwrap_or("(none)"),
                             if aliases.is_empty() {
                                 String::new()
                             } else {

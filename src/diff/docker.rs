@@ -2,9 +2,10 @@
 //! container attachments, plus the live preflight checks.
 
 use super::{Action, Conflict, Diff, FieldChange, Pending, change, deletion};
+use crate::graph::DesiredGraph;
 use crate::state::{
-    AttachRes, DockerObs, HASH_LABEL, NetworkObs, NetworkRes, Observed, Resource, ResourceKey,
-    TOPOLOGY_LABEL,
+    AttachKey, AttachRes, DockerObs, HASH_LABEL, NetworkObs, NetworkRes, Observed, Resource,
+    ResourceKey, TOPOLOGY_LABEL,
 };
 use ipnet::IpNet;
 use std::collections::HashSet;
@@ -273,6 +274,17 @@ pub(super) fn attachment(
             .push(change(Action::Create, r, None, vec![], None));
         return;
     };
+    if ep.stale {
+        // A connect replaces the broken entry.
+        out.changes.push(change(
+            Action::Create,
+            r,
+            None,
+            vec![],
+            Some("Docker lists the network but the container has no endpoint on it (a connect that failed)".into()),
+        ));
+        return;
+    }
     let mut fields = vec![];
     if ep.ipv4 != d.ipv4 {
         fields.push(FieldChange {
@@ -380,4 +392,81 @@ pub(super) fn prune(
             ));
         }
     }
+}
+
+/// A static address that another container already holds on the network:
+/// Docker would refuse the connect only after disconnecting the old
+/// endpoint. Holders this topology moves elsewhere in the same plan, and
+/// networks it replaces (every endpoint goes), do not count.
+pub(super) fn address_clashes(desired: &DesiredGraph, observed: &Observed, out: &mut Diff) {
+    let Some(docker) = docker_of(observed) else {
+        return;
+    };
+    let replaced: HashSet<&str> = out
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Replace)
+        .filter_map(|c| match &c.desired {
+            Some(Resource::Network(n)) => Some(n.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut found = vec![];
+    for c in &out.changes {
+        let (Action::Create | Action::Update, Some(Resource::Attachment(a))) =
+            (c.action, &c.desired)
+        else {
+            continue;
+        };
+        if replaced.contains(a.key.network.as_str()) {
+            continue;
+        }
+        let wanted: Vec<String> = a
+            .ipv4
+            .map(|x| x.to_string())
+            .into_iter()
+            .chain(a.ipv6.map(|x| x.to_string()))
+            .collect();
+        for holder in docker
+            .containers
+            .iter()
+            .filter(|h| h.name != a.key.container)
+        {
+            let Some(ep) = holder.endpoints.get(&a.key.network) else {
+                continue;
+            };
+            let held: Vec<String> = ep
+                .address
+                .iter()
+                .cloned()
+                .chain(ep.ipv4.map(|x| x.to_string()))
+                .chain(ep.ipv6.map(|x| x.to_string()))
+                .collect();
+            let Some(addr) = wanted.iter().find(|w| held.contains(w)) else {
+                continue;
+            };
+            let moving = matches!(
+                desired.get(&ResourceKey::Attachment(AttachKey {
+                    container: holder.name.clone(),
+                    network: a.key.network.clone(),
+                })),
+                Some(Resource::Attachment(h)) if h.ipv4.map(|x| x.to_string()).as_ref() != Some(addr)
+                    && h.ipv6.map(|x| x.to_string()).as_ref() != Some(addr)
+            );
+            if !moving {
+                found.push(Conflict {
+                    key: c.key.clone(),
+                    message: format!(
+                        "{addr} on network `{}` is already in use by container `{}`",
+                        a.key.network, holder.name
+                    ),
+                    help: format!(
+                        "pick another address for `{}`, or disconnect `{}` first",
+                        a.key.container, holder.name
+                    ),
+                });
+            }
+        }
+    }
+    out.conflicts.extend(found);
 }

@@ -219,6 +219,7 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
         }
     }
 
+    docker::address_clashes(desired, observed, &mut out);
     docker::prune(topology, &desired_keys, observed, &mut out);
     wiring::prune(topology, &resources, observed, &mut out);
 
