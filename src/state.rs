@@ -501,6 +501,10 @@ pub struct Observed {
 pub struct ContainerNetObs {
     pub links: Vec<LinkObs>,
     pub routes: Vec<RouteObs>,
+    /// Whose netns this also is ("the host", "container `db`"): wiring it
+    /// would change theirs too, so netloom refuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_with: Option<String>,
 }
 
 impl ContainerNetObs {
@@ -546,6 +550,10 @@ pub struct ContainerObs {
     pub pid: u32,
     /// Endpoints by network name.
     pub endpoints: BTreeMap<String, EndpointObs>,
+    /// Docker's network mode: "default", "bridge", a network, "none",
+    /// "host" or "container:ID".
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub network_mode: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -238,3 +238,58 @@ interfaces.eth1 = {{ bridge = "br-lan", addresses = ["10.65.{o}.2/24"] }}
     assert!(r1.pings(&format!("10.65.{o}.2")));
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
 }
+
+#[test]
+fn containers_sharing_a_netns_are_refused_before_any_change() {
+    let l = lab();
+    let o = l.o;
+    let owner = Ctr::run("nlo", &l.base);
+    let guest = Ctr::run_mode("nlg", &format!("container:{}", owner.name));
+    let host = Ctr::run_mode("nlh", "host");
+    let none = Ctr::run_mode("nln", "none");
+    let f = l.write(&format!(
+        r#"
+[bridge.br-lan]
+[network.{t}n]
+subnets = ["10.66.{o}.0/24"]
+[container.{a}]
+interfaces.eth1 = {{ bridge = "br-lan", addresses = ["10.65.{o}.1/24"] }}
+[container.{b}]
+interfaces.eth2 = {{ bridge = "br-lan", addresses = ["10.65.{o}.2/24"] }}
+[container.{h}]
+interfaces.eth1 = {{ bridge = "br-lan", addresses = ["10.65.{o}.3/24"] }}
+[container.{n}]
+networks.{t}n = {{}}
+"#,
+        t = l.t.name,
+        a = owner.name,
+        b = guest.name,
+        h = host.name,
+        n = none.name,
+    ));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 1, "{r:?}");
+    for msg in [
+        format!(
+            "container `{}` shares its network namespace with container `{}`",
+            owner.name, guest.name
+        ),
+        format!(
+            "container `{}` shares its network namespace with container `{}`",
+            guest.name, owner.name
+        ),
+        format!(
+            "container `{}` shares its network namespace with the host (--network host)",
+            host.name
+        ),
+        format!(
+            "container `{}` runs with --network none: Docker cannot connect it to other networks",
+            none.name
+        ),
+    ] {
+        assert!(r.stdout.contains(&msg), "{msg}\n{r:?}");
+    }
+    assert!(!l.ns.exists(), "nothing was changed");
+    assert!(owner.extra_links().is_empty());
+    assert!(network_inspect(&format!("{}n", l.t.name)).is_none());
+}

@@ -103,6 +103,10 @@ impl DockerApi {
                     .map(|(n, ep)| (n, endpoint_obs(ep, "")))
                     .collect();
                 Some(ContainerObs {
+                    network_mode: c
+                        .host_config
+                        .and_then(|h| h.network_mode)
+                        .unwrap_or_default(),
                     id: c.id.unwrap_or_default(),
                     name,
                     state: c.state.map(|s| s.to_string()).unwrap_or_default(),

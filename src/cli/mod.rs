@@ -319,6 +319,7 @@ pub async fn observe(topo: &Topology) -> Result<Live, String> {
             observed.containers.insert(name.clone(), seen);
             containers.insert(name, net);
         }
+        mark_shared_netns(&mut observed.containers, &containers);
         observed.docker = Some(obs);
         docker = Some(api);
     }
@@ -328,6 +329,35 @@ pub async fn observe(topo: &Topology) -> Result<Live, String> {
         observed,
         containers,
     })
+}
+
+/// Notes wired containers whose netns is the host's (`--network host`) or
+/// another wired container's (`--network container:X`).
+fn mark_shared_netns(
+    observed: &mut std::collections::BTreeMap<String, crate::state::ContainerNetObs>,
+    nets: &std::collections::HashMap<String, ContainerNet>,
+) {
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: std::fs::Metadata| (m.dev(), m.ino());
+    // The netns netloom runs in: the host's, where dockerd runs too.
+    let host = std::fs::metadata("/proc/self/ns/net").ok().map(id);
+    let ids: Vec<(&String, (u64, u64))> = nets
+        .iter()
+        .filter_map(|(n, c)| Some((n, id(c.fd.metadata().ok()?))))
+        .collect();
+    for (name, this) in &ids {
+        let with = if Some(*this) == host {
+            Some("the host (--network host)".to_string())
+        } else {
+            ids.iter()
+                .filter(|(other, that)| other != name && that == this)
+                .map(|(other, _)| format!("container `{other}`"))
+                .min()
+        };
+        if let (Some(with), Some(o)) = (with, observed.get_mut(*name)) {
+            o.shared_with = Some(with);
+        }
+    }
 }
 
 /// The readiness probes of running containers: (container, target, round

@@ -269,6 +269,18 @@ pub(super) fn attachment(
             out,
         );
     }
+    let mode = c.network_mode.as_str();
+    if mode == "none" || mode == "host" || mode.starts_with("container:") {
+        out.conflicts.push(Conflict {
+            key: r.key(),
+            message: format!(
+                "container `{}` runs with --network {mode}: Docker cannot connect it to other networks",
+                d.key.container
+            ),
+            help: "start it on a bridge network to use `networks.*`, or wire it with `interfaces` / [[link]]".into(),
+        });
+        return;
+    }
     let Some(ep) = c.endpoints.get(&d.key.network) else {
         out.changes
             .push(change(Action::Create, r, None, vec![], None));

@@ -10,17 +10,41 @@ use crate::state::{
 };
 use std::collections::HashSet;
 
+/// Why a container cannot be wired.
+enum NotNow {
+    /// Not running (yet): waits.
+    Pending(String),
+    /// Never: a conflict.
+    Refused(String),
+}
+
+fn not_now(r: &Resource, why: NotNow, out: &mut Diff) {
+    match why {
+        NotNow::Pending(reason) => pend(r, reason, out),
+        NotNow::Refused(message) => out.conflicts.push(Conflict {
+            key: r.key(),
+            message,
+            help: "wire a container with its own network namespace (any --network but host or container:…)".into(),
+        }),
+    }
+}
+
 /// The container's netns as observed, or why it cannot be wired now.
-fn netns_of<'a>(observed: &'a Observed, container: &str) -> Result<&'a ContainerNetObs, String> {
+fn netns_of<'a>(observed: &'a Observed, container: &str) -> Result<&'a ContainerNetObs, NotNow> {
     if let Some(n) = observed.containers.get(container) {
-        return Ok(n);
+        return match &n.shared_with {
+            None => Ok(n),
+            Some(with) => Err(NotNow::Refused(format!(
+                "container `{container}` shares its network namespace with {with}"
+            ))),
+        };
     }
     let state = observed
         .docker
         .as_ref()
         .and_then(|d| d.containers.iter().find(|c| c.name == container))
         .map(|c| c.state.clone());
-    Err(match state {
+    Err(NotNow::Pending(match state {
         None => {
             let names = observed
                 .docker
@@ -35,7 +59,7 @@ fn netns_of<'a>(observed: &'a Observed, container: &str) -> Result<&'a Container
             format!("container `{container}` has no network namespace yet")
         }
         Some(s) => format!("container `{container}` exists but is not running (status: {s})"),
-    })
+    }))
 }
 
 fn pend(r: &Resource, reason: String, out: &mut Diff) {
@@ -106,12 +130,12 @@ pub(super) fn iface(
 ) {
     let here = match netns_of(observed, &d.container) {
         Ok(n) => n,
-        Err(why) => return pend(r, why, out),
+        Err(why) => return not_now(r, why, out),
     };
     let there = match &d.peer {
         IfacePeer::Container { container, .. } => match netns_of(observed, container) {
             Ok(n) => Some(n),
-            Err(why) => return pend(r, why, out),
+            Err(why) => return not_now(r, why, out),
         },
         _ => None,
     };
@@ -194,7 +218,7 @@ pub(super) fn iface(
 pub(super) fn route(r: &Resource, d: &ContainerRouteRes, observed: &Observed, out: &mut Diff) {
     let here = match netns_of(observed, &d.container) {
         Ok(n) => n,
-        Err(why) => return pend(r, why, out),
+        Err(why) => return not_now(r, why, out),
     };
     match here.routes.iter().find(|o| o.route.key.to == d.to) {
         None => out

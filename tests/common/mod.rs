@@ -314,6 +314,17 @@ impl Ctr {
         c
     }
 
+    /// With a network mode of its own: "none", "host", "container:NAME".
+    pub fn run_mode(tag: &str, mode: &str) -> Ctr {
+        ensure_image();
+        let c = Ctr { name: unique(tag) };
+        must(&format!(
+            "docker run -d --name {} --network {mode} {IMAGE} sleep 600 >/dev/null",
+            c.name
+        ));
+        c
+    }
+
     /// Pings `dst` from inside the container (busybox ping): true if answered.
     pub fn pings(&self, dst: &str) -> bool {
         sh(&format!("docker exec {} ping -c 1 -W 2 {dst}", self.name)).code == 0

@@ -145,7 +145,11 @@ impl Kernel {
                 r
             })
             .collect();
-        Ok(ContainerNetObs { links, routes })
+        Ok(ContainerNetObs {
+            links,
+            routes,
+            shared_with: None,
+        })
     }
 
     /// Destinations of the main table (both families), with their devices.
