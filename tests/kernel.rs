@@ -518,6 +518,12 @@ priority = 1300
 to = "10.40.0.0/16"
 dev = "br0"
 
+# The kernel stores IPv6 metric 0 as 1024.
+[[route]]
+to = "fd00:75::/64"
+via = "fd00:30::2"
+metric = 0
+
 [[route]]
 to = "default"
 via = "10.30.0.254"
@@ -565,6 +571,10 @@ priority = 1400
         main.contains(&"10.40.0.0/16 dev br0 proto 78".to_string()),
         "a route with only a device: {main:?}"
     );
+    assert!(
+        main.contains(&"fd00:75::/64 via fd00:30::2 dev br0 proto 78".to_string()),
+        "{main:?}"
+    );
     let metrics = |ns: &Netns| {
         let v: serde_json::Value = serde_json::from_str(&must(&format!(
             "ip -n {} -j route show 10.41.0.0/16",
@@ -602,7 +612,11 @@ priority = 1400
     let r = nl(&["apply"], &[&f]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(ns.routes("200"), Vec::<String>::new());
-    assert!(!ns.routes("main").iter().any(|r| r.starts_with("10.40.")));
+    assert!(
+        !ns.routes("main")
+            .iter()
+            .any(|r| r.starts_with("10.40.") || r.starts_with("fd00:75:"))
+    );
     assert_eq!(metrics(&ns), ["10.31.0.2 50"]);
     assert_eq!(ns.rules(), ["1300: from fd00:99::/48 lookup 200 proto 78"]);
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);

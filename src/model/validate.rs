@@ -506,6 +506,13 @@ impl Validator {
         };
         let metric = match &r.metric {
             None => to.map(|t| Family::of_net(&t).default_metric()),
+            // The kernel stores an IPv6 route asked for with metric 0 as 1024:
+            // keep the same key, or it would never be seen as made.
+            Some(m)
+                if *m.get_ref() == 0 && to.is_some_and(|t| Family::of_net(&t) == Family::Ipv6) =>
+            {
+                Some(Family::Ipv6.default_metric())
+            }
             Some(m) if (0..=u32::MAX as i64).contains(m.get_ref()) => Some(*m.get_ref() as u32),
             Some(m) => {
                 self.err(Diagnostic::at(
