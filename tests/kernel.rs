@@ -607,6 +607,20 @@ priority = 1400
     let again = nl(&["plan", "--detailed-exitcode"], &[&f]);
     assert_eq!(again.code, 0, "{again:?}");
 
+    // Another address in the same subnet: the routes through br0 stay.
+    let moved = format!("{head}{extra}").replace("10.30.0.1/24", "10.30.0.2/24");
+    std::fs::write(&f, &moved).unwrap();
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ns.addrs("br0"), ["10.30.0.2/24", "fd00:30::1/64"]);
+    assert_eq!(ns.routes("200").len(), 2);
+    assert_eq!(metrics(&ns), ["10.30.0.9 100", "10.31.0.2 50"]);
+    assert!(
+        ns.routes("main")
+            .contains(&"10.40.0.0/16 dev br0 proto 78".to_string())
+    );
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+
     // Drop the extra routes and rules: exactly those go.
     std::fs::write(&f, &head).unwrap();
     let r = nl(&["apply"], &[&f]);

@@ -63,7 +63,8 @@ interfaces.eth1 = {{ bridge = "br-lan", addresses = ["10.61.{o}.13/24"] }}
 
 [[link]]
 endpoints = ["{a}:eth2", "{b}:eth2"]
-addresses = {{ "{a}:eth2" = ["10.62.{o}.1/30"], "{b}:eth2" = ["10.62.{o}.2/30"] }}
+# IPv6 too, though Docker turned it off in these containers.
+addresses = {{ "{a}:eth2" = ["10.62.{o}.1/30", "fd00:62:{o}::1/64"], "{b}:eth2" = ["10.62.{o}.2/30", "fd00:62:{o}::2/64"] }}
 "#,
         a = r1.name,
         b = r2.name,
@@ -78,6 +79,7 @@ addresses = {{ "{a}:eth2" = ["10.62.{o}.1/30"], "{b}:eth2" = ["10.62.{o}.2/30"] 
     );
     assert_eq!(r1.extra_links(), ["eth1", "eth2"]);
     assert!(r1.pings(&format!("10.62.{o}.2")), "point to point");
+    assert!(r1.pings(&format!("fd00:62:{o}::2")), "point to point, IPv6");
     for (from, to) in [(&r1, 12), (&r2, 13), (&r3, 11)] {
         assert!(
             from.pings(&format!("10.61.{o}.{to}")),

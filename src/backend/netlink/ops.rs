@@ -227,18 +227,25 @@ impl Kernel {
         for (want, have) in ends {
             let index = idx.get(&want.name)?;
             self.set_end(index, want, mark, idx, true).await?;
-            // Removals first: deleting a subnet's primary address also
-            // deletes its secondaries, which a new address there would be.
-            if let Some(h) = have {
-                for a in h.addresses.difference(&want.addresses) {
-                    self.del_address(index, &want.name, a).await?;
-                }
-            }
             let missing = match have {
                 Some(h) => want.addresses.difference(&h.addresses).copied().collect(),
                 None => want.addresses.clone(),
             };
+            let extra: Vec<&IpNet> = have
+                .map(|h| h.addresses.difference(&want.addresses).collect())
+                .unwrap_or_default();
+            if extra.iter().any(|a| a.addr().is_ipv4()) {
+                self.sysctl(&format!("ipv4/conf/{}/promote_secondaries", want.name), "1")
+                    .await?;
+            }
+            // Additions first, then removals, with secondaries promoted: the
+            // link never drops to no IPv4 address (which flushes every IPv4
+            // route through it) and removing a subnet's primary does not take
+            // the new address along.
             self.add_addresses(index, &want.name, &missing).await?;
+            for a in extra {
+                self.del_address(index, &want.name, a).await?;
+            }
         }
         Ok(())
     }

@@ -180,7 +180,26 @@ impl Kernel {
             .map(|a| a.net)
             .filter(|n| !crate::state::is_kernel_link_local(n))
             .collect();
-        // Removals first: deleting a primary address takes its secondaries along.
+        // Docker turns IPv6 off inside containers not on an IPv6 network.
+        if want.iter().any(|a| a.addr().is_ipv6()) {
+            self.sysctl(&format!("ipv6/conf/{name}/disable_ipv6"), "0")
+                .await?;
+        }
+        // Additions first, then removals, with secondaries promoted (see
+        // Kernel::update_link).
+        if have.difference(want).any(|a| a.addr().is_ipv4()) {
+            self.sysctl(&format!("ipv4/conf/{name}/promote_secondaries"), "1")
+                .await?;
+        }
+        for a in want.difference(&have) {
+            self.handle
+                .address()
+                .add(link.index, a.addr(), a.prefix_len())
+                .replace()
+                .execute()
+                .await
+                .map_err(|e| Error::kernel("add address", format!("{a} on {}", object()), e))?;
+        }
         for a in have.difference(want) {
             let mut req = self
                 .handle
@@ -204,15 +223,6 @@ impl Kernel {
                     break;
                 }
             }
-        }
-        for a in want.difference(&have) {
-            self.handle
-                .address()
-                .add(link.index, a.addr(), a.prefix_len())
-                .replace()
-                .execute()
-                .await
-                .map_err(|e| Error::kernel("add address", format!("{a} on {}", object()), e))?;
         }
         // Up last, so the announcement carries the addresses.
         let up = LinkUnspec::new_with_name(name).up().build();
