@@ -494,6 +494,18 @@ impl Validator {
             self.err(msg);
             None
         });
+        if let Some((std::net::IpAddr::V6(v6), via_loc)) = &via
+            && v6.is_unicast_link_local()
+            && r.dev.is_none()
+        {
+            self.err(
+                Diagnostic::at(
+                    via_loc,
+                    format!("link-local gateway {v6} needs `dev`"),
+                )
+                .help("a link-local address means something only on one link: name it, e.g. dev = \"br-core\""),
+            );
+        }
         if r.via.is_none() && r.dev.is_none() {
             self.err(
                 Diagnostic::at(&s.name_loc, "a route needs `via`, `dev` or both")
