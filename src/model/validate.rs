@@ -14,6 +14,11 @@ pub fn build(loaded: &Loaded) -> Result<(Topology, Vec<Diagnostic>), Vec<Diagnos
     let mut v = Validator {
         diags: loaded.diagnostics.clone(),
     };
+    // A file that could not be read or parsed is missing from the whole:
+    // checks across files would report what it declares as undefined.
+    if loaded.incomplete {
+        return Err(v.diags);
+    }
     let topo = v.topology(loaded);
     if v.diags.iter().any(Diagnostic::is_error) {
         return Err(v.diags);
@@ -702,6 +707,7 @@ impl Validator {
             .collect();
         for r in routes {
             if let Some(via) = r.via
+                && Family::of(&via) == Family::of_net(&r.to) // else an error already
                 && !subnets.iter().any(|n| n.contains(&via))
                 && !matches!(via, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
             {

@@ -38,6 +38,9 @@ pub struct Loaded {
     pub sources: SourceMap,
     pub files: Vec<SpecFile>,
     pub diagnostics: Vec<Diagnostic>,
+    /// A path or file could not be read or parsed (its error is in
+    /// `diagnostics`): what it declares is unknown.
+    pub incomplete: bool,
 }
 
 /// Expands each path (a file, or a directory of `*.toml` files) and parses
@@ -48,7 +51,10 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
     for p in paths {
         match expand(p) {
             Ok(mut found) => files.append(&mut found),
-            Err(d) => out.diagnostics.push(d),
+            Err(d) => {
+                out.diagnostics.push(d);
+                out.incomplete = true;
+            }
         }
     }
     files.sort();
@@ -58,14 +64,18 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
             Ok(text) => {
                 let id = out.sources.add(path, text);
                 let text = out.sources.files[id].text.clone();
-                if let Some(f) = parse_file(id, &text, &mut out.diagnostics) {
-                    out.files.push(f);
+                match parse_file(id, &text, &mut out.diagnostics) {
+                    Some(f) => out.files.push(f),
+                    None => out.incomplete = true,
                 }
             }
-            Err(e) => out.diagnostics.push(
-                Diagnostic::error(None, format!("cannot read {}: {e}", path.display()))
-                    .help("check the path and its permissions"),
-            ),
+            Err(e) => {
+                out.diagnostics.push(
+                    Diagnostic::error(None, format!("cannot read {}: {e}", path.display()))
+                        .help("check the path and its permissions"),
+                );
+                out.incomplete = true;
+            }
         }
     }
     out
@@ -118,9 +128,9 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
         return None;
     }
     let span = root.span();
-    let root = Spanned::new(span, DeValue::Table(root.into_inner()));
+    let mut root = Spanned::new(span, DeValue::Table(root.into_inner()));
     let before = diags.len();
-    check_keys(&root, file, diags);
+    check_keys(&mut root, file, diags);
     // Whether the schema check reported anything in this file.
     let said = diags.len() > before;
     let DeValue::Table(table) = root.into_inner() else {

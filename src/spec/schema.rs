@@ -25,8 +25,10 @@ pub fn schema_json() -> String {
     s
 }
 
-/// Reports every key the format does not know, anywhere in the document.
-pub fn check_keys(root: &Spanned<DeValue<'_>>, file: FileId, diags: &mut Vec<Diagnostic>) {
+/// Reports every key the format does not know and every value of the wrong
+/// type, anywhere in the document, and takes them out: the rest of each
+/// section still goes through every semantic check, so one run reports all.
+pub fn check_keys(root: &mut Spanned<DeValue<'_>>, file: FileId, diags: &mut Vec<Diagnostic>) {
     let schema = schema_value();
     walk(root, schema, schema, "the top level", file, diags);
 }
@@ -55,19 +57,20 @@ fn resolve<'a>(mut schema: &'a Value, root: &'a Value) -> &'a Value {
     }
 }
 
+/// Returns false when `value` is of the wrong type and must go.
 fn walk(
-    value: &Spanned<DeValue<'_>>,
+    value: &mut Spanned<DeValue<'_>>,
     schema: &Value,
     root: &Value,
     path: &str,
     file: FileId,
     diags: &mut Vec<Diagnostic>,
-) {
+) -> bool {
     let schema = resolve(schema, root);
     if let Some(d) = wrong_type(value, schema, file) {
         // The value's insides are meaningless against this schema.
         diags.push(d);
-        return;
+        return false;
     }
     if let (DeValue::Table(table), Some(required)) = (
         value.get_ref(),
@@ -85,18 +88,24 @@ fn walk(
             }
         }
     }
-    match value.get_ref() {
+    match value.get_mut() {
         DeValue::Table(table) => {
             let props = schema.get("properties").and_then(Value::as_object);
             let extra = schema.get("additionalProperties");
-            for (key, val) in table.iter() {
+            let mut drop: Vec<String> = vec![];
+            for (key, val) in table.iter_mut() {
                 let name: &str = key.get_ref();
                 let child_path = child(path, name);
                 if let Some(p) = props.and_then(|p| p.get(name)) {
-                    walk(val, p, root, &child_path, file, diags);
+                    if !walk(val, p, root, &child_path, file, diags) {
+                        drop.push(name.to_string());
+                    }
                 } else if let Some(extra @ Value::Object(_)) = extra {
-                    walk(val, extra, root, &child_path, file, diags);
+                    if !walk(val, extra, root, &child_path, file, diags) {
+                        drop.push(name.to_string());
+                    }
                 } else if let Some(props) = props {
+                    drop.push(name.to_string());
                     let known: Vec<&str> = props.keys().map(String::as_str).collect();
                     let mut d = Diagnostic::at(
                         &Loc::new(file, key.span()),
@@ -112,16 +121,23 @@ fn walk(
                     diags.push(d);
                 }
             }
+            for k in &drop {
+                table.remove(k.as_str());
+            }
         }
         DeValue::Array(items) => {
+            // A list cannot lose an item here: one wrong item drops the list.
             if let Some(item) = schema.get("items") {
-                for v in items.iter() {
-                    walk(v, item, root, path, file, diags);
+                let mut keep = true;
+                for v in items.iter_mut() {
+                    keep &= walk(v, item, root, path, file, diags);
                 }
+                return keep;
             }
         }
         _ => {}
     }
+    true
 }
 
 /// Every wrong-typed value is reported here, not just the first serde meets.
@@ -178,6 +194,9 @@ fn wrong_type(value: &Spanned<DeValue<'_>>, schema: &Value, file: FileId) -> Opt
         (DeValue::String(_), Some("boolean")) => d.help("write true or false without quotes"),
         (_, Some("array")) => d.help("write a list in brackets, e.g. [\"10.0.0.1/24\"]"),
         (_, Some("string")) => d.help("write it in double quotes"),
+        (_, Some("object")) => {
+            d.help("write it as a table: a [section] of its own, or { key = value } inline")
+        }
         _ => d.help("see schemas/netloom.schema.json for the type each key takes"),
     })
 }
