@@ -16,6 +16,9 @@ fn main() -> ExitCode {
     // An empty RUST_LOG counts as unset, so -v still works.
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::new(v),
+        // netlink_proto warns about every multicast message a request
+        // socket happens to see; that is noise below -vv.
+        _ if cli.verbose < 2 => EnvFilter::new(format!("{level},netlink_proto=error")),
         _ => EnvFilter::new(level),
     };
     use std::io::IsTerminal;

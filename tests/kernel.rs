@@ -340,6 +340,8 @@ fn drift_is_shown_and_repaired() {
         .map(|e| e["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses.iter().filter(|s| **s == "ok").count(), 3, "{json}");
+    assert_eq!(json["format_version"], 1);
+    assert_eq!(nl(&["show", "--detailed-exitcode"], &[&f]).code, 2);
 
     let plan = nl(&["plan", "--detailed-exitcode"], &[&f]);
     assert_eq!(plan.code, 2);
@@ -358,6 +360,7 @@ fn drift_is_shown_and_repaired() {
     assert_eq!(ns.link("br-core")["mtu"], 9000);
     assert_eq!(ns.addrs("br-edge"), ["10.1.0.1/24"]);
     assert_eq!(ns.link("v-core")["master"], "br-core");
+    assert_eq!(nl(&["show", "--detailed-exitcode"], &[&f]).code, 0);
     assert_eq!(
         ns.rules(),
         ["1000: from 192.168.100.0/24 lookup 100 proto 78"]

@@ -47,11 +47,19 @@ pub async fn converge(l: &Loaded, show_plan: bool) -> Result<Converged, String> 
         )
         .await
         {
-            Ok((_, done)) => done,
+            Ok((_, done)) => {
+                // A daemon's log says what it changed, not just how much.
+                if !show_plan {
+                    for step in &done {
+                        tracing::info!("applied {step}");
+                    }
+                }
+                done
+            }
             Err(f) => {
                 let mut msg = format!("step `{}` failed: {}\n", f.step, f.error);
                 if f.done.is_empty() {
-                    msg += "nothing was changed before it\n";
+                    msg += "no step before it had changed anything\n";
                 } else {
                     msg += &format!("done before it ({}):\n", f.done.len());
                     for d in &f.done {

@@ -49,8 +49,7 @@ pub enum Command {
     Show(ShowArgs),
     /// The desired-state graph as Graphviz DOT.
     Graph(Paths),
-    /// Print the JSON Schema of the topology format.
-    #[command(hide = true)]
+    /// Print the JSON Schema of the topology format (for editors; also in schemas/).
     Schema,
     /// Print the observed live state as JSON (for bug reports and test fixtures).
     #[command(hide = true)]
@@ -122,6 +121,10 @@ pub struct ShowArgs {
     pub paths: Paths,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Exit 2 when anything is not ok (drift, missing, extra, pending, a
+    /// failed readiness probe), 1 on a conflict: for monitoring.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 pub fn run(cli: Cli) -> ExitCode {

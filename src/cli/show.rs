@@ -29,6 +29,8 @@ struct Probe {
 
 #[derive(Serialize)]
 struct Report {
+    /// Bumped when a field changes meaning or goes away.
+    format_version: u32,
     topology: String,
     netns: Option<String>,
     entries: Vec<Entry>,
@@ -127,6 +129,7 @@ pub fn run(a: &ShowArgs) -> ExitCode {
         });
     }
     let report = Report {
+        format_version: 1,
         topology: l.topo.name.clone(),
         netns: l.topo.netns.clone(),
         entries,
@@ -139,7 +142,16 @@ pub fn run(a: &ShowArgs) -> ExitCode {
         ),
         _ => print!("{}", text(&report, a.format == Format::Markdown)),
     }
-    ExitCode::SUCCESS
+    if !a.detailed_exitcode {
+        ExitCode::SUCCESS
+    } else if report.entries.iter().any(|e| e.status == "conflict") {
+        ExitCode::from(1)
+    } else if report.entries.iter().any(|e| e.status != "ok") || report.ready.iter().any(|p| !p.ok)
+    {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn live(r: &Resource, o: &Observed) -> String {
