@@ -151,11 +151,19 @@ fn a_changed_subnet_replaces_the_network_and_reattaches_its_containers() {
             .contains("Docker cannot change a network in place"),
         "{plan:?}"
     );
+    assert!(
+        plan.stdout.contains(&format!(
+            "disconnects and does not reconnect (not declared on it): {}",
+            other.name
+        )),
+        "{plan:?}"
+    );
     let r = nl(&["apply"], &[&f]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!r.all().contains("active endpoints"), "{r:?}");
     let net = network_inspect(&l.front).unwrap();
     assert_ne!(net["Id"], old_id, "a new network");
+    assert!(other.endpoint(&l.front).is_null());
     assert_eq!(
         net["IPAM"]["Config"][0]["Subnet"],
         format!("10.213.{moved}.0/24")

@@ -109,6 +109,36 @@ addresses = {{ "{a}:eth2" = ["10.62.{o}.1/30", "fd00:62:{o}::1/64"], "{b}:eth2" 
     assert!(show.stdout.contains("up, carrier"), "{show:?}");
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
 
+    // Unwire one container: one deletion, its host end goes with it.
+    let body = std::fs::read_to_string(&f).unwrap().replace(
+        &format!(
+            "[container.{}]\ninterfaces.eth1 = {{ bridge = \"br-lan\", addresses = [\"10.61.{o}.13/24\"] }}\n",
+            r3.name
+        ),
+        "",
+    );
+    std::fs::write(&f, body).unwrap();
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("- interface {}:eth1", r3.name)),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("veth nl"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("0 to create, 0 to update, 0 to replace, 1 to delete"),
+        "{r:?}"
+    );
+    assert!(r3.extra_links().is_empty());
+    assert_eq!(
+        l.ns.link_names()
+            .iter()
+            .filter(|n| n.starts_with("nl"))
+            .count(),
+        2
+    );
+
     // destroy removes every end, on the host side and in the containers.
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
     assert!(!l.ns.exists());

@@ -382,25 +382,13 @@ pub(super) fn prune(
                 name: n.net.name.clone(),
             })
         {
-            let endpoints: Vec<&str> = docker
-                .containers
-                .iter()
-                .filter(|c| {
-                    c.endpoints
-                        .values()
-                        .any(|e| Some(&e.network_id) == n.net.id.as_ref())
-                })
-                .map(|c| c.name.as_str())
-                .collect();
-            let reason = (!endpoints.is_empty())
-                .then(|| format!("disconnects first: {}", endpoints.join(", ")));
             let res = Resource::Network(n.net.clone());
             out.changes.push(change(
                 Action::Delete,
                 &res,
                 Some(res.clone()),
                 vec![],
-                reason,
+                None,
             ));
         }
     }
@@ -481,4 +469,62 @@ pub(super) fn address_clashes(desired: &DesiredGraph, observed: &Observed, out: 
         }
     }
     out.conflicts.extend(found);
+}
+
+/// Names, on a network's deletion or replacement, the containers whose
+/// endpoints go with it and that no other change in the plan accounts for:
+/// Docker cannot remove a network with endpoints, so netloom disconnects
+/// them, and after a replacement reconnects only the declared ones.
+pub(super) fn endpoint_notes(desired: &DesiredGraph, observed: &Observed, out: &mut Diff) {
+    let Some(docker) = docker_of(observed) else {
+        return;
+    };
+    let detached: HashSet<AttachKey> = out
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .filter_map(|c| match &c.current {
+            Some(Resource::Attachment(a)) => Some(a.key.clone()),
+            _ => None,
+        })
+        .collect();
+    for c in out.changes.iter_mut() {
+        let Some(Resource::Network(n)) = &c.current else {
+            continue;
+        };
+        let on_it = |k: &AttachKey| match c.action {
+            Action::Delete => detached.contains(k),
+            _ => desired.get(&ResourceKey::Attachment(k.clone())).is_some(),
+        };
+        let others: Vec<&str> = docker
+            .containers
+            .iter()
+            .filter(|ctr| {
+                ctr.endpoints
+                    .iter()
+                    .any(|(_, e)| Some(&e.network_id) == n.id.as_ref())
+            })
+            .filter(|ctr| {
+                !on_it(&AttachKey {
+                    container: ctr.name.clone(),
+                    network: n.name.clone(),
+                })
+            })
+            .map(|ctr| ctr.name.as_str())
+            .collect();
+        if others.is_empty() {
+            continue;
+        }
+        let note = match c.action {
+            Action::Delete => format!("disconnects first: {}", others.join(", ")),
+            _ => format!(
+                "disconnects and does not reconnect (not declared on it): {}",
+                others.join(", ")
+            ),
+        };
+        c.reason = Some(match c.reason.take() {
+            Some(r) => format!("{r}; {note}"),
+            None => note,
+        });
+    }
 }

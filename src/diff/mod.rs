@@ -221,7 +221,25 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
 
     docker::address_clashes(desired, observed, &mut out);
     docker::prune(topology, &desired_keys, observed, &mut out);
+    docker::endpoint_notes(desired, observed, &mut out);
     wiring::prune(topology, &resources, observed, &mut out);
+    // Deleting a container interface takes its host end along: listing that
+    // end as a second deletion of a link by its derived name only confuses.
+    let host_ends: HashSet<String> = out
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .filter_map(|c| match &c.current {
+            Some(Resource::Iface(i)) => {
+                Some(crate::state::host_end(topology, &i.container, &i.name))
+            }
+            _ => None,
+        })
+        .collect();
+    out.changes.retain(|c| {
+        !(c.action == Action::Delete
+            && matches!(&c.current, Some(Resource::Link(l)) if host_ends.contains(&l.end.name)))
+    });
 
     wait_behind_pending(desired, &mut out);
     let waiting: HashSet<ResourceKey> = out.pending.iter().map(|p| p.key.clone()).collect();
