@@ -27,7 +27,11 @@ pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) ->
             let what = match c.action {
                 crate::diff::Action::Create => "missing".to_string(),
                 crate::diff::Action::Delete => "still present".to_string(),
-                _ if fields.is_empty() => "differs".to_string(),
+                _ if fields.is_empty() => c
+                    .reason
+                    .clone()
+                    .map(|r| format!("differs ({r})"))
+                    .unwrap_or_else(|| "differs".to_string()),
                 _ => fields.join(", "),
             };
             format!("{} {}: {what}", c.kind, c.title)
