@@ -145,6 +145,7 @@ impl Validator {
             &links,
             &mut self.diags,
         );
+        self.unique_addresses(&bridges, &veths);
         self.unique_routes(&routes);
         self.gateways(&netns, &routes, &bridges, &veths);
         self.unique_rules(&rules);
@@ -715,6 +716,40 @@ impl Validator {
                         Diagnostic::warning(&r.loc, format!("gateway {via} is not in a subnet of any link of this topology"))
                             .help("the kernel only accepts a gateway on a connected subnet: give a bridge or veth an address covering it"),
                     );
+            }
+        }
+    }
+
+    /// One address on two links of one netns is legal but rarely meant:
+    /// which link answers for it is up to the kernel.
+    fn unique_addresses(
+        &mut self,
+        bridges: &BTreeMap<String, Bridge>,
+        veths: &BTreeMap<String, Veth>,
+    ) {
+        let mut on: Vec<(IpAddr, &str, &Loc)> = vec![];
+        for b in bridges.values() {
+            on.extend(b.addresses.iter().map(|a| (a.addr(), b.name.as_str(), &b.loc)));
+        }
+        for v in veths.values() {
+            on.extend(v.addresses.iter().map(|a| (a.addr(), v.name.as_str(), &v.loc)));
+            on.extend(v.peer_addresses.iter().map(|a| (a.addr(), v.peer.as_str(), &v.loc)));
+        }
+        let mut seen: BTreeMap<IpAddr, (&str, &Loc)> = BTreeMap::new();
+        for (addr, link, loc) in on {
+            match seen.get(&addr) {
+                Some((first, first_loc)) if *first != link => {
+                    let d = Diagnostic::warning(
+                        loc,
+                        format!("address {addr} is on both `{first}` and `{link}`"),
+                    )
+                    .related(first_loc, "also given here")
+                    .help("give each link its own address");
+                    self.diags.push(d);
+                }
+                _ => {
+                    seen.insert(addr, (link, loc));
+                }
             }
         }
     }
