@@ -352,7 +352,10 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
             {
                 continue;
             }
-            let reason = format!("re-applied: {} {} is removed", c.kind, c.title);
+            let reason = format!(
+                "re-applied: {} {} is removed in the same netns, and the kernel drops routes through it",
+                c.kind, c.title
+            );
             extra.insert(k, change(Action::Update, r, None, vec![], Some(reason)));
         }
     }

@@ -729,11 +729,23 @@ impl Validator {
     ) {
         let mut on: Vec<(IpAddr, &str, &Loc)> = vec![];
         for b in bridges.values() {
-            on.extend(b.addresses.iter().map(|a| (a.addr(), b.name.as_str(), &b.loc)));
+            on.extend(
+                b.addresses
+                    .iter()
+                    .map(|a| (a.addr(), b.name.as_str(), &b.loc)),
+            );
         }
         for v in veths.values() {
-            on.extend(v.addresses.iter().map(|a| (a.addr(), v.name.as_str(), &v.loc)));
-            on.extend(v.peer_addresses.iter().map(|a| (a.addr(), v.peer.as_str(), &v.loc)));
+            on.extend(
+                v.addresses
+                    .iter()
+                    .map(|a| (a.addr(), v.name.as_str(), &v.loc)),
+            );
+            on.extend(
+                v.peer_addresses
+                    .iter()
+                    .map(|a| (a.addr(), v.peer.as_str(), &v.loc)),
+            );
         }
         let mut seen: BTreeMap<IpAddr, (&str, &Loc)> = BTreeMap::new();
         for (addr, link, loc) in on {

@@ -124,20 +124,21 @@ pub(super) fn build(
                 let ping = r.ping.get_ref().parse();
                 let num = |v: &Option<Spanned<i64>>,
                            default: i64,
+                           max: i64,
                            what: &str,
                            diags: &mut Vec<Diagnostic>| match v {
-                    Some(n) if *n.get_ref() >= 1 && *n.get_ref() <= 600_000 => *n.get_ref(),
+                    Some(n) if (1..=max).contains(n.get_ref()) => *n.get_ref(),
                     Some(n) => {
                         diags.push(Diagnostic::at(
                             &loc_of(f.file, n),
-                            format!("{what} {} is out of range (1 to 600000)", n.get_ref()),
+                            format!("{what} {} is out of range (1 to {max})", n.get_ref()),
                         ));
                         default
                     }
                     None => default,
                 };
-                let retries = num(&r.retries, 5, "retries", diags) as u32;
-                let timeout_ms = num(&r.timeout_ms, 1000, "timeout_ms", diags) as u64;
+                let retries = num(&r.retries, 5, 1000, "retries", diags) as u32;
+                let timeout_ms = num(&r.timeout_ms, 1000, 600_000, "timeout_ms", diags) as u64;
                 match ping {
                     Ok(ping) => {
                         c.ready = Some(Ready {

@@ -78,8 +78,11 @@ fn change_lines(out: &mut String, c: &Change) {
                 if n.internal {
                     let _ = writeln!(out, "      internal: true");
                 }
-                for (k, v) in n.options.iter().chain(n.labels.iter()) {
-                    let _ = writeln!(out, "      {k}: {v}");
+                for (k, v) in &n.options {
+                    let _ = writeln!(out, "      option {k}: {v}");
+                }
+                for (k, v) in &n.labels {
+                    let _ = writeln!(out, "      label {k}: {v}");
                 }
             }
             Some(Resource::Attachment(a)) => attach_attrs(out, a),
