@@ -51,6 +51,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--networks", type=int, default=100)
     ap.add_argument("--containers", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     nn, nc = a.networks, a.containers
     pid = os.getpid() % 100000
@@ -87,44 +88,51 @@ def main():
         sh(f"docker run -d --name {c} --network {base} {IMAGE} sleep 3600")
     api = Api()
     r = {}
+    runs = {k: [] for k in ("floor_apply", "floor_destroy", "nl_apply", "nl_plan", "nl_destroy",
+                            "cli_apply", "cli_destroy")}
     try:
-        # Daemon floor: the same calls, one after another, over the API.
-        t = time.perf_counter()
-        ids = {}
-        for name, sub in nets:
-            ids[name] = api.call("POST", "/networks/create", {
-                "Name": name, "Driver": "bridge", "CheckDuplicate": True,
-                "IPAM": {"Driver": "default", "Config": [{"Subnet": sub}]}})["Id"]
-        for j, c in enumerate(ctrs):
-            api.call("POST", f"/networks/{ids[nets[j][0]]}/connect",
-                     {"Container": c, "EndpointConfig": {"IPAMConfig": {"IPv4Address": ip(j)}}})
-        r["floor_apply"] = time.perf_counter() - t
-        t = time.perf_counter()
-        for j, c in enumerate(ctrs):
-            api.call("POST", f"/networks/{ids[nets[j][0]]}/disconnect", {"Container": c, "Force": True})
-        for name, _ in nets:
-            api.call("DELETE", f"/networks/{ids[name]}")
-        r["floor_destroy"] = time.perf_counter() - t
-
-        # netloom
-        r["nl_apply"] = timed([NETLOOM, "apply", topo], env)
-        r["nl_plan"] = statistics.median(timed([NETLOOM, "plan", "--detailed-exitcode", topo], env) for _ in range(7))
-        r["nl_destroy"] = timed([NETLOOM, "destroy", topo], env)
-
-        # The Docker CLI, one command per object.
-        script = os.path.join(tmp, "cli.sh")
-        with open(script, "w") as f:
+        # Rounds interleave the tools, so a daemon that drifts slower or
+        # faster over the run weighs on each alike; medians are reported.
+        for _ in range(a.rounds):
+            # Daemon floor: the same calls, one after another, over the API.
+            t = time.perf_counter()
+            ids = {}
             for name, sub in nets:
-                f.write(f"docker network create --subnet {sub} {name} >/dev/null\n")
+                ids[name] = api.call("POST", "/networks/create", {
+                    "Name": name, "Driver": "bridge", "CheckDuplicate": True,
+                    "IPAM": {"Driver": "default", "Config": [{"Subnet": sub}]}})["Id"]
             for j, c in enumerate(ctrs):
-                f.write(f"docker network connect --ip {ip(j)} {nets[j][0]} {c}\n")
-        r["cli_apply"] = timed(f"sh -e {script}")
-        with open(script, "w") as f:
+                api.call("POST", f"/networks/{ids[nets[j][0]]}/connect",
+                         {"Container": c, "EndpointConfig": {"IPAMConfig": {"IPv4Address": ip(j)}}})
+            runs["floor_apply"].append(time.perf_counter() - t)
+            t = time.perf_counter()
             for j, c in enumerate(ctrs):
-                f.write(f"docker network disconnect {nets[j][0]} {c}\n")
+                api.call("POST", f"/networks/{ids[nets[j][0]]}/disconnect", {"Container": c, "Force": True})
             for name, _ in nets:
-                f.write(f"docker network rm {name} >/dev/null\n")
-        r["cli_destroy"] = timed(f"sh -e {script}")
+                api.call("DELETE", f"/networks/{ids[name]}")
+            runs["floor_destroy"].append(time.perf_counter() - t)
+
+            # netloom
+            runs["nl_apply"].append(timed([NETLOOM, "apply", topo], env))
+            runs["nl_plan"].append(statistics.median(
+                timed([NETLOOM, "plan", "--detailed-exitcode", topo], env) for _ in range(7)))
+            runs["nl_destroy"].append(timed([NETLOOM, "destroy", topo], env))
+
+            # The Docker CLI, one command per object.
+            script = os.path.join(tmp, "cli.sh")
+            with open(script, "w") as f:
+                for name, sub in nets:
+                    f.write(f"docker network create --subnet {sub} {name} >/dev/null\n")
+                for j, c in enumerate(ctrs):
+                    f.write(f"docker network connect --ip {ip(j)} {nets[j][0]} {c}\n")
+            runs["cli_apply"].append(timed(f"sh -e {script}"))
+            with open(script, "w") as f:
+                for j, c in enumerate(ctrs):
+                    f.write(f"docker network disconnect {nets[j][0]} {c}\n")
+                for name, _ in nets:
+                    f.write(f"docker network rm {name} >/dev/null\n")
+            runs["cli_destroy"].append(timed(f"sh -e {script}"))
+        r = {k: statistics.median(v) for k, v in runs.items()}
 
         # docker-compose: it also creates and starts a container per service.
         r["compose_up"] = timed(f"docker-compose -p {pfx} -f {compose} up -d")
@@ -138,6 +146,7 @@ def main():
         subprocess.run(f"docker network rm {base} >/dev/null 2>&1", shell=True)
 
     print(f"{nn} networks with explicit subnets, {nc} running containers attached with static IPv4; "
+          f"medians of {a.rounds} interleaved rounds (compose: one); "
           f"dockerd {subprocess.run(['docker', 'version', '-f', '{{.Server.Version}}'], capture_output=True, text=True).stdout.strip()}")
     print(f"{'work':42} {'time':>10} {'vs floor':>9} {'vs CLI':>8}  target")
     rows = [
@@ -158,6 +167,7 @@ def main():
         vc = "" if "plan" in name else f"{t / cli:7.2f}×"
         print(f"{name:42} {t * 1000:8.0f}ms {vf:>9} {vc:>8}  {target}")
     print(json.dumps({k: round(v, 4) for k, v in r.items()}))
+    print(json.dumps({k: [round(x, 3) for x in v] for k, v in runs.items()}))
 
 
 if __name__ == "__main__":

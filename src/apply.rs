@@ -395,6 +395,10 @@ async fn run(
             };
             k.update_link(d, cur, mark, idx).await.map(|_| vec![])
         }
+        // No fields: re-applied because the kernel may have dropped it.
+        (Action::Update, Some(Resource::Route(r)), _) if c.fields.is_empty() => {
+            k.ensure_route(r, idx).await.map(|_| vec![])
+        }
         (Action::Create | Action::Update, Some(Resource::Route(r)), _) => {
             k.replace_route(r, idx).await.map(|_| vec![])
         }

@@ -505,6 +505,10 @@ pub struct ContainerNetObs {
     /// would change theirs too, so netloom refuses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_with: Option<String>,
+    /// Another observed container whose netns this also is, which the
+    /// diff goes through instead (a pod: one wired, others only probe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_netns_as: Option<String>,
 }
 
 impl ContainerNetObs {
@@ -566,6 +570,9 @@ pub struct EndpointObs {
     pub aliases: BTreeSet<String>,
     /// The address the container got.
     pub address: Option<String>,
+    /// The global IPv6 address the container got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
     /// Docker lists the network for a running container but there is no
     /// endpoint: what a connect that failed half-way leaves behind. Docker
     /// will not disconnect it, and the container cannot restart with it.

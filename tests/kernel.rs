@@ -611,11 +611,14 @@ priority = 1400
     assert_eq!(again.code, 0, "{again:?}");
 
     // Another address in the same subnet: the routes through br0 stay.
-    let moved = format!("{head}{extra}").replace("10.30.0.1/24", "10.30.0.2/24");
+    // And an IPv6 address that only changes its prefix length.
+    let moved = format!("{head}{extra}")
+        .replace("10.30.0.1/24", "10.30.0.2/24")
+        .replace("fd00:30::1/64", "fd00:30::1/56");
     std::fs::write(&f, &moved).unwrap();
     let r = nl(&["apply"], &[&f]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(ns.addrs("br0"), ["10.30.0.2/24", "fd00:30::1/64"]);
+    assert_eq!(ns.addrs("br0"), ["10.30.0.2/24", "fd00:30::1/56"]);
     assert_eq!(ns.routes("200").len(), 2);
     assert_eq!(metrics(&ns), ["10.30.0.9 100", "10.31.0.2 50"]);
     assert!(
@@ -670,7 +673,10 @@ fn destroy_keeps_a_netns_that_holds_another_topologys_routes_and_rules() {
     let r = nl(&["destroy"], &[&fa]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(ns.exists(), "{r:?}");
-    assert!(r.stdout.contains("it holds routes or rules"), "{r:?}");
+    assert!(
+        r.stdout.contains("it holds routes, rules or addresses"),
+        "{r:?}"
+    );
     assert_eq!(ns.link_names(), Vec::<String>::new());
     assert_eq!(ns.rules(), ["50: from 10.88.0.0/16 lookup 50 proto 78"]);
 
@@ -684,6 +690,25 @@ fn destroy_keeps_a_netns_that_holds_another_topologys_routes_and_rules() {
     let r = nl(&["destroy"], &[&fa]);
     assert!(ns.exists() && r.stdout.contains("rule 51"), "{r:?}");
     must(&format!("ip -n {} rule del priority 51", ns.name));
+    // So do a hand-made blackhole route and an address on lo.
+    for (add, del, shows) in [
+        (
+            "route add blackhole 10.90.0.0/16 table 52",
+            "route del blackhole 10.90.0.0/16 table 52",
+            "route 10.90.0.0/16 table 52",
+        ),
+        (
+            "addr add 10.91.0.1/32 dev lo",
+            "addr del 10.91.0.1/32 dev lo",
+            "address 10.91.0.1/32 on lo",
+        ),
+    ] {
+        assert_eq!(nl(&["apply"], &[&fa]).code, 0);
+        must(&format!("ip -n {} {add}", ns.name));
+        let r = nl(&["destroy"], &[&fa]);
+        assert!(ns.exists() && r.stdout.contains(shows), "{shows}: {r:?}");
+        must(&format!("ip -n {} {del}", ns.name));
+    }
     assert_eq!(nl(&["apply"], &[&fa]).code, 0);
     assert_eq!(nl(&["destroy"], &[&fa]).code, 0);
     assert!(!ns.exists());

@@ -325,3 +325,35 @@ networks.{t}n = {{}}
     assert!(owner.extra_links().is_empty());
     assert!(network_inspect(&format!("{}n", l.t.name)).is_none());
 }
+
+#[test]
+fn a_pod_wired_through_one_container_stays_converged() {
+    let l = lab();
+    let o = l.o;
+    let owner = Ctr::run("nlo", &l.base);
+    // Shares owner's netns and only probes: the wiring there is owner's.
+    let sidecar = Ctr::run_mode("nls", &format!("container:{}", owner.name));
+    let f = l.write(&format!(
+        r#"
+[bridge.br-lan]
+addresses = ["10.67.{o}.1/24"]
+[container.{a}]
+interfaces.eth1 = {{ bridge = "br-lan", addresses = ["10.67.{o}.2/24"] }}
+[container.{s}]
+ready = {{ ping = "10.67.{o}.1", retries = 5, timeout_ms = 500 }}
+"#,
+        a = owner.name,
+        s = sidecar.name,
+    ));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for _ in 0..2 {
+        let again = nl(&["plan", "--detailed-exitcode"], &[&f]);
+        assert_eq!(again.code, 0, "{again:?}");
+        assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    }
+    assert_eq!(owner.extra_links(), ["eth1"]);
+    assert!(sidecar.pings(&format!("10.67.{o}.1")));
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+    assert!(owner.extra_links().is_empty());
+}

@@ -278,11 +278,13 @@ impl DockerApi {
         let Err(e) = disconnect().await else {
             return Ok(());
         };
-        let entry = self
-            .client
-            .inspect_container(container, None)
-            .await
-            .ok()
+        let inspected = self.client.inspect_container(container, None).await.ok();
+        let running = inspected
+            .as_ref()
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.running)
+            .unwrap_or(false);
+        let entry = inspected
             .and_then(|c| c.network_settings.and_then(|s| s.networks))
             .and_then(|mut n| n.remove(network));
         let failed = |e| {
@@ -297,15 +299,17 @@ impl DockerApi {
             // A broken entry (see EndpointObs::stale): Docker refuses to
             // disconnect it but lets a connect replace it, after which the
             // disconnect works.
-            Some(ep) if ep.endpoint_id.as_deref().is_none_or(str::is_empty) => {
+            Some(ep) if running && ep.endpoint_id.as_deref().is_none_or(str::is_empty) => {
                 let plain = NetworkConnectRequest {
                     container: container.to_string(),
                     endpoint_config: None,
                 };
-                self.client
-                    .connect_network(network_id, plain)
-                    .await
-                    .map_err(|_| failed(e))?;
+                if let Err(e2) = self.client.connect_network(network_id, plain).await {
+                    return Err(Error::Other(format!(
+                        "{}; Docker holds a broken entry for it, and replacing that failed too: {e2}",
+                        failed(e)
+                    )));
+                }
                 disconnect().await.map_err(failed)
             }
             Some(_) => Err(failed(e)),
@@ -359,6 +363,7 @@ fn endpoint_obs(ep: EndpointSettings, short_id: &str) -> EndpointObs {
             .filter(|a| !short_id.is_empty() && a != short_id)
             .collect(),
         address: ep.ip_address.filter(|a| !a.is_empty()),
+        address6: ep.global_ipv6_address.filter(|a| !a.is_empty()),
         stale: ep.endpoint_id.is_none_or(|id| id.is_empty()),
     }
 }

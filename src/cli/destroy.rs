@@ -62,12 +62,24 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
                 .map(|p| p.is_empty())
                 .unwrap_or(false)
         });
-        // Routes and rules of other topologies or of people sharing the netns.
+        // Routes, rules and addresses of other topologies or of people
+        // sharing the netns.
         let foreign = if ours && only_ours && idle {
-            match kernel.foreign_routes_and_rules(&observed.ledger).await {
+            let mut f = match kernel.foreign_routes_and_rules(&observed.ledger).await {
                 Ok(f) => f,
                 Err(e) => return super::fail(e),
-            }
+            };
+            let loopback = ["127.0.0.1/8", "::1/128"];
+            f.extend(
+                observed
+                    .links
+                    .iter()
+                    .filter(|l| l.name == "lo")
+                    .flat_map(|l| l.addresses.iter())
+                    .filter(|a| !loopback.contains(&a.net.to_string().as_str()))
+                    .map(|a| format!("address {} on lo", a.net)),
+            );
+            f
         } else {
             vec![]
         };
@@ -109,7 +121,7 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
                 "a process still uses it".to_string()
             } else {
                 format!(
-                    "it holds routes or rules this topology does not own: {}",
+                    "it holds routes, rules or addresses this topology does not own: {}",
                     foreign.join(", ")
                 )
             };

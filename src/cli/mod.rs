@@ -122,7 +122,7 @@ pub struct ShowArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Exit 2 when anything is not ok (drift, missing, extra, pending, a
-    /// failed readiness probe), 1 on a conflict: for monitoring.
+    /// conflict, a failed readiness probe), 1 when show itself failed.
     #[arg(long)]
     pub detailed_exitcode: bool,
 }
@@ -322,7 +322,7 @@ pub async fn observe(topo: &Topology) -> Result<Live, String> {
             observed.containers.insert(name.clone(), seen);
             containers.insert(name, net);
         }
-        mark_shared_netns(&mut observed.containers, &containers);
+        mark_shared_netns(topo, &mut observed.containers, &containers);
         observed.docker = Some(obs);
         docker = Some(api);
     }
@@ -334,9 +334,14 @@ pub async fn observe(topo: &Topology) -> Result<Live, String> {
     })
 }
 
-/// Notes wired containers whose netns is the host's (`--network host`) or
-/// another wired container's (`--network container:X`).
+/// Notes containers whose netns is not theirs alone. The host's
+/// (`--network host`), or one two containers with wiring of their own
+/// share (`--network container:X`), is a conflict (`shared_with`). A netns
+/// shared with containers that only probe or were wired before is looked
+/// after through one of them (`same_netns_as` on the others), so prune does
+/// not see the wiring of one as another's leftovers.
 fn mark_shared_netns(
+    topo: &Topology,
     observed: &mut std::collections::BTreeMap<String, crate::state::ContainerNetObs>,
     nets: &std::collections::HashMap<String, ContainerNet>,
 ) {
@@ -344,21 +349,48 @@ fn mark_shared_netns(
     let id = |m: std::fs::Metadata| (m.dev(), m.ino());
     // The netns netloom runs in: the host's, where dockerd runs too.
     let host = std::fs::metadata("/proc/self/ns/net").ok().map(id);
-    let ids: Vec<(&String, (u64, u64))> = nets
-        .iter()
-        .filter_map(|(n, c)| Some((n, id(c.fd.metadata().ok()?))))
+    let mut wires: std::collections::BTreeSet<&str> = topo
+        .containers
+        .values()
+        .filter(|c| !c.interfaces.is_empty() || !c.routes.is_empty())
+        .map(|c| c.name.as_str())
         .collect();
-    for (name, this) in &ids {
-        let with = if Some(*this) == host {
-            Some("the host (--network host)".to_string())
-        } else {
-            ids.iter()
-                .filter(|(other, that)| other != name && that == this)
-                .map(|(other, _)| format!("container `{other}`"))
-                .min()
-        };
-        if let (Some(with), Some(o)) = (with, observed.get_mut(*name)) {
-            o.shared_with = Some(with);
+    for l in &topo.links {
+        wires.insert(&l.a.0);
+        wires.insert(&l.b.0);
+    }
+    let mut groups: std::collections::BTreeMap<(u64, u64), Vec<&String>> = Default::default();
+    for (name, c) in nets {
+        if let Ok(m) = c.fd.metadata() {
+            groups.entry(id(m)).or_default().push(name);
+        }
+    }
+    for (this, mut members) in groups {
+        members.sort();
+        if Some(this) == host {
+            for name in members {
+                if let Some(o) = observed.get_mut(name.as_str()) {
+                    o.shared_with = Some("the host (--network host)".to_string());
+                }
+            }
+            continue;
+        }
+        let wired: Vec<&String> = members
+            .iter()
+            .copied()
+            .filter(|n| wires.contains(n.as_str()))
+            .collect();
+        let keeper = wired.first().or(members.first()).copied();
+        for name in &members {
+            let Some(o) = observed.get_mut(name.as_str()) else {
+                continue;
+            };
+            if wired.len() > 1 && wired.contains(name) {
+                let other = wired.iter().find(|w| *w != name).expect("two or more");
+                o.shared_with = Some(format!("container `{other}`"));
+            } else if Some(*name) != keeper {
+                o.same_netns_as = keeper.cloned();
+            }
         }
     }
 }

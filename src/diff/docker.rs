@@ -396,9 +396,11 @@ pub(super) fn prune(
 
 /// A static address that another container already holds on the network:
 /// Docker would refuse the connect only after disconnecting the old
-/// endpoint. Holders this topology moves elsewhere in the same plan, and
-/// networks it replaces (every endpoint goes), do not count.
-pub(super) fn address_clashes(desired: &DesiredGraph, observed: &Observed, out: &mut Diff) {
+/// endpoint. Holders whose attachment this plan deletes (deletions run
+/// first), networks it replaces (every endpoint goes) and broken entries do
+/// not count. A holder this plan moves elsewhere still does: Docker changes
+/// endpoints one at a time, so a move into a freed address needs two applies.
+pub(super) fn address_clashes(observed: &Observed, out: &mut Diff) {
     let Some(docker) = docker_of(observed) else {
         return;
     };
@@ -408,6 +410,15 @@ pub(super) fn address_clashes(desired: &DesiredGraph, observed: &Observed, out: 
         .filter(|c| c.action == Action::Replace)
         .filter_map(|c| match &c.desired {
             Some(Resource::Network(n)) => Some(n.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let detached: HashSet<&AttachKey> = out
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .filter_map(|c| match &c.current {
+            Some(Resource::Attachment(a)) => Some(&a.key),
             _ => None,
         })
         .collect();
@@ -435,9 +446,17 @@ pub(super) fn address_clashes(desired: &DesiredGraph, observed: &Observed, out: 
             let Some(ep) = holder.endpoints.get(&a.key.network) else {
                 continue;
             };
+            let key = AttachKey {
+                container: holder.name.clone(),
+                network: a.key.network.clone(),
+            };
+            if ep.stale || detached.contains(&key) {
+                continue;
+            }
             let held: Vec<String> = ep
                 .address
                 .iter()
+                .chain(ep.address6.iter())
                 .cloned()
                 .chain(ep.ipv4.map(|x| x.to_string()))
                 .chain(ep.ipv6.map(|x| x.to_string()))
@@ -445,27 +464,17 @@ pub(super) fn address_clashes(desired: &DesiredGraph, observed: &Observed, out: 
             let Some(addr) = wanted.iter().find(|w| held.contains(w)) else {
                 continue;
             };
-            let moving = matches!(
-                desired.get(&ResourceKey::Attachment(AttachKey {
-                    container: holder.name.clone(),
-                    network: a.key.network.clone(),
-                })),
-                Some(Resource::Attachment(h)) if h.ipv4.map(|x| x.to_string()).as_ref() != Some(addr)
-                    && h.ipv6.map(|x| x.to_string()).as_ref() != Some(addr)
-            );
-            if !moving {
-                found.push(Conflict {
-                    key: c.key.clone(),
-                    message: format!(
-                        "{addr} on network `{}` is already in use by container `{}`",
-                        a.key.network, holder.name
-                    ),
-                    help: format!(
-                        "pick another address for `{}`, or disconnect `{}` first",
-                        a.key.container, holder.name
-                    ),
-                });
-            }
+            found.push(Conflict {
+                key: c.key.clone(),
+                message: format!(
+                    "{addr} on network `{}` is already in use by container `{}`",
+                    a.key.network, holder.name
+                ),
+                help: format!(
+                    "pick another address for `{}`, or free it first (move or disconnect `{}` and apply) and then apply this",
+                    a.key.container, holder.name
+                ),
+            });
         }
     }
     out.conflicts.extend(found);

@@ -219,8 +219,8 @@ pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff
         }
     }
 
-    docker::address_clashes(desired, observed, &mut out);
     docker::prune(topology, &desired_keys, observed, &mut out);
+    docker::address_clashes(observed, &mut out);
     docker::endpoint_notes(desired, observed, &mut out);
     wiring::prune(topology, &resources, observed, &mut out);
     // Deleting a container interface takes its host end along: listing that

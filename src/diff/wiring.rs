@@ -270,6 +270,11 @@ pub(super) fn prune(topology: &str, desired: &[&Resource], observed: &Observed, 
     }
     let mut gone: HashSet<(String, String)> = HashSet::new();
     for (c, n) in &observed.containers {
+        // Not this container's alone: the host's links, or another
+        // container's wiring, are not leftovers of its own.
+        if n.shared_with.is_some() || n.same_netns_as.is_some() {
+            continue;
+        }
         for l in &n.links {
             if l.name == "lo"
                 || link_owner(l.alias.as_deref(), topology) != Owner::Ours

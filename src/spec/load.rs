@@ -31,6 +31,9 @@ pub struct SpecFile {
     pub networks: Vec<Section<NetworkSpec>>,
     pub containers: Vec<Section<ContainerSpec>>,
     pub links: Vec<Section<LinkSpec>>,
+    /// A section was left out for its errors: checks that look across
+    /// sections would misreport what it declares.
+    pub dropped: bool,
 }
 
 #[derive(Debug, Default)]
@@ -38,8 +41,8 @@ pub struct Loaded {
     pub sources: SourceMap,
     pub files: Vec<SpecFile>,
     pub diagnostics: Vec<Diagnostic>,
-    /// A path or file could not be read or parsed (its error is in
-    /// `diagnostics`): what it declares is unknown.
+    /// A path or file could not be read or parsed, or a section was left
+    /// out (errors in `diagnostics`): what it declares is unknown.
     pub incomplete: bool,
 }
 
@@ -65,7 +68,10 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
                 let id = out.sources.add(path, text);
                 let text = out.sources.files[id].text.clone();
                 match parse_file(id, &text, &mut out.diagnostics) {
-                    Some(f) => out.files.push(f),
+                    Some(f) => {
+                        out.incomplete |= f.dropped;
+                        out.files.push(f);
+                    }
                     None => out.incomplete = true,
                 }
             }
@@ -140,8 +146,16 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
         file,
         ..Default::default()
     };
+    // Sections written, to tell whether any was dropped for its errors.
+    let mut written = 0;
     for (key, value) in table {
         let key_loc = Loc::new(file, key.span());
+        written += match (key.get_ref().as_ref(), value.get_ref()) {
+            ("topology", _) => 1,
+            (_, DeValue::Table(t)) => t.len(),
+            (_, DeValue::Array(a)) => a.len(),
+            _ => 1,
+        };
         match key.get_ref().as_ref() {
             "topology" => {
                 if let Some(spec) = typed(file, said, value, diags) {
@@ -186,6 +200,15 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
             _ => {} // reported by check_keys
         }
     }
+    let kept = usize::from(out.topology.is_some())
+        + out.bridges.len()
+        + out.veths.len()
+        + out.routes.len()
+        + out.rules.len()
+        + out.networks.len()
+        + out.containers.len()
+        + out.links.len();
+    out.dropped = kept < written;
     Some(out)
 }
 

@@ -129,7 +129,7 @@ impl DumpSocket {
         Ok(out)
     }
 
-    /// Unicast routes of every table of one family.
+    /// Routes of every type and table of one family.
     pub fn all_routes(&mut self, family: Family) -> io::Result<Vec<RouteObs>> {
         let mut req = vec![0u8; 12];
         req[0] = match family {
@@ -138,7 +138,7 @@ impl DumpSocket {
         };
         let mut out = vec![];
         self.dump(RTM_GETROUTE, &req, |m| {
-            if let Some((r, _)) = parse_route(m) {
+            if let Some((r, _)) = parse_route_any(m) {
                 out.push(r);
             }
         })?;
@@ -290,6 +290,14 @@ fn parse_addr(m: &[u8]) -> Option<(u32, AddrObs)> {
 
 fn parse_route(m: &[u8]) -> Option<(RouteObs, Option<u32>)> {
     if m.len() < 12 || m[7] != RTN_UNICAST {
+        return None;
+    }
+    parse_route_any(m)
+}
+
+/// Any route type: blackhole, unreachable, local… as well as unicast.
+fn parse_route_any(m: &[u8]) -> Option<(RouteObs, Option<u32>)> {
+    if m.len() < 12 {
         return None;
     }
     let (family, dst_len, mut table, protocol) = (m[0], m[1], m[4] as u32, m[5]);

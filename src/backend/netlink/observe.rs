@@ -149,6 +149,7 @@ impl Kernel {
             links,
             routes,
             shared_with: None,
+            same_netns_as: None,
         })
     }
 

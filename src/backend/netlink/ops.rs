@@ -241,7 +241,15 @@ impl Kernel {
             // Additions first, then removals, with secondaries promoted: the
             // link never drops to no IPv4 address (which flushes every IPv4
             // route through it) and removing a subnet's primary does not take
-            // the new address along.
+            // the new address along. An address that only changes its prefix
+            // goes first: the kernel knows an IPv6 address by the address
+            // alone, so adding it again would modify the old entry in place.
+            let (reprefixed, extra): (Vec<&IpNet>, Vec<&IpNet>) = extra
+                .into_iter()
+                .partition(|a| missing.iter().any(|m: &IpNet| m.addr() == a.addr()));
+            for a in reprefixed {
+                self.del_address(index, &want.name, a).await?;
+            }
             self.add_addresses(index, &want.name, &missing).await?;
             for a in extra {
                 self.del_address(index, &want.name, a).await?;
@@ -313,6 +321,33 @@ impl Kernel {
     }
 
     pub async fn replace_route(&self, r: &RouteRes, idx: &Index) -> Result<()> {
+        self.set_route(r, idx, NLM_F_CREATE | NLM_F_REPLACE).await
+    }
+
+    /// Re-applies a route the diff found as desired: made again only if the
+    /// kernel dropped it. Setting it while it exists would have the kernel
+    /// check its gateway again, and IPv6 checks it through the route's own
+    /// table, where (with a rule steering lookups there) a default route
+    /// "reaches" its gateway only through itself: EHOSTUNREACH.
+    pub async fn ensure_route(&self, r: &RouteRes, idx: &Index) -> Result<()> {
+        let (dumper, key) = (self.dumper.clone(), r.key.clone());
+        let family = crate::model::Family::of_net(&key.to);
+        let present = tokio::task::spawn_blocking(move || {
+            let mut d = dumper.lock().expect("dump socket lock");
+            d.routes(family, key.table)
+        })
+        .await
+        .map_err(|e| Error::Other(format!("dump task: {e}")))?
+        .map_err(|e| Error::io("dump routes", e))?
+        .iter()
+        .any(|(o, _)| o.route.key == r.key && o.route.via == r.via);
+        if present {
+            return Ok(());
+        }
+        self.replace_route(r, idx).await
+    }
+
+    async fn set_route(&self, r: &RouteRes, idx: &Index, flags: u16) -> Result<()> {
         let mut msg = route_message(r);
         if let Some(d) = &r.dev {
             msg.attributes.push(RouteAttribute::Oif(idx.get(d)?));
@@ -323,12 +358,9 @@ impl Kernel {
         if let Some(v) = r.via {
             msg.attributes.push(RouteAttribute::Gateway(route_addr(v)));
         }
-        self.request(
-            RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_CREATE | NLM_F_REPLACE,
-        )
-        .await
-        .map_err(|e| Error::kernel("set", format!("route {}", r.key), e))?;
+        self.request(RouteNetlinkMessage::NewRoute(msg), flags)
+            .await
+            .map_err(|e| Error::kernel("set", format!("route {}", r.key), e))?;
         Ok(())
     }
 

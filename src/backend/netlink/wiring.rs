@@ -191,6 +191,16 @@ impl Kernel {
             self.sysctl(&format!("ipv4/conf/{name}/promote_secondaries"), "1")
                 .await?;
         }
+        // An address that only changes its prefix goes first (see
+        // Kernel::update_link).
+        let reprefixed: Vec<IpNet> = have
+            .difference(want)
+            .filter(|a| want.iter().any(|w| w.addr() == a.addr()))
+            .copied()
+            .collect();
+        for a in &reprefixed {
+            self.del_address_here(link.index, a, &object()).await?;
+        }
         for a in want.difference(&have) {
             self.handle
                 .address()
@@ -200,35 +210,42 @@ impl Kernel {
                 .await
                 .map_err(|e| Error::kernel("add address", format!("{a} on {}", object()), e))?;
         }
-        for a in have.difference(want) {
-            let mut req = self
-                .handle
-                .address()
-                .get()
-                .set_link_index_filter(link.index)
-                .execute();
-            use futures::TryStreamExt;
-            while let Some(m) = req
-                .try_next()
-                .await
-                .map_err(|e| Error::kernel("list addresses", object(), e))?
-            {
-                if m.header.prefix_len == a.prefix_len()
-                    && m.attributes.iter().any(|x| matches!(x, rtnetlink::packet_route::address::AddressAttribute::Address(ip) if *ip == a.addr()))
-                {
-                    match self.handle.address().del(m).execute().await {
-                        Err(e) if crate::error::errno(&e) == Some(EADDRNOTAVAIL) => {}
-                        r => r.map_err(|e| Error::kernel("remove address", format!("{a} from {}", object()), e))?,
-                    }
-                    break;
-                }
-            }
+        for a in have.difference(want).filter(|a| !reprefixed.contains(a)) {
+            self.del_address_here(link.index, a, &object()).await?;
         }
         // Up last, so the announcement carries the addresses.
         let up = LinkUnspec::new_with_name(name).up().build();
         self.request(RouteNetlinkMessage::SetLink(up), 0)
             .await
             .map_err(|e| Error::kernel("bring up", object(), e))?;
+        Ok(())
+    }
+
+    /// Removes one address from the link `index` of this netns; one already
+    /// gone counts as done.
+    async fn del_address_here(&self, index: u32, a: &IpNet, object: &str) -> Result<()> {
+        let mut req = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        use futures::TryStreamExt;
+        while let Some(m) = req
+            .try_next()
+            .await
+            .map_err(|e| Error::kernel("list addresses", object.to_string(), e))?
+        {
+            if m.header.prefix_len == a.prefix_len()
+                && m.attributes.iter().any(|x| matches!(x, rtnetlink::packet_route::address::AddressAttribute::Address(ip) if *ip == a.addr()))
+            {
+                match self.handle.address().del(m).execute().await {
+                    Err(e) if crate::error::errno(&e) == Some(EADDRNOTAVAIL) => {}
+                    r => r.map_err(|e| Error::kernel("remove address", format!("{a} from {object}"), e))?,
+                }
+                break;
+            }
+        }
         Ok(())
     }
 }
