@@ -435,6 +435,10 @@ pub async fn probe_readiness(
                 "no reply after {tries} tries of {} ms",
                 timeout.as_millis()
             )),
+            // The kernel refuses echo requests to a broadcast address.
+            Ok(Err(e)) if e.raw_os_error() == Some(13) => Err(format!(
+                "{e} (a broadcast address? `ready.ping` takes one host's address)"
+            )),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
         };
