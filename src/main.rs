@@ -3,7 +3,18 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = netloom::cli::Cli::parse();
+    // Usage errors exit 1 (clap's default 2 means "changes pending" here).
+    let cli = match netloom::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS // --help, --version
+            };
+        }
+    };
     // watch reports each reconcile in one line: its default is info.
     let watching = matches!(cli.command, netloom::cli::Command::Watch(_));
     let level = match cli.verbose {

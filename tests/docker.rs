@@ -580,3 +580,30 @@ fn a_static_address_freed_in_the_same_plan_can_be_taken() {
     assert!(b.endpoint(&l.front).is_null());
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
 }
+
+#[test]
+fn a_network_with_its_own_bridge_name_is_replaced_on_a_label_change() {
+    let l = lab();
+    let bridge = format!("b{}", l.t.name);
+    let f = l.file(&l.front_net(&format!(
+        "options = {{ \"com.docker.network.bridge.name\" = \"{bridge}\" }}\nlabels = {{ team = \"a\" }}"
+    )));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let body = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("team = \"a\"", "team = \"b\"");
+    std::fs::write(&f, body).unwrap();
+    let plan = nl(&["plan", "--detailed-exitcode"], &[&f]);
+    assert_eq!(
+        plan.code, 2,
+        "its own bridge's route is no collision: {plan:?}"
+    );
+    assert!(
+        plan.stdout.contains(&format!("-/+ network {}", l.front)),
+        "{plan:?}"
+    );
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    assert_eq!(network_inspect(&l.front).unwrap()["Labels"]["team"], "b");
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+}

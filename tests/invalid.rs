@@ -149,3 +149,20 @@ fn a_warning_is_reported_with_its_location_and_does_not_block() {
     assert!(r.stderr.contains(&want), "{r:?}");
     assert!(r.stdout.contains("is valid"), "{r:?}");
 }
+
+#[test]
+fn an_empty_file_in_a_topology_directory_is_an_error_not_an_empty_section_list() {
+    // What a watcher sees of a file an editor truncates before writing it.
+    let d = Dir::new();
+    d.write("topology.toml", "[topology]\nname = \"lab\"\n");
+    let empty = d.write("bridges.toml", "");
+    let r = nl(&["validate"], &[&d.path]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "{}:1:1: error: the file is empty",
+            empty.display()
+        )),
+        "{r:?}"
+    );
+}

@@ -162,11 +162,15 @@ fn preflight(
 ) -> bool {
     let before = out.conflicts.len();
     // Routes Docker made for its own bridges are reported as the network itself.
+    // A bridge named with `com.docker.network.bridge.name` is Docker's too.
     let docker_bridges: HashSet<String> = docker
         .networks
         .iter()
-        .filter_map(|n| n.net.id.as_ref())
-        .map(|id| format!("br-{}", &id[..id.len().min(12)]))
+        .filter_map(|n| {
+            let named = n.net.options.get("com.docker.network.bridge.name").cloned();
+            let id = n.net.id.as_ref()?;
+            Some(named.unwrap_or_else(|| format!("br-{}", &id[..id.len().min(12)])))
+        })
         .chain(["docker0".to_string()])
         .collect();
     for s in &d.subnets {

@@ -97,7 +97,12 @@ impl Network {
             .iter()
             .find(|g| subnet.contains(*g))
             .copied()
-            .or_else(|| subnet.hosts().next())
+            .or_else(|| match subnet {
+                // ipnet counts an IPv6 subnet's first address as a host;
+                // Docker's implied gateway is the one after it, as in IPv4.
+                IpNet::V6(n) => Some(IpAddr::V6((u128::from(n.network()) + 1).into())),
+                IpNet::V4(_) => subnet.hosts().next(),
+            })
     }
 }
 

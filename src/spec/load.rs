@@ -119,6 +119,16 @@ fn expand(p: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
 }
 
 fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<SpecFile> {
+    // An empty file is almost always one caught half-written (an editor
+    // that truncates, then writes): read as "declares nothing", it would
+    // prune everything its sections made.
+    if text.trim().is_empty() {
+        diags.push(
+            Diagnostic::at(&Loc::new(file, 0..0), "the file is empty")
+                .help("add sections to it, or remove the file if it is not needed"),
+        );
+        return None;
+    }
     let (root, mut errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         // After one syntax error the parser's guesses cascade: report the
