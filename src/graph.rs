@@ -267,8 +267,8 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
     }
 
     // Direct container wiring: interfaces after their bridge, routes after
-    // the container's interfaces.
-    let mut wired: HashMap<&str, Vec<NodeIndex>> = HashMap::new();
+    // the container interface their gateway is on.
+    let mut wired: HashMap<&str, Vec<(NodeIndex, Vec<ipnet::IpNet>)>> = HashMap::new();
     for c in topo.containers.values() {
         for i in c.interfaces.values() {
             let n = g.add(
@@ -285,7 +285,10 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
                 Some(i.loc.clone()),
             );
             g.edge(&link_key(&i.bridge), n);
-            wired.entry(&c.name).or_default().push(n);
+            wired
+                .entry(&c.name)
+                .or_default()
+                .push((n, i.addresses.iter().copied().collect()));
         }
     }
     for l in &topo.links {
@@ -303,8 +306,14 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
             }),
             Some(l.loc.clone()),
         );
-        wired.entry(&l.a.0).or_default().push(n);
-        wired.entry(&l.b.0).or_default().push(n);
+        wired
+            .entry(&l.a.0)
+            .or_default()
+            .push((n, l.a_addresses.iter().copied().collect()));
+        wired
+            .entry(&l.b.0)
+            .or_default()
+            .push((n, l.b_addresses.iter().copied().collect()));
     }
     for c in topo.containers.values() {
         for r in &c.routes {
@@ -316,8 +325,25 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
                 }),
                 Some(r.loc.clone()),
             );
-            for i in wired.get(c.name.as_str()).into_iter().flatten() {
-                g.graph.update_edge(*i, n, ());
+            // Only the interface whose subnet holds the gateway: a route
+            // must not wait for a link elsewhere that is pending. Without
+            // one (the gateway is validated to be on some), all of them.
+            let ends = wired
+                .get(c.name.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let on_subnet: Vec<NodeIndex> = ends
+                .iter()
+                .filter(|(_, nets)| nets.iter().any(|a| a.trunc().contains(&r.via)))
+                .map(|(i, _)| *i)
+                .collect();
+            let deps: Vec<NodeIndex> = if on_subnet.is_empty() {
+                ends.iter().map(|(i, _)| *i).collect()
+            } else {
+                on_subnet
+            };
+            for i in deps {
+                g.graph.update_edge(i, n, ());
             }
         }
     }

@@ -165,6 +165,7 @@ fn a_route_inside_a_container_goes_through_a_router_container() {
 routes = [{{ to = "10.64.{o}.0/30", via = "10.63.{o}.2" }}]
 
 [container.{r}]
+routes = [{{ to = "10.99.{o}.0/24", via = "10.63.{o}.1" }}]
 
 [container.{c}]
 routes = [{{ to = "10.63.{o}.0/30", via = "10.64.{o}.1" }}]
@@ -190,6 +191,32 @@ addresses = {{ "{r}:eth2" = ["10.64.{o}.1/30"], "{c}:eth1" = ["10.64.{o}.2/30"] 
         route.contains(&format!("10.64.{o}.0/30 via 10.63.{o}.2 dev eth1")),
         "{route}"
     );
+
+    // Renaming the router's end of the second link makes that veth again;
+    // the route in the container at its other end is back in one apply.
+    let body = std::fs::read_to_string(&f).unwrap().replace(
+        &format!("{}:eth2", router.name),
+        &format!("{}:e2", router.name),
+    );
+    std::fs::write(&f, body).unwrap();
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(a.pings(&format!("10.64.{o}.2")), "through the renamed end");
+
+    // With c stopped, the router's link to it waits; the router's route via
+    // a, on its other link, does not wait with it.
+    must(&format!("docker stop -t 0 {} >/dev/null", c.name));
+    must(&format!("docker restart -t 0 {} >/dev/null", router.name));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 2, "pending: {r:?}");
+    let route = must(&format!("docker exec {} ip route", router.name));
+    assert!(
+        route.contains(&format!("10.99.{o}.0/24 via 10.63.{o}.1 dev eth1")),
+        "{route}"
+    );
+    must(&format!("docker start {} >/dev/null", c.name));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
 
     // Removing a route from the file removes it from the container.
     let body = std::fs::read_to_string(&f).unwrap().replacen(

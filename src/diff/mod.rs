@@ -326,9 +326,9 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
             extra.insert(k, change(Action::Update, dep, None, vec![], Some(reason)));
         }
     }
-    // Deleting an interface drops the routes that went through it, in the
-    // same netns; which ones is not known from here, so re-apply them all
-    // (an idempotent replace each).
+    // Deleting an interface drops the routes that went through it, in its
+    // netns and, for a link between containers, in the peer's; which ones is
+    // not known from here, so re-apply them all (an idempotent set each).
     for c in changes.iter().filter(|c| c.action == Action::Delete) {
         let netns_of_deleted: Option<Option<&str>> = match &c.current {
             Some(Resource::Link(_)) => Some(None),
@@ -341,7 +341,9 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
         for r in desired.resources() {
             let same_netns = match (r, where_) {
                 (Resource::Route(_), None) => true,
-                (Resource::ContainerRoute(cr), Some(c)) => cr.container == c,
+                // Its peer may sit in another container, and which one is
+                // not known for an interface found only in the kernel.
+                (Resource::ContainerRoute(_), Some(_)) => true,
                 _ => false,
             };
             let k = r.key();
@@ -353,7 +355,7 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
                 continue;
             }
             let reason = format!(
-                "re-applied: {} {} is removed in the same netns, and the kernel drops routes through it",
+                "re-applied: {} {} is removed, and the kernel drops routes through it",
                 c.kind, c.title
             );
             extra.insert(k, change(Action::Update, r, None, vec![], Some(reason)));
