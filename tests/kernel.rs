@@ -476,7 +476,7 @@ fn plan_formats_and_graph() {
         md.stdout
             .starts_with(&format!("### netloom plan: `{}`", t.name))
     );
-    assert!(md.stdout.contains("```diff\n+  + netns"), "{md:?}");
+    assert!(md.stdout.contains("```diff\n+   netns"), "{md:?}");
 
     let dot = nl(&["graph"], &[&f]).stdout;
     assert!(dot.starts_with(&format!("digraph \"{}\"", t.name)));

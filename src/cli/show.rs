@@ -297,9 +297,7 @@ fn text(r: &Report, markdown: bool) -> String {
         count("pending"),
         count("extra")
     );
-    if markdown {
-        out.push_str("```\n");
-    }
+    let start = out.len();
     for e in &r.entries {
         let _ = writeln!(out, "  {:<9} {} {}", e.status, e.kind, e.title);
         if !e.live.is_empty() {
@@ -318,7 +316,9 @@ fn text(r: &Report, markdown: bool) -> String {
         );
     }
     if markdown {
-        out.push_str("```\n");
+        let fence = crate::plan::code_fence(&out[start..]);
+        out.insert_str(start, &format!("{fence}\n"));
+        let _ = writeln!(out, "{fence}");
     }
     out
 }

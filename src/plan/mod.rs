@@ -2,7 +2,9 @@
 
 mod render;
 
-pub use render::{render_changes, render_json, render_markdown, render_text, summary_line};
+pub use render::{
+    code_fence, render_changes, render_json, render_markdown, render_text, summary_line,
+};
 
 use crate::diff::{Action, Change, Conflict, Diff, Pending};
 use crate::graph::DesiredGraph;

@@ -210,24 +210,28 @@ pub fn render_markdown(plan: &Plan) -> String {
     }
     let _ = writeln!(out, "{}\n\n**{}**\n", scope(plan), summary_line(plan));
     if !plan.changes.is_empty() {
-        out.push_str("```diff\n");
-        for line in body(plan).lines() {
-            // `diff` highlighting keys on the first column.
+        let text = body(plan);
+        let fence = code_fence(&text);
+        let _ = writeln!(out, "{fence}diff");
+        for line in text.lines() {
+            // `diff` highlighting keys on the first column, which takes the
+            // place of the line's own marker.
             let t = line.trim_start();
-            let lead = if t.starts_with("-/+") {
-                "!"
-            } else if t.starts_with('+') {
-                "+"
-            } else if t.starts_with('-') {
-                "-"
-            } else if t.starts_with('~') {
-                "!"
+            let indent = &line[..line.len() - t.len()];
+            let (lead, rest) = if t.starts_with("-/+") {
+                ("!", t)
+            } else if let Some(r) = t.strip_prefix('+') {
+                ("+", r)
+            } else if let Some(r) = t.strip_prefix('-') {
+                ("-", r)
+            } else if let Some(r) = t.strip_prefix('~') {
+                ("!", r)
             } else {
-                " "
+                (" ", t)
             };
-            let _ = writeln!(out, "{lead}{line}");
+            let _ = writeln!(out, "{lead}{indent}{rest}");
         }
-        out.push_str("```\n");
+        let _ = writeln!(out, "{fence}");
     }
     if !plan.pending.is_empty() {
         out.push_str("\n**Pending**:\n\n");
@@ -248,4 +252,24 @@ pub fn render_json(plan: &Plan) -> String {
     let mut s = serde_json::to_string_pretty(plan).expect("plan serializes");
     s.push('\n');
     s
+}
+
+/// A code fence longer than any run of backticks in `text`, so nothing a
+/// file puts into a plan (a label value, say) can close the block early and
+/// write into the review comment around it.
+pub fn code_fence(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat(longest.max(2) + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code_fence;
+
+    #[test]
+    fn a_fence_outlasts_any_backticks_in_the_text() {
+        assert_eq!(code_fence("plain"), "```");
+        assert_eq!(code_fence("label: ```\nrm -rf"), "````");
+        assert_eq!(code_fence("`````"), "``````");
+    }
 }
