@@ -136,7 +136,17 @@ pub async fn apply(
                     claimed |= ledger.container_routes.insert((r.container.clone(), r.to));
                 }
                 (_, Some(Resource::Attachment(a))) => {
-                    claimed |= ledger.attachments.insert(a.key.clone())
+                    claimed |= ledger.attachments.insert(a.key.clone());
+                    let id = observed
+                        .docker
+                        .iter()
+                        .flat_map(|d| d.containers.iter())
+                        .find(|c| c.name == a.key.container)
+                        .map(|c| c.id.clone());
+                    if let Some(id) = id {
+                        ledger.attached_ids.retain(|(k, _)| *k != a.key);
+                        claimed |= ledger.attached_ids.insert((a.key.clone(), id));
+                    }
                 }
                 _ => {}
             }
@@ -574,6 +584,9 @@ pub fn settle_ledger(plan: &Plan, graph: &crate::graph::DesiredGraph) -> std::io
             // not netloom's: only those it made stay recorded.
             Resource::Attachment(a) if claimed.attachments.contains(&a.key) => {
                 ledger.attachments.insert(a.key.clone());
+                if let Some(id) = claimed.attached_id(&a.key) {
+                    ledger.attached_ids.insert((a.key.clone(), id.to_string()));
+                }
             }
             Resource::Network(_) => ledger.docker = true,
             Resource::Iface(i) => {

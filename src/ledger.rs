@@ -26,6 +26,10 @@ pub struct Ledger {
     /// Container attachments netloom made (on external networks too).
     #[serde(default)]
     pub attachments: BTreeSet<AttachKey>,
+    /// The container each recorded attachment was made for, by id: a
+    /// container re-created under the same name is someone else's.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub attached_ids: BTreeSet<(AttachKey, String)>,
     /// Routes netloom added inside containers.
     #[serde(default)]
     pub container_routes: BTreeSet<(String, ipnet::IpNet)>,
@@ -75,6 +79,14 @@ impl Ledger {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// The container id an attachment was made for, if recorded.
+    pub fn attached_id(&self, k: &AttachKey) -> Option<&str> {
+        self.attached_ids
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, id)| id.as_str())
     }
 
     pub fn is_empty(&self) -> bool {

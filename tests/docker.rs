@@ -607,3 +607,34 @@ fn a_network_with_its_own_bridge_name_is_replaced_on_a_label_change() {
     assert_eq!(network_inspect(&l.front).unwrap()["Labels"]["team"], "b");
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
 }
+
+#[test]
+fn a_container_recreated_under_the_same_name_keeps_the_network_it_came_with() {
+    let l = lab();
+    let ext = DockerNet::internal("nle");
+    let name = unique("nlr");
+    let run = |net: &str, ip: &str| {
+        must(&format!(
+            "docker rm -f {name} >/dev/null 2>&1; docker run -d --name {name} --network {net} {ip} {IMAGE} sleep 600 >/dev/null"
+        ))
+    };
+    run(&l.base.name, "");
+    let _gone = Ctr { name: name.clone() };
+    let f = l.file(&format!(
+        "[network.{e}]\nexternal = true\n[container.{name}]\nnetworks.{e} = {{}}\n",
+        e = ext.name
+    ));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Someone re-creates the container, on that network from the start,
+    // and the file stops mentioning it.
+    run(&ext.name, "");
+    std::fs::write(&f, format!("[topology]\nname = \"{}\"\n", l.t.name)).unwrap();
+    let plan = nl(&["plan"], &[&f]);
+    assert!(!plan.stdout.contains("- attachment"), "{plan:?}");
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    let ep = must(&format!(
+        "docker inspect -f '{{{{json .NetworkSettings.Networks}}}}' {name}"
+    ));
+    assert!(ep.contains(&ext.name), "still on its network: {ep}");
+}

@@ -329,7 +329,12 @@ pub(super) fn attachment(
     if fields.is_empty() {
         return;
     }
-    let ours = managed || observed.ledger.attachments.contains(&d.key);
+    let ours = managed
+        || (observed.ledger.attachments.contains(&d.key)
+            && observed
+                .ledger
+                .attached_id(&d.key)
+                .is_none_or(|id| id == c.id));
     if !ours {
         out.conflicts.push(Conflict {
             key: r.key(),
@@ -369,6 +374,10 @@ pub(super) fn prune(
         let Some(c) = docker.containers.iter().find(|c| c.name == k.container) else {
             continue;
         };
+        // Re-created under the same name: its endpoints are not netloom's.
+        if observed.ledger.attached_id(k).is_some_and(|id| id != c.id) {
+            continue;
+        }
         let Some(ep) = c.endpoints.get(&k.network) else {
             continue;
         };
