@@ -426,15 +426,7 @@ pub(super) fn address_clashes(observed: &Observed, out: &mut Diff) {
             _ => None,
         })
         .collect();
-    let detached: HashSet<&AttachKey> = out
-        .changes
-        .iter()
-        .filter(|c| c.action == Action::Delete)
-        .filter_map(|c| match &c.current {
-            Some(Resource::Attachment(a)) => Some(&a.key),
-            _ => None,
-        })
-        .collect();
+    let detached = detached(out);
     let mut found = vec![];
     for c in &out.changes {
         let (Action::Create | Action::Update, Some(Resource::Attachment(a))) =
@@ -493,6 +485,18 @@ pub(super) fn address_clashes(observed: &Observed, out: &mut Diff) {
     out.conflicts.extend(found);
 }
 
+/// The attachments this plan disconnects (deletions run first).
+fn detached(out: &Diff) -> HashSet<AttachKey> {
+    out.changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .filter_map(|c| match &c.current {
+            Some(Resource::Attachment(a)) => Some(a.key.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Names, on a network's deletion or replacement, the containers whose
 /// endpoints go with it and that no other change in the plan accounts for:
 /// Docker cannot remove a network with endpoints, so netloom disconnects
@@ -501,15 +505,7 @@ pub(super) fn endpoint_notes(desired: &DesiredGraph, observed: &Observed, out: &
     let Some(docker) = docker_of(observed) else {
         return;
     };
-    let detached: HashSet<AttachKey> = out
-        .changes
-        .iter()
-        .filter(|c| c.action == Action::Delete)
-        .filter_map(|c| match &c.current {
-            Some(Resource::Attachment(a)) => Some(a.key.clone()),
-            _ => None,
-        })
-        .collect();
+    let detached = detached(out);
     for c in out.changes.iter_mut() {
         let Some(Resource::Network(n)) = &c.current else {
             continue;
