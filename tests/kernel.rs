@@ -680,8 +680,18 @@ fn destroy_keeps_a_netns_that_holds_another_topologys_routes_and_rules() {
     assert_eq!(ns.link_names(), Vec::<String>::new());
     assert_eq!(ns.rules(), ["50: from 10.88.0.0/16 lookup 50 proto 78"]);
 
+    // B did not create the netns, and says whose it is.
+    let r = nl(&["destroy"], &[&fb]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!(
+            "(netns {} kept: topology {} created it)",
+            ns.name, a.name
+        )),
+        "{r:?}"
+    );
+
     // A hand-made rule keeps it too; once that is gone, destroy removes it.
-    assert_eq!(nl(&["destroy"], &[&fb]).code, 0);
     assert_eq!(nl(&["apply"], &[&fa]).code, 0);
     must(&format!(
         "ip -n {} rule add from 10.89.0.0/16 table 51 priority 51",

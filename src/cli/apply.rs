@@ -32,7 +32,7 @@ pub async fn converge(l: &Loaded, show_plan: bool) -> Result<Converged, String> 
             format!(":\n  {}", list.join("\n  "))
         };
         return Err(format!(
-            "{} conflict(s) with objects netloom does not own; nothing was changed{detail}",
+            "{} conflict(s) with objects this topology does not own; nothing was changed{detail}",
             plan.conflicts.len()
         ));
     }

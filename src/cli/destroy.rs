@@ -130,6 +130,17 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
                 t.netns.as_deref().unwrap_or_default()
             );
         }
+        if !ours && let Some(n) = t.netns.as_deref() {
+            let by = match observed
+                .netns_mark
+                .as_deref()
+                .and_then(|m| m.strip_prefix("netloom:"))
+            {
+                Some(other) => format!("topology {other} created it"),
+                None => "netloom did not create it".to_string(),
+            };
+            println!("  (netns {n} kept: {by})");
+        }
         if let Err(e) = Ledger::remove(&t.name) {
             return super::fail(format!("cannot remove the ledger: {e}"));
         }

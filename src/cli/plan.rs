@@ -19,7 +19,7 @@ pub fn run(a: &PlanArgs) -> ExitCode {
     print!("{out}");
     if !plan.conflicts.is_empty() {
         return super::fail(format!(
-            "{} conflict(s) with objects netloom does not own; apply would change nothing",
+            "{} conflict(s) with objects this topology does not own; apply would change nothing",
             plan.conflicts.len()
         ));
     }

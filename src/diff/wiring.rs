@@ -80,11 +80,20 @@ fn end_fields(
     addresses: &std::collections::BTreeSet<ipnet::IpNet>,
     fields: &mut Vec<FieldChange>,
 ) -> Result<(), String> {
-    if link_owner(l.alias.as_deref(), topology) != Owner::Ours {
-        return Err(format!(
-            "an interface named `{}` already exists there and netloom does not own it",
-            l.name
-        ));
+    match link_owner(l.alias.as_deref(), topology) {
+        Owner::Ours => {}
+        Owner::Topology(other) => {
+            return Err(format!(
+                "an interface named `{}` already exists there and belongs to topology {other}",
+                l.name
+            ));
+        }
+        Owner::Unmarked => {
+            return Err(format!(
+                "an interface named `{}` already exists there and netloom does not own it",
+                l.name
+            ));
+        }
     }
     field(
         fields,
@@ -155,14 +164,18 @@ pub(super) fn iface(
             Some(t),
         ) = (&d.peer, there)
             && let Some(o) = t.link(name)
-            && link_owner(o.alias.as_deref(), topology) != Owner::Ours
         {
-            return conflict(
-                format!(
-                    "container `{container}` already has an interface `{name}` netloom does not own"
-                ),
-                out,
-            );
+            let whose = match link_owner(o.alias.as_deref(), topology) {
+                Owner::Ours => None,
+                Owner::Topology(other) => Some(format!("that belongs to topology {other}")),
+                Owner::Unmarked => Some("netloom does not own".to_string()),
+            };
+            if let Some(whose) = whose {
+                return conflict(
+                    format!("container `{container}` already has an interface `{name}` {whose}"),
+                    out,
+                );
+            }
         }
         out.changes
             .push(change(Action::Create, r, None, vec![], None));
