@@ -267,12 +267,7 @@ impl NetworkRes {
             self.labels
         ])
         .to_string();
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in canon.bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        format!("{h:016x}")
+        format!("{:016x}", fnv1a(&canon))
     }
 }
 
