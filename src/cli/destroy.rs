@@ -3,7 +3,7 @@ use crate::graph::DesiredGraph;
 use crate::ledger::Ledger;
 use crate::netns;
 use crate::plan::{Plan, render_changes};
-use crate::state::{Owner, link_mark, link_owner};
+use crate::state::{NETLOOM_PROTO, Observed, Owner, RouteObs, link_mark, link_owner};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -63,23 +63,12 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
                 .unwrap_or(false)
         });
         // Routes, rules and addresses of other topologies or of people
-        // sharing the netns.
+        // sharing the netns (rules and addresses are observed already).
         let foreign = if ours && only_ours && idle {
-            let mut f = match kernel.foreign_routes_and_rules(&observed.ledger).await {
-                Ok(f) => f,
+            match kernel.all_routes().await {
+                Ok(routes) => foreign_in_netns(&routes, &observed),
                 Err(e) => return super::fail(e),
-            };
-            let loopback = ["127.0.0.1/8", "::1/128"];
-            f.extend(
-                observed
-                    .links
-                    .iter()
-                    .filter(|l| l.name == "lo")
-                    .flat_map(|l| l.addresses.iter())
-                    .filter(|a| !loopback.contains(&a.net.to_string().as_str()))
-                    .map(|a| format!("address {} on lo", a.net)),
-            );
-            f
+            }
         } else {
             vec![]
         };
@@ -147,4 +136,36 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         println!("\nDestroy complete: {removed} object(s) removed.");
         ExitCode::SUCCESS
     })
+}
+
+/// What in the netns is neither this topology's (by its ledger) nor the
+/// kernel's own (connected and RA routes, default rules, loopback
+/// addresses): what deleting the whole netns would destroy for someone else.
+fn foreign_in_netns(routes: &[RouteObs], observed: &Observed) -> Vec<String> {
+    const KERNEL: u8 = 2;
+    const RA: u8 = 9;
+    let ledger = &observed.ledger;
+    let routes = routes
+        .iter()
+        .filter(|r| {
+            r.protocol != KERNEL
+                && r.protocol != RA
+                && !(r.protocol == NETLOOM_PROTO && ledger.routes.contains(&r.route.key))
+        })
+        .map(|r| format!("route {}", r.route.key));
+    let rules = observed
+        .rules
+        .iter()
+        .filter(|r| {
+            r.protocol != KERNEL && !(r.protocol == NETLOOM_PROTO && ledger.rules.contains(&r.key))
+        })
+        .map(|r| format!("rule {}", r.key.priority));
+    let addresses = observed
+        .links
+        .iter()
+        .filter(|l| l.name == "lo")
+        .flat_map(|l| l.addresses.iter())
+        .filter(|a| !["127.0.0.1/8", "::1/128"].contains(&a.net.to_string().as_str()))
+        .map(|a| format!("address {} on lo", a.net));
+    routes.chain(rules).chain(addresses).collect()
 }

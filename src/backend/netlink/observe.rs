@@ -67,14 +67,11 @@ impl Kernel {
         Ok(out)
     }
 
-    /// Routes (any table) and rules in this netns that `ledger` does not
-    /// record: someone else's, which deleting the whole netns would destroy.
-    /// The kernel's own (connected routes, default rules) do not count.
-    pub async fn foreign_routes_and_rules(&self, ledger: &Ledger) -> Result<Vec<String>> {
-        const KERNEL: u8 = 2;
-        const RA: u8 = 9;
+    /// Every route of every type and table in this netns (observe reads
+    /// only the tables a topology uses, and unicast routes only).
+    pub async fn all_routes(&self) -> Result<Vec<crate::state::RouteObs>> {
         let dumper = self.dumper.clone();
-        let routes = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let mut d = dumper.lock().expect("dump socket lock");
             let mut v = d.all_routes(Family::Ipv4)?;
             v.extend(d.all_routes(Family::Ipv6)?);
@@ -82,32 +79,7 @@ impl Kernel {
         })
         .await
         .map_err(|e| Error::Other(format!("dump task: {e}")))?
-        .map_err(|e| Error::io("dump routes", e))?;
-        let mut out: Vec<String> = routes
-            .iter()
-            .filter(|r| {
-                r.protocol != KERNEL
-                    && r.protocol != RA
-                    && !(r.protocol == crate::state::NETLOOM_PROTO
-                        && ledger.routes.contains(&r.route.key))
-            })
-            .map(|r| format!("route {}", r.route.key))
-            .collect();
-        for v in [IpVersion::V4, IpVersion::V6] {
-            out.extend(
-                self.dump_rules(v)
-                    .await?
-                    .iter()
-                    .filter_map(rule_obs)
-                    .filter(|r| {
-                        r.protocol != KERNEL
-                            && !(r.protocol == crate::state::NETLOOM_PROTO
-                                && ledger.rules.contains(&r.key))
-                    })
-                    .map(|r| format!("rule {}", r.key.priority)),
-            );
-        }
-        Ok(out)
+        .map_err(|e| Error::io("dump routes", e))
     }
 
     /// Links with their addresses (no routes): what configuring a link needs.
