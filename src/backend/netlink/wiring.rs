@@ -16,15 +16,6 @@ use std::os::fd::AsRawFd;
 const ENODEV: i32 = 19;
 const EADDRNOTAVAIL: i32 = 99;
 
-fn peer_into(name: &str, mtu: u32, mac: [u8; 6], into: &ContainerNet) -> LinkMessage {
-    LinkMessageBuilder::<LinkUnspec>::new()
-        .name(name.to_string())
-        .mtu(mtu)
-        .address(mac.to_vec())
-        .setns_by_fd(into.fd.as_raw_fd())
-        .build()
-}
-
 impl Kernel {
     /// Deletes a link by name; one that is already gone counts as done.
     pub async fn delete_by_name(&self, name: &str) -> Result<()> {
@@ -36,6 +27,40 @@ impl Kernel {
                 .map(|_| ())
                 .map_err(|e| Error::kernel("delete", format!("link {name}"), e)),
         }
+    }
+
+    /// Creates a veth pair, `end` here (up, enslaved to `controller` if
+    /// given) and `peer` made directly inside `into`'s netns, both with their
+    /// MACs and `mtu`.
+    async fn new_veth_into(
+        &self,
+        (name, mac): (&str, [u8; 6]),
+        (peer, peer_mac): (&str, [u8; 6]),
+        mtu: u32,
+        controller: Option<u32>,
+        into: &ContainerNet,
+        what: impl Fn() -> String,
+    ) -> Result<()> {
+        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .mtu(mtu)
+            .address(peer_mac.to_vec())
+            .setns_by_fd(into.fd.as_raw_fd())
+            .build();
+        let mut msg = LinkVeth::new(name, peer)
+            .mtu(mtu)
+            .address(mac.to_vec())
+            .up();
+        if let Some(c) = controller {
+            msg = msg.controller(c);
+        }
+        let msg = msg
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+            .build();
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::kernel("create", what(), e))
     }
 
     /// A veth whose end `host` stays in this netns, enslaved to the bridge
@@ -50,27 +75,15 @@ impl Kernel {
     ) -> Result<()> {
         // A host end left by the container's previous netns would block the name.
         self.delete_by_name(host).await?;
-        let msg = LinkVeth::new(host, &d.name)
-            .mtu(d.mtu)
-            .address(iface_mac(mark, "", host).to_vec())
-            .up()
-            .controller(bridge_index)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_into(
-                &d.name,
-                d.mtu,
-                iface_mac(mark, &d.container, &d.name),
-                into,
-            ))))
-            .build();
-        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
-            .await
-            .map_err(|e| {
-                Error::kernel(
-                    "create",
-                    format!("veth {host} ↔ {}:{}", d.container, d.name),
-                    e,
-                )
-            })?;
+        self.new_veth_into(
+            (host, iface_mac(mark, "", host)),
+            (&d.name, iface_mac(mark, &d.container, &d.name)),
+            d.mtu,
+            Some(bridge_index),
+            into,
+            || format!("veth {host} ↔ {}:{}", d.container, d.name),
+        )
+        .await?;
         let alias = LinkUnspec::new_with_name(host).alias(mark).build();
         self.request(RouteNetlinkMessage::SetLink(alias), 0)
             .await
@@ -110,29 +123,20 @@ impl Kernel {
         peer: &ContainerNet,
         peer_container: &str,
     ) -> Result<()> {
-        let msg = LinkVeth::new(&d.name, peer_name)
-            .mtu(d.mtu)
-            .address(iface_mac(mark, &d.container, &d.name).to_vec())
-            .up()
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_into(
-                peer_name,
-                d.mtu,
-                iface_mac(mark, peer_container, peer_name),
-                peer,
-            ))))
-            .build();
-        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
-            .await
-            .map_err(|e| {
-                Error::kernel(
-                    "create",
-                    format!(
-                        "veth {}:{} ↔ {peer_container}:{peer_name}",
-                        d.container, d.name
-                    ),
-                    e,
+        self.new_veth_into(
+            (&d.name, iface_mac(mark, &d.container, &d.name)),
+            (peer_name, iface_mac(mark, peer_container, peer_name)),
+            d.mtu,
+            None,
+            peer,
+            || {
+                format!(
+                    "veth {}:{} ↔ {peer_container}:{peer_name}",
+                    d.container, d.name
                 )
-            })?;
+            },
+        )
+        .await?;
         self.configure_end(&d.container, &d.name, d.mtu, mark, &d.addresses, true)
             .await?;
         peer.kernel
