@@ -48,6 +48,13 @@ fn edits_and_drift_converge_and_a_broken_edit_changes_nothing() {
         },
         log,
     );
+    // The log says what changed, not only how much.
+    eventually(
+        "changes logged",
+        5,
+        || log().contains("applied + bridge br1") && log().contains("applied ~ bridge br0"),
+        log,
+    );
 
     // Drift by hand is repaired without waiting for the resync (30 s).
     must(&format!(
