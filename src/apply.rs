@@ -5,6 +5,7 @@ use crate::backend::netlink::{ContainerNet, Index, Kernel};
 use crate::diff::{Action, Change};
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
+use crate::model::Family;
 use crate::netns;
 use crate::plan::Plan;
 use crate::state::{
@@ -12,7 +13,7 @@ use crate::state::{
     TOPOLOGY_LABEL, link_mark,
 };
 use futures::StreamExt;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The ifindexes a step created, by interface name.
 type Created = Vec<(String, u32)>;
@@ -192,8 +193,32 @@ pub async fn apply(
         // Link deletions went in the batch above.
         let batched =
             |c: &Change| c.action == Action::Delete && matches!(c.current, Some(Resource::Link(_)));
+        // Routes re-applied (no fields: the kernel may have dropped them
+        // with an address or link) are set only if really gone. Setting one
+        // that exists has the kernel check its gateway again, and IPv6 checks
+        // it through the route's own table, where (with a rule steering
+        // lookups there) a default route reaches its gateway only through
+        // itself: EHOSTUNREACH. One dump per table for the whole stage.
+        let tables: BTreeSet<(Family, u32)> = stage
+            .iter()
+            .filter_map(|c| reapplied(c))
+            .map(|r| (Family::of_net(&r.key.to), r.key.table))
+            .collect();
+        let present = if tables.is_empty() {
+            HashSet::new()
+        } else {
+            kernel
+                .routes_present(tables)
+                .await
+                .map_err(|e| fail("re-check routes".into(), e, &done))?
+        };
+        let still_there =
+            |c: &Change| reapplied(c).is_some_and(|r| present.contains(&(r.key.clone(), r.via)));
+        for c in stage.iter().filter(|c| still_there(c)) {
+            done.push(step_name(c));
+        }
         let kernel_lane = futures::stream::iter(stage.iter().copied())
-            .filter(|c| futures::future::ready(!(is_docker(c) || batched(c))))
+            .filter(|c| futures::future::ready(!(is_docker(c) || batched(c) || still_there(c))))
             .map(|c| {
                 let (k, idx, mark) = (&kernel, &idx, &mark);
                 async move { (step_name(c), run(k, c, idx, mark, containers).await) }
@@ -448,10 +473,6 @@ async fn run(
             };
             k.update_link(d, cur, mark, idx).await.map(|_| vec![])
         }
-        // No fields: re-applied because the kernel may have dropped it.
-        (Action::Update, Some(Resource::Route(r)), _) if c.fields.is_empty() => {
-            k.ensure_route(r, idx).await.map(|_| vec![])
-        }
         (Action::Create | Action::Update, Some(Resource::Route(r)), _) => {
             k.replace_route(r, idx).await.map(|_| vec![])
         }
@@ -530,6 +551,14 @@ async fn run_docker(
             "no operation for {} {}",
             c.kind, c.title
         ))),
+    }
+}
+
+/// A route re-applied without changes (the kernel may have dropped it).
+fn reapplied(c: &Change) -> Option<&RouteRes> {
+    match (c.action, &c.desired) {
+        (Action::Update, Some(Resource::Route(r))) if c.fields.is_empty() => Some(r),
+        _ => None,
     }
 }
 

@@ -627,6 +627,14 @@ priority = 1400
     );
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
 
+    // A veth replaced (new peer name) takes the routes through it along;
+    // they are made again in the same apply.
+    std::fs::write(&f, moved.replace("peer = \"vb\"", "peer = \"vc\"")).unwrap();
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("re-applied: depends on veth va"), "{r:?}");
+    assert_eq!(metrics(&ns), ["10.30.0.9 100", "10.31.0.2 50"]);
+
     // Drop the extra routes and rules: exactly those go.
     std::fs::write(&f, &head).unwrap();
     let r = nl(&["apply"], &[&f]);

@@ -19,7 +19,7 @@ use rtnetlink::packet_route::route::{
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 const ENODEV: i32 = 19;
@@ -324,27 +324,26 @@ impl Kernel {
         self.set_route(r, idx, NLM_F_CREATE | NLM_F_REPLACE).await
     }
 
-    /// Re-applies a route the diff found as desired: made again only if the
-    /// kernel dropped it. Setting it while it exists would have the kernel
-    /// check its gateway again, and IPv6 checks it through the route's own
-    /// table, where (with a rule steering lookups there) a default route
-    /// "reaches" its gateway only through itself: EHOSTUNREACH.
-    pub async fn ensure_route(&self, r: &RouteRes, idx: &Index) -> Result<()> {
-        let (dumper, key) = (self.dumper.clone(), r.key.clone());
-        let family = crate::model::Family::of_net(&key.to);
-        let present = tokio::task::spawn_blocking(move || {
+    /// The routes (key and gateway) now in the given tables, one dump per
+    /// table and family.
+    pub async fn routes_present(
+        &self,
+        tables: BTreeSet<(crate::model::Family, u32)>,
+    ) -> Result<HashSet<(crate::state::RouteKey, Option<IpAddr>)>> {
+        let dumper = self.dumper.clone();
+        tokio::task::spawn_blocking(move || {
             let mut d = dumper.lock().expect("dump socket lock");
-            d.routes(family, key.table)
+            let mut out = HashSet::new();
+            for (family, table) in tables {
+                for (o, _) in d.routes(family, table)? {
+                    out.insert((o.route.key, o.route.via));
+                }
+            }
+            Ok::<_, std::io::Error>(out)
         })
         .await
         .map_err(|e| Error::Other(format!("dump task: {e}")))?
-        .map_err(|e| Error::io("dump routes", e))?
-        .iter()
-        .any(|(o, _)| o.route.key == r.key && o.route.via == r.via);
-        if present {
-            return Ok(());
-        }
-        self.replace_route(r, idx).await
+        .map_err(|e| Error::io("dump routes", e))
     }
 
     async fn set_route(&self, r: &RouteRes, idx: &Index, flags: u16) -> Result<()> {
