@@ -1,26 +1,91 @@
-//! Errors from the live side (kernel, files under /run), with the step and
-//! object they concern and the system's own message.
+//! One error type for the library: what went wrong, of which kind, and
+//! whether trying again (without changing the files) may help.
 
+use crate::resource::BackendId;
 use std::io;
+
+/// The broad class of an error, for callers that decide what to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The files (or the arguments) are wrong: only an edit helps.
+    Invalid,
+    /// Something live that netloom does not own is in the way.
+    Conflict,
+    /// A backend (kernel, Docker) refused or failed a request.
+    Backend,
+    /// Reading or writing netloom's own files, or a system interface.
+    Io,
+    /// Applied, but the live state does not match (or is not ready).
+    Verify,
+    /// Another netloom process holds the topology.
+    Busy,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A kernel request failed.
+    /// Rendered diagnostics of the topology files.
+    #[error("{0}")]
+    Invalid(String),
+    /// Plan-time conflicts; `detail` lists them when the plan was not shown.
+    #[error("{count} conflict(s) with objects this topology does not own; nothing was changed{}",
+        if detail.is_empty() { String::new() } else { format!(":\n  {}", detail.join("\n  ")) })]
+    Conflict { count: usize, detail: Vec<String> },
+    /// A request to a backend failed.
     #[error("{op} {object}: {message}")]
-    Kernel {
+    Backend {
+        backend: BackendId,
         op: String,
         object: String,
         errno: Option<i32>,
         message: String,
     },
+    /// A backend that a change needs is not there (a daemon that is down).
+    #[error("{message}")]
+    Unavailable { backend: BackendId, message: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
         #[source]
         source: io::Error,
     },
+    /// Live state that rules an operation out (a container that stopped, a
+    /// netns that vanished, a ledger naming another netns).
     #[error("{0}")]
-    Other(String),
+    State(String),
+    /// One step of an apply failed, after `done` had been done.
+    #[error(
+        "step `{step}` failed: {source}\n{}fix the cause and apply again: it continues from the live state",
+        done_lines(done)
+    )]
+    Step {
+        step: String,
+        source: Box<Error>,
+        done: Vec<String>,
+    },
+    #[error("applied {applied} change(s), but the live state still differs:\n  {}", left.join("\n  "))]
+    Verify { applied: usize, left: Vec<String> },
+    /// Readiness probes that failed, one line each.
+    #[error("{}", .0.join("\n"))]
+    NotReady(Vec<String>),
+    #[error(
+        "topology {topology} is being applied by pid {pid}; wait for it to finish (lock: {path})"
+    )]
+    Locked {
+        topology: String,
+        pid: String,
+        path: String,
+    },
+}
+
+fn done_lines(done: &[String]) -> String {
+    if done.is_empty() {
+        return "no step before it had changed anything\n".into();
+    }
+    let mut s = format!("done before it ({}):\n", done.len());
+    for d in done {
+        s += &format!("  {d}\n");
+    }
+    s
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -33,13 +98,15 @@ impl Error {
         }
     }
 
+    /// A netlink request that failed, with the kernel's errno.
     pub fn kernel(op: &str, object: impl Into<String>, e: rtnetlink::Error) -> Self {
         let errno = errno(&e);
         let message = match errno {
             Some(n) => io::Error::from_raw_os_error(n).to_string(),
             None => e.to_string(),
         };
-        Error::Kernel {
+        Error::Backend {
+            backend: BackendId::Kernel,
             op: op.to_string(),
             object: object.into(),
             errno,
@@ -47,11 +114,46 @@ impl Error {
         }
     }
 
+    /// A task that could not be joined (it panicked or was cancelled).
+    pub fn task(what: &str, e: tokio::task::JoinError) -> Self {
+        Error::State(format!("{what} task: {e}"))
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid(_) => ErrorKind::Invalid,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Backend { .. } | Error::Unavailable { .. } | Error::State(_) => {
+                ErrorKind::Backend
+            }
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Step { source, .. } => source.kind(),
+            Error::Verify { .. } | Error::NotReady(_) => ErrorKind::Verify,
+            Error::Locked { .. } => ErrorKind::Busy,
+        }
+    }
+
+    /// Whether the same request may succeed later with the files unchanged
+    /// (the live state moves on: a daemon returns, a container starts).
+    pub fn retryable(&self) -> bool {
+        match self.kind() {
+            ErrorKind::Invalid | ErrorKind::Conflict => false,
+            ErrorKind::Backend | ErrorKind::Io | ErrorKind::Verify | ErrorKind::Busy => true,
+        }
+    }
+
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Kernel { errno, .. } => *errno,
+            Error::Backend { errno, .. } => *errno,
             Error::Io { source, .. } => source.raw_os_error(),
-            Error::Other(_) => None,
+            Error::Step { source, .. } => source.errno(),
+            Error::Invalid(_)
+            | Error::Conflict { .. }
+            | Error::Unavailable { .. }
+            | Error::State(_)
+            | Error::Verify { .. }
+            | Error::NotReady(_)
+            | Error::Locked { .. } => None,
         }
     }
 }

@@ -2,9 +2,10 @@
 
 use crate::diag::{Diagnostic, Loc};
 use crate::model::Topology;
-use crate::state::{
+use crate::naming::host_end;
+use crate::resource::{
     AttachKey, AttachRes, ContainerRouteRes, IfacePeer, IfaceRes, LinkEnd, LinkKind, LinkRes,
-    NetworkRes, Resource, ResourceKey, RouteKey, RouteRes, RuleKey, host_end,
+    NetnsRes, Resource, ResourceKey, RouteKey, RouteRes, RuleKey,
 };
 use ipnet::IpNet;
 use petgraph::Direction;
@@ -110,18 +111,51 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
     let mut g = DesiredGraph::default();
     let netns_key = topo.netns.as_ref().map(|n| {
         g.add(
-            Resource::Netns { name: n.clone() },
+            Resource::Netns(NetnsRes { name: n.clone() }),
             Some(topo.name_loc.clone()),
         );
         ResourceKey::Netns { name: n.clone() }
     });
-    let link_key = |name: &str| ResourceKey::Link {
-        name: name.to_string(),
-    };
 
-    // Which link holds each declared (connected) subnet, for gateway lookups.
+    let links = add_links(&mut g, topo);
+    let route_nodes = add_routes(&mut g, topo, &links);
+    add_rules(&mut g, topo, &links.owner_of, &route_nodes);
+    add_docker(&mut g, topo);
+    let wired = add_container_wiring(&mut g, topo);
+    add_container_routes(&mut g, topo, &wired);
+    add_explicit(&mut g, topo);
+    if let Some(nk) = &netns_key {
+        add_netns_edges(&mut g, nk);
+    }
+
+    check_cycles(&g)?;
+    g.level = levels(&g);
+    Ok(g)
+}
+
+fn link_key(name: &str) -> ResourceKey {
+    ResourceKey::Link {
+        name: name.to_string(),
+    }
+}
+
+/// What the links section learns for the sections after it.
+struct Links {
+    /// Which link holds each declared (connected) subnet, for gateway lookups.
+    connected: Vec<(IpNet, String)>,
+    /// Where every interface name lives: a veth peer resolves to its pair.
+    owner_of: HashMap<String, String>,
+}
+
+/// A route's node, key and gateway, for the rules that steer into its table.
+type RouteNode = (NodeIndex, RouteKey, Option<IpAddr>);
+
+/// A container's wired interfaces: node and addresses, for its routes.
+type Wired<'a> = HashMap<&'a str, Vec<(NodeIndex, Vec<IpNet>)>>;
+
+/// Bridges and veths; a veth after the bridges its ends are enslaved to.
+fn add_links(g: &mut DesiredGraph, topo: &Topology) -> Links {
     let mut connected: Vec<(IpNet, String)> = Vec::new();
-    // Where every interface name lives: a veth peer resolves to its pair.
     let mut owner_of: HashMap<String, String> = HashMap::new();
 
     for b in topo.bridges.values() {
@@ -171,8 +205,15 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
         owner_of.insert(v.name.clone(), v.name.clone());
         owner_of.insert(v.peer.clone(), v.name.clone());
     }
+    Links {
+        connected,
+        owner_of,
+    }
+}
 
-    let route_nodes: Vec<(NodeIndex, RouteKey, Option<IpAddr>)> = topo
+/// Routes after their `dev`, then after the link their gateway is on.
+fn add_routes(g: &mut DesiredGraph, topo: &Topology, links: &Links) -> Vec<RouteNode> {
+    let route_nodes: Vec<RouteNode> = topo
         .routes
         .iter()
         .map(|r| {
@@ -190,7 +231,7 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
                 Some(r.loc.clone()),
             );
             if let Some(d) = &r.dev {
-                g.edge(&link_key(&owner_of[d]), i);
+                g.edge(&link_key(&links.owner_of[d]), i);
             }
             (i, key, r.via)
         })
@@ -199,7 +240,8 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
     // (the kernel does not resolve gateways through other routes).
     for (i, _, via) in &route_nodes {
         let Some(via) = via else { continue };
-        let best = connected
+        let best = links
+            .connected
             .iter()
             .filter(|(net, _)| net.contains(via))
             .max_by_key(|(net, _)| net.prefix_len());
@@ -207,7 +249,16 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
             g.edge(&link_key(link), *i);
         }
     }
+    route_nodes
+}
 
+/// Rules after the links they match on and the routes of their table.
+fn add_rules(
+    g: &mut DesiredGraph,
+    topo: &Topology,
+    owner_of: &HashMap<String, String>,
+    route_nodes: &[RouteNode],
+) {
     for r in &topo.rules {
         let key = RuleKey::of(r);
         let i = g.add(Resource::Rule(key.clone()), Some(r.loc.clone()));
@@ -217,31 +268,18 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
             }
         }
         // Fill a table before steering traffic into it.
-        for (ri, rk, _) in &route_nodes {
+        for (ri, rk, _) in route_nodes {
             if rk.table == r.table && Family::of_net(&rk.to) == r.family {
                 g.graph.update_edge(*ri, i, ());
             }
         }
     }
+}
 
-    // Docker: networks before the containers attached to them.
+/// Docker: networks before the containers attached to them.
+fn add_docker(g: &mut DesiredGraph, topo: &Topology) {
     for n in topo.networks.values() {
-        g.add(
-            Resource::Network(NetworkRes {
-                name: n.name.clone(),
-                id: None,
-                external: n.external,
-                driver: n.driver.clone(),
-                subnets: n.subnets.clone(),
-                gateways: n.gateways.clone(),
-                ip_range: n.ip_range,
-                internal: n.internal,
-                attachable: n.attachable,
-                options: n.options.clone(),
-                labels: n.labels.clone(),
-            }),
-            Some(n.loc.clone()),
-        );
+        g.add(Resource::Network(n.res.clone()), Some(n.loc.clone()));
     }
     for c in topo.containers.values() {
         for a in c.networks.values() {
@@ -265,10 +303,12 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
             );
         }
     }
+}
 
-    // Direct container wiring: interfaces after their bridge, routes after
-    // the container interface their gateway is on.
-    let mut wired: HashMap<&str, Vec<(NodeIndex, Vec<ipnet::IpNet>)>> = HashMap::new();
+/// Direct container wiring: interfaces after their bridge, and the
+/// container-to-container links. Returns each container's wired ends.
+fn add_container_wiring<'a>(g: &mut DesiredGraph, topo: &'a Topology) -> Wired<'a> {
+    let mut wired: Wired<'a> = HashMap::new();
     for c in topo.containers.values() {
         for i in c.interfaces.values() {
             let n = g.add(
@@ -315,6 +355,11 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
             .or_default()
             .push((n, l.b_addresses.iter().copied().collect()));
     }
+    wired
+}
+
+/// Container routes after the container interface their gateway is on.
+fn add_container_routes(g: &mut DesiredGraph, topo: &Topology, wired: &Wired<'_>) {
     for c in topo.containers.values() {
         for r in &c.routes {
             let n = g.add(
@@ -347,8 +392,10 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
             }
         }
     }
+}
 
-    // Explicit ordering from `depends_on`.
+/// Explicit ordering from `depends_on`.
+fn add_explicit(g: &mut DesiredGraph, topo: &Topology) {
     let explicit: Vec<(ResourceKey, &Vec<String>)> = topo
         .bridges
         .values()
@@ -381,20 +428,17 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
             g.graph.update_edge(before, i, ());
         }
     }
+}
 
-    if let Some(nk) = &netns_key {
-        let all: Vec<NodeIndex> = g.graph.node_indices().collect();
-        for i in all {
-            // Docker objects live in the daemon, not in the netns.
-            if !g.graph[i].resource.is_docker() {
-                g.edge(nk, i);
-            }
+/// The topology's netns before everything that lives in it.
+fn add_netns_edges(g: &mut DesiredGraph, netns_key: &ResourceKey) {
+    let all: Vec<NodeIndex> = g.graph.node_indices().collect();
+    for i in all {
+        // Docker objects live in the daemon, not in the netns.
+        if !g.graph[i].resource.is_docker() {
+            g.edge(netns_key, i);
         }
     }
-
-    check_cycles(&g)?;
-    g.level = levels(&g);
-    Ok(g)
 }
 
 use crate::model::Family;

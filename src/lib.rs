@@ -1,20 +1,24 @@
 //! netloom: a declarative network reconciler for Linux hosts that run containers.
 //!
 //! The core (spec → model → graph → diff → plan) is pure and synchronous;
-//! the kernel backend (observe, apply) is async at the edge.
+//! the backends (kernel, Docker, container wiring) are async at the edge,
+//! behind `backend::Backend`; `engine` holds what each command does. See
+//! docs/ARCHITECTURE.md for the map.
 
-pub mod apply;
 pub mod backend;
-pub mod cli;
 pub mod diag;
 pub mod diff;
+pub mod engine;
 pub mod error;
+pub mod exec;
 pub mod graph;
-pub mod ledger;
 pub mod lock;
 pub mod model;
+pub mod naming;
 pub mod netns;
+pub mod observed;
+pub mod ownership;
 pub mod plan;
+pub mod resource;
 pub mod spec;
-pub mod state;
 pub mod verify;

@@ -1,6 +1,7 @@
 //! One process per topology: an flock on `<run dir>/<topology>.lock`.
 
-use crate::ledger::run_dir;
+use crate::error::{Error, Result};
+use crate::ownership::ledger::run_dir;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -10,9 +11,10 @@ pub struct TopologyLock {
     _lock: Flock<File>,
 }
 
-pub fn acquire(topology: &str) -> Result<TopologyLock, String> {
+pub fn acquire(topology: &str) -> Result<TopologyLock> {
     let dir = run_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     let path = dir.join(format!("{topology}.lock"));
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -20,7 +22,7 @@ pub fn acquire(topology: &str) -> Result<TopologyLock, String> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(mut lock) => {
             let _ = lock.set_len(0);
@@ -33,11 +35,11 @@ pub fn acquire(topology: &str) -> Result<TopologyLock, String> {
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
             let pid = pid.trim();
-            Err(format!(
-                "topology {topology} is being applied by pid {}; wait for it to finish (lock: {})",
-                if pid.is_empty() { "unknown" } else { pid },
-                path.display()
-            ))
+            Err(Error::Locked {
+                topology: topology.to_string(),
+                pid: if pid.is_empty() { "unknown" } else { pid }.to_string(),
+                path: path.display().to_string(),
+            })
         }
     }
 }

@@ -1,10 +1,12 @@
+mod cli;
+
 use clap::Parser;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // Usage errors exit 1 (clap's default 2 means "changes pending" here).
-    let cli = match netloom::cli::Cli::try_parse() {
+    let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -16,7 +18,7 @@ fn main() -> ExitCode {
         }
     };
     // watch reports each reconcile in one line: its default is info.
-    let watching = matches!(cli.command, netloom::cli::Command::Watch(_));
+    let watching = matches!(cli.command, cli::Command::Watch(_));
     let level = match cli.verbose {
         0 if watching => "info",
         0 => "warn",
@@ -38,5 +40,5 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    netloom::cli::run(cli)
+    cli::run(cli)
 }

@@ -1,8 +1,11 @@
 //! After apply: observe again and report any difference left.
 
 use crate::diff::diff;
+use crate::diff::{Action, FieldChange};
+use crate::error::Result;
 use crate::graph::DesiredGraph;
-use crate::state::{IfacePeer, LinkKind, Observed, Resource};
+use crate::observed::Observed;
+use crate::resource::{LinkKind, Resource};
 use std::time::Duration;
 
 /// Differences still present, each as one line; empty when converged.
@@ -12,27 +15,16 @@ pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) ->
         .changes
         .iter()
         .map(|c| {
-            let fields: Vec<String> = c
-                .fields
-                .iter()
-                .map(|f| {
-                    format!(
-                        "{}: {} ≠ {}",
-                        f.field,
-                        f.from.as_deref().unwrap_or("(none)"),
-                        f.to.as_deref().unwrap_or("(none)")
-                    )
-                })
-                .collect();
+            let fields: Vec<String> = c.fields.iter().map(FieldChange::mismatch).collect();
             let what = match c.action {
-                crate::diff::Action::Create => "missing".to_string(),
-                crate::diff::Action::Delete => "still present".to_string(),
-                _ if fields.is_empty() => c
+                Action::Create => "missing".to_string(),
+                Action::Delete => "still present".to_string(),
+                Action::Update | Action::Replace if fields.is_empty() => c
                     .reason
                     .clone()
                     .map(|r| format!("differs ({r})"))
                     .unwrap_or_else(|| "differs".to_string()),
-                _ => fields.join(", "),
+                Action::Update | Action::Replace => fields.join(", "),
             };
             format!("{} {}: {what}", c.kind, c.title)
         })
@@ -55,14 +47,7 @@ pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) ->
         }
         // Container ends: up with carrier, addresses past IPv6 duplicate detection.
         if let Resource::Iface(i) = r {
-            let mut ends = vec![(&i.container, &i.name)];
-            if let IfacePeer::Container {
-                container, name, ..
-            } = &i.peer
-            {
-                ends.push((container, name));
-            }
-            for (c, n) in ends {
+            for (c, n, _) in i.ends() {
                 let Some(l) = observed.containers.get(c).and_then(|cn| cn.link(n)) else {
                     continue;
                 };
@@ -84,10 +69,10 @@ pub async fn verify<F, Fut>(
     topology: &str,
     graph: &DesiredGraph,
     mut observe: F,
-) -> Result<Vec<String>, String>
+) -> Result<Vec<String>>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Observed, String>>,
+    Fut: std::future::Future<Output = Result<Observed>>,
 {
     let mut delay = Duration::from_millis(10);
     let mut attempt = 0;

@@ -2,8 +2,8 @@
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff.
 
 use netloom::diff::diff;
+use netloom::observed::Observed;
 use netloom::plan::{Plan, render_text};
-use netloom::state::Observed;
 use std::path::Path;
 
 fn plan_for(dir: &Path) -> String {

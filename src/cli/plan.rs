@@ -1,5 +1,5 @@
 use super::{Format, PlanArgs};
-use crate::plan::{render_json, render_markdown, render_text};
+use netloom::plan::{render_json, render_markdown, render_text};
 use std::process::ExitCode;
 
 pub fn run(a: &PlanArgs) -> ExitCode {
@@ -7,7 +7,7 @@ pub fn run(a: &PlanArgs) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let plan = match super::runtime().block_on(super::observe_and_plan(&l)) {
+    let plan = match super::runtime().block_on(netloom::engine::plan(&l)) {
         Ok((_, plan)) => plan,
         Err(e) => return super::fail(e),
     };

@@ -22,7 +22,7 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         "topology {} is valid: {}; kernel objects in {} ({} file(s))",
         t.name,
         parts.join(", "),
-        super::netns_label(&t.netns),
+        netloom::engine::netns_label(&t.netns),
         l.sources.files.len()
     );
     ExitCode::SUCCESS

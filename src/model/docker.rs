@@ -3,6 +3,7 @@
 
 use super::{Attachment, Container, Network};
 use crate::diag::{Diagnostic, Loc, did_you_mean};
+use crate::resource::NetworkRes;
 use crate::spec::Loaded;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -101,35 +102,74 @@ fn network(
     }
     let external = spec.external.as_ref().is_some_and(|e| *e.get_ref());
     if external {
-        let managed: Vec<&str> = [
-            ("driver", spec.driver.is_some()),
-            ("parent", spec.parent.is_some()),
-            ("subnets", !spec.subnets.is_empty()),
-            ("gateways", !spec.gateways.is_empty()),
-            ("ip_range", spec.ip_range.is_some()),
-            ("internal", spec.internal.is_some()),
-            ("attachable", spec.attachable.is_some()),
-            ("options", !spec.options.is_empty()),
-            ("labels", !spec.labels.is_empty()),
-            ("mtu", spec.mtu.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, set)| *set)
-        .map(|(k, _)| k)
-        .collect();
-        if !managed.is_empty() {
-            diags.push(
-                Diagnostic::at(&s.name_loc, format!(
-                    "external network `{}` cannot have {}: netloom never changes an external network",
-                    s.name,
-                    managed.join(", ")
-                ))
-                .help("remove those keys, or drop `external = true` to let netloom create and own the network"),
-            );
-        }
-        return Some(Network {
+        return Some(external_network(s, diags));
+    }
+
+    let driver = spec
+        .driver
+        .as_ref()
+        .map(|d| d.get_ref().clone())
+        .unwrap_or_else(|| "bridge".into());
+    let options = driver_options(file, s, &driver, diags);
+    let labels = labels(file, spec, diags);
+    let subnets = subnets(file, s, diags);
+    let gateways = gateways(file, spec, &subnets, diags);
+    let ip_range = ip_range(file, spec, &subnets, diags);
+    Some(Network {
+        loc: s.name_loc.clone(),
+        res: NetworkRes {
             name: s.name.clone(),
-            loc: s.name_loc.clone(),
+            id: None,
+            external: false,
+            driver,
+            subnets,
+            gateways,
+            ip_range,
+            internal: spec.internal.unwrap_or(false),
+            attachable: spec.attachable.unwrap_or(true),
+            options,
+            labels,
+        },
+    })
+}
+
+/// An external network: only its name is ours, any other key is an error.
+fn external_network(
+    s: &crate::spec::Section<crate::spec::NetworkSpec>,
+    diags: &mut Vec<Diagnostic>,
+) -> Network {
+    let spec = &s.spec;
+    let managed: Vec<&str> = [
+        ("driver", spec.driver.is_some()),
+        ("parent", spec.parent.is_some()),
+        ("subnets", !spec.subnets.is_empty()),
+        ("gateways", !spec.gateways.is_empty()),
+        ("ip_range", spec.ip_range.is_some()),
+        ("internal", spec.internal.is_some()),
+        ("attachable", spec.attachable.is_some()),
+        ("options", !spec.options.is_empty()),
+        ("labels", !spec.labels.is_empty()),
+        ("mtu", spec.mtu.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(k, _)| k)
+    .collect();
+    if !managed.is_empty() {
+        diags.push(
+            Diagnostic::at(&s.name_loc, format!(
+                "external network `{}` cannot have {}: netloom never changes an external network",
+                s.name,
+                managed.join(", ")
+            ))
+            .help("remove those keys, or drop `external = true` to let netloom create and own the network"),
+        );
+    }
+    Network {
+        loc: s.name_loc.clone(),
+        res: NetworkRes {
+            name: s.name.clone(),
+            id: None,
             external: true,
             driver: String::new(),
             subnets: vec![],
@@ -139,16 +179,21 @@ fn network(
             attachable: true,
             options: BTreeMap::new(),
             labels: BTreeMap::new(),
-        });
+        },
     }
+}
 
-    let driver = spec
-        .driver
-        .as_ref()
-        .map(|d| d.get_ref().clone())
-        .unwrap_or_else(|| "bridge".into());
+/// The driver options as given, plus `parent` and the MTU, which Docker
+/// takes as options.
+fn driver_options(
+    file: usize,
+    s: &crate::spec::Section<crate::spec::NetworkSpec>,
+    driver: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, String> {
+    let spec = &s.spec;
     let mut options = spec.options.clone();
-    match (&spec.parent, driver.as_str()) {
+    match (&spec.parent, driver) {
         (Some(p), "macvlan" | "ipvlan") => {
             options.insert("parent".into(), p.get_ref().clone());
         }
@@ -179,6 +224,14 @@ fn network(
             );
         }
     }
+    options
+}
+
+fn labels(
+    file: usize,
+    spec: &crate::spec::NetworkSpec,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     for (k, v) in &spec.labels {
         if k.get_ref().starts_with("netloom.") {
@@ -195,7 +248,15 @@ fn network(
         }
         labels.insert(k.get_ref().clone(), v.clone());
     }
+    labels
+}
 
+fn subnets(
+    file: usize,
+    s: &crate::spec::Section<crate::spec::NetworkSpec>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<IpNet> {
+    let spec = &s.spec;
     let mut subnets: Vec<IpNet> = vec![];
     for sn in &spec.subnets {
         let loc = loc_of(file, sn);
@@ -231,7 +292,15 @@ fn network(
                 .help("give it subnets = [\"…/24\"]: Docker's default pools run out after ~30 networks and may collide with your routes"),
         );
     }
+    subnets
+}
 
+fn gateways(
+    file: usize,
+    spec: &crate::spec::NetworkSpec,
+    subnets: &[IpNet],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<IpAddr> {
     let mut gateways: Vec<IpAddr> = vec![];
     for g in &spec.gateways {
         let loc = loc_of(file, g);
@@ -248,7 +317,7 @@ fn network(
                     &loc,
                     format!("gateway {ip} is in none of the network's subnets"),
                 )
-                .help(format!("subnets: {}", list(&subnets))),
+                .help(format!("subnets: {}", list(subnets))),
             ),
             Some(n) if !usable(n, ip) => diags.push(Diagnostic::at(
                 &loc,
@@ -261,7 +330,16 @@ fn network(
             Some(_) => gateways.push(ip),
         }
     }
-    let ip_range = spec.ip_range.as_ref().and_then(|r| {
+    gateways
+}
+
+fn ip_range(
+    file: usize,
+    spec: &crate::spec::NetworkSpec,
+    subnets: &[IpNet],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<IpNet> {
+    spec.ip_range.as_ref().and_then(|r| {
         let loc = loc_of(file, r);
         match r.get_ref().parse::<IpNet>() {
             Ok(n) if n.trunc() != n => {
@@ -287,19 +365,6 @@ fn network(
                 None
             }
         }
-    });
-    Some(Network {
-        name: s.name.clone(),
-        loc: s.name_loc.clone(),
-        external: false,
-        driver,
-        subnets,
-        gateways,
-        ip_range,
-        internal: spec.internal.unwrap_or(false),
-        attachable: spec.attachable.unwrap_or(true),
-        options,
-        labels,
     })
 }
 

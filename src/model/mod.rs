@@ -3,6 +3,7 @@
 
 mod docker;
 mod names;
+mod routing;
 mod validate;
 mod wiring;
 
@@ -72,37 +73,18 @@ pub struct Ready {
     pub timeout_ms: u64,
 }
 
-/// A Docker network.
+/// A Docker network as the files declare it: the resource itself, and where.
 #[derive(Debug, Clone)]
 pub struct Network {
-    pub name: String,
+    pub res: crate::resource::NetworkRes,
     pub loc: Loc,
-    /// Exists already; never changed or deleted.
-    pub external: bool,
-    pub driver: String,
-    pub subnets: Vec<IpNet>,
-    pub gateways: Vec<IpAddr>,
-    pub ip_range: Option<IpNet>,
-    pub internal: bool,
-    pub attachable: bool,
-    /// Driver options, `parent` and `mtu` included.
-    pub options: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
 }
 
-impl Network {
-    /// The gateway Docker uses in `subnet`: the one given, else the first host.
-    pub fn gateway_in(&self, subnet: &IpNet) -> Option<IpAddr> {
-        self.gateways
-            .iter()
-            .find(|g| subnet.contains(*g))
-            .copied()
-            .or_else(|| match subnet {
-                // ipnet counts an IPv6 subnet's first address as a host;
-                // Docker's implied gateway is the one after it, as in IPv4.
-                IpNet::V6(n) => Some(IpAddr::V6((u128::from(n.network()) + 1).into())),
-                IpNet::V4(_) => subnet.hosts().next(),
-            })
+/// Validation reads the network's fields as its own.
+impl std::ops::Deref for Network {
+    type Target = crate::resource::NetworkRes;
+    fn deref(&self) -> &Self::Target {
+        &self.res
     }
 }
 

@@ -6,7 +6,7 @@ use super::{
     check_ifname,
 };
 use crate::diag::{Diagnostic, Loc, did_you_mean};
-use crate::spec::Loaded;
+use crate::spec::{ContainerRouteSpec, ContainerSpec, LinkSpec, Loaded, ReadySpec, Section};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -93,68 +93,11 @@ pub(super) fn build(
             let Some(c) = containers.get_mut(&s.name) else {
                 continue;
             };
-            for (name, spec) in &s.spec.interfaces {
-                let loc = loc_of(f.file, name);
-                claim(&mut used, &c.name, name.get_ref(), &loc, diags);
-                let bridge = spec.bridge.get_ref();
-                if !bridges.contains_key(bridge) {
-                    let d = Diagnostic::at(
-                        &loc_of(f.file, &spec.bridge),
-                        format!("no bridge named `{bridge}` is declared"),
-                    );
-                    diags.push(
-                        match did_you_mean(bridge, bridges.keys().map(String::as_str)) {
-                            Some(s) => d.help(format!("did you mean `{s}`?")),
-                            None => d.help(format!("declare it with [bridge.{bridge}]")),
-                        },
-                    );
-                }
-                c.interfaces.insert(
-                    name.get_ref().clone(),
-                    Iface {
-                        name: name.get_ref().clone(),
-                        loc,
-                        bridge: bridge.clone(),
-                        addresses: addresses(f.file, &spec.addresses, diags),
-                        mtu: mtu(f.file, &spec.mtu, diags),
-                    },
-                );
-            }
-            if let Some(r) = &s.spec.ready {
-                let ping = r.ping.get_ref().parse();
-                let num = |v: &Option<Spanned<i64>>,
-                           default: i64,
-                           max: i64,
-                           what: &str,
-                           diags: &mut Vec<Diagnostic>| match v {
-                    Some(n) if (1..=max).contains(n.get_ref()) => *n.get_ref(),
-                    Some(n) => {
-                        diags.push(Diagnostic::at(
-                            &loc_of(f.file, n),
-                            format!("{what} {} is out of range (1 to {max})", n.get_ref()),
-                        ));
-                        default
-                    }
-                    None => default,
-                };
-                let retries = num(&r.retries, 5, 1000, "retries", diags) as u32;
-                let timeout_ms = num(&r.timeout_ms, 1000, 600_000, "timeout_ms", diags) as u64;
-                match ping {
-                    Ok(ping) => {
-                        c.ready = Some(Ready {
-                            ping,
-                            retries,
-                            timeout_ms,
-                        })
-                    }
-                    Err(_) => diags.push(
-                        Diagnostic::at(
-                            &loc_of(f.file, &r.ping),
-                            format!("`{}` is not an IPv4 address", r.ping.get_ref()),
-                        )
-                        .help("the readiness probe pings one IPv4 address"),
-                    ),
-                }
+            interfaces(f.file, &s.spec, c, bridges, &mut used, diags);
+            if let Some(r) = &s.spec.ready
+                && let Some(ready) = ready(f.file, r, diags)
+            {
+                c.ready = Some(ready);
             }
         }
     }
@@ -162,104 +105,217 @@ pub(super) fn build(
     let mut links = vec![];
     for f in &loaded.files {
         for s in &f.links {
-            let ends: Vec<(String, String, Loc)> = s
-                .spec
-                .endpoints
-                .get_ref()
-                .iter()
-                .filter_map(|e| {
-                    let loc = loc_of(f.file, e);
-                    match e.get_ref().split_once(':') {
-                        Some((c, i)) if !c.is_empty() && !i.is_empty() => {
-                            Some((c.to_string(), i.to_string(), loc))
-                        }
-                        _ => {
-                            diags.push(
-                                Diagnostic::at(
-                                    &loc,
-                                    format!("endpoint `{}` is not CONTAINER:IFNAME", e.get_ref()),
-                                )
-                                .help("e.g. \"r1:eth1\""),
-                            );
-                            None
-                        }
-                    }
-                })
-                .collect();
-            if s.spec.endpoints.get_ref().len() != 2 {
-                diags.push(
-                    Diagnostic::at(
-                        &loc_of(f.file, &s.spec.endpoints),
-                        "a link has exactly two endpoints",
-                    )
-                    .help("endpoints = [\"r1:eth1\", \"r2:eth1\"]"),
-                );
-                continue;
+            if let Some(l) = link(f.file, s, containers, &mut used, diags) {
+                links.push(l);
             }
-            if ends.len() != 2 {
-                continue;
-            }
-            for (c, i, loc) in &ends {
-                if !containers.contains_key(c) {
-                    let d = Diagnostic::at(loc, format!("no container named `{c}` is declared"));
-                    diags.push(
-                        match did_you_mean(c, containers.keys().map(String::as_str)) {
-                            Some(s) => d.help(format!("did you mean `{s}`?")),
-                            None => {
-                                d.help(format!("declare it with [container.{c}] (it may be empty)"))
-                            }
-                        },
-                    );
-                }
-                claim(&mut used, c, i, loc, diags);
-            }
-            let mut per_end: [BTreeSet<IpNet>; 2] = Default::default();
-            for (key, list) in &s.spec.addresses {
-                let pos = ends
-                    .iter()
-                    .position(|(c, i, _)| format!("{c}:{i}") == *key.get_ref());
-                match pos {
-                    Some(p) => per_end[p] = addresses(f.file, list, diags),
-                    None => diags.push(
-                        Diagnostic::at(
-                            &loc_of(f.file, key),
-                            format!("`{}` is not an endpoint of this link", key.get_ref()),
-                        )
-                        .help(format!(
-                            "endpoints: {}:{}, {}:{}",
-                            ends[0].0, ends[0].1, ends[1].0, ends[1].1
-                        )),
-                    ),
-                }
-            }
-            // Both ends on one subnet is what a point-to-point link wants.
-            let same = per_end[0]
-                .iter()
-                .any(|a| per_end[1].iter().any(|b| a.trunc() == b.trunc()));
-            if !per_end[0].is_empty() && !per_end[1].is_empty() && !same {
-                diags.push(
-                    Diagnostic::warning(
-                        &s.name_loc,
-                        "the two ends of this link have addresses in different subnets",
-                    )
-                    .help(
-                        "they cannot reach each other directly; use one subnet, e.g. a /30 or /31",
-                    ),
-                );
-            }
-            let [a_addresses, b_addresses] = per_end;
-            links.push(ContainerLink {
-                loc: s.name_loc.clone(),
-                a: (ends[0].0.clone(), ends[0].1.clone()),
-                b: (ends[1].0.clone(), ends[1].1.clone()),
-                a_addresses,
-                b_addresses,
-                mtu: mtu(f.file, &s.spec.mtu, diags),
-            });
         }
     }
 
-    // Container routes: a default route only through a netloom interface.
+    container_routes(loaded, containers, &links, diags);
+    links
+}
+
+/// A container's `interfaces`: each a veth to a declared bridge.
+fn interfaces(
+    file: usize,
+    spec: &ContainerSpec,
+    c: &mut Container,
+    bridges: &BTreeMap<String, Bridge>,
+    used: &mut BTreeMap<(String, String), Loc>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (name, spec) in &spec.interfaces {
+        let loc = loc_of(file, name);
+        claim(used, &c.name, name.get_ref(), &loc, diags);
+        let bridge = spec.bridge.get_ref();
+        if !bridges.contains_key(bridge) {
+            let d = Diagnostic::at(
+                &loc_of(file, &spec.bridge),
+                format!("no bridge named `{bridge}` is declared"),
+            );
+            diags.push(
+                match did_you_mean(bridge, bridges.keys().map(String::as_str)) {
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None => d.help(format!("declare it with [bridge.{bridge}]")),
+                },
+            );
+        }
+        c.interfaces.insert(
+            name.get_ref().clone(),
+            Iface {
+                name: name.get_ref().clone(),
+                loc,
+                bridge: bridge.clone(),
+                addresses: addresses(file, &spec.addresses, diags),
+                mtu: mtu(file, &spec.mtu, diags),
+            },
+        );
+    }
+}
+
+/// The readiness probe; `None` when its address is not IPv4.
+fn ready(file: usize, r: &ReadySpec, diags: &mut Vec<Diagnostic>) -> Option<Ready> {
+    let ping = r.ping.get_ref().parse();
+    let num = |v: &Option<Spanned<i64>>,
+               default: i64,
+               max: i64,
+               what: &str,
+               diags: &mut Vec<Diagnostic>| match v {
+        Some(n) if (1..=max).contains(n.get_ref()) => *n.get_ref(),
+        Some(n) => {
+            diags.push(Diagnostic::at(
+                &loc_of(file, n),
+                format!("{what} {} is out of range (1 to {max})", n.get_ref()),
+            ));
+            default
+        }
+        None => default,
+    };
+    let retries = num(&r.retries, 5, 1000, "retries", diags) as u32;
+    let timeout_ms = num(&r.timeout_ms, 1000, 600_000, "timeout_ms", diags) as u64;
+    match ping {
+        Ok(ping) => Some(Ready {
+            ping,
+            retries,
+            timeout_ms,
+        }),
+        Err(_) => {
+            diags.push(
+                Diagnostic::at(
+                    &loc_of(file, &r.ping),
+                    format!("`{}` is not an IPv4 address", r.ping.get_ref()),
+                )
+                .help("the readiness probe pings one IPv4 address"),
+            );
+            None
+        }
+    }
+}
+
+/// One `[[link]]`; `None` when its endpoints are not two CONTAINER:IFNAME.
+fn link(
+    file: usize,
+    s: &Section<LinkSpec>,
+    containers: &BTreeMap<String, Container>,
+    used: &mut BTreeMap<(String, String), Loc>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ContainerLink> {
+    let ends = link_ends(file, &s.spec, diags);
+    if s.spec.endpoints.get_ref().len() != 2 {
+        diags.push(
+            Diagnostic::at(
+                &loc_of(file, &s.spec.endpoints),
+                "a link has exactly two endpoints",
+            )
+            .help("endpoints = [\"r1:eth1\", \"r2:eth1\"]"),
+        );
+        return None;
+    }
+    if ends.len() != 2 {
+        return None;
+    }
+    for (c, i, loc) in &ends {
+        if !containers.contains_key(c) {
+            let d = Diagnostic::at(loc, format!("no container named `{c}` is declared"));
+            diags.push(
+                match did_you_mean(c, containers.keys().map(String::as_str)) {
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None => d.help(format!("declare it with [container.{c}] (it may be empty)")),
+                },
+            );
+        }
+        claim(used, c, i, loc, diags);
+    }
+    let [a_addresses, b_addresses] = link_addresses(file, s, &ends, diags);
+    Some(ContainerLink {
+        loc: s.name_loc.clone(),
+        a: (ends[0].0.clone(), ends[0].1.clone()),
+        b: (ends[1].0.clone(), ends[1].1.clone()),
+        a_addresses,
+        b_addresses,
+        mtu: mtu(file, &s.spec.mtu, diags),
+    })
+}
+
+/// The endpoints that parse as CONTAINER:IFNAME, each with its location.
+fn link_ends(
+    file: usize,
+    spec: &LinkSpec,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<(String, String, Loc)> {
+    spec.endpoints
+        .get_ref()
+        .iter()
+        .filter_map(|e| {
+            let loc = loc_of(file, e);
+            match e.get_ref().split_once(':') {
+                Some((c, i)) if !c.is_empty() && !i.is_empty() => {
+                    Some((c.to_string(), i.to_string(), loc))
+                }
+                _ => {
+                    diags.push(
+                        Diagnostic::at(
+                            &loc,
+                            format!("endpoint `{}` is not CONTAINER:IFNAME", e.get_ref()),
+                        )
+                        .help("e.g. \"r1:eth1\""),
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// A link's addresses, per end (in the order of `ends`, which has two).
+fn link_addresses(
+    file: usize,
+    s: &Section<LinkSpec>,
+    ends: &[(String, String, Loc)],
+    diags: &mut Vec<Diagnostic>,
+) -> [BTreeSet<IpNet>; 2] {
+    let mut per_end: [BTreeSet<IpNet>; 2] = Default::default();
+    for (key, list) in &s.spec.addresses {
+        let pos = ends
+            .iter()
+            .position(|(c, i, _)| format!("{c}:{i}") == *key.get_ref());
+        match pos {
+            Some(p) => per_end[p] = addresses(file, list, diags),
+            None => diags.push(
+                Diagnostic::at(
+                    &loc_of(file, key),
+                    format!("`{}` is not an endpoint of this link", key.get_ref()),
+                )
+                .help(format!(
+                    "endpoints: {}:{}, {}:{}",
+                    ends[0].0, ends[0].1, ends[1].0, ends[1].1
+                )),
+            ),
+        }
+    }
+    // Both ends on one subnet is what a point-to-point link wants.
+    let same = per_end[0]
+        .iter()
+        .any(|a| per_end[1].iter().any(|b| a.trunc() == b.trunc()));
+    if !per_end[0].is_empty() && !per_end[1].is_empty() && !same {
+        diags.push(
+            Diagnostic::warning(
+                &s.name_loc,
+                "the two ends of this link have addresses in different subnets",
+            )
+            .help("they cannot reach each other directly; use one subnet, e.g. a /30 or /31"),
+        );
+    }
+    per_end
+}
+
+/// Container routes: a default route only through a netloom interface.
+fn container_routes(
+    loaded: &Loaded,
+    containers: &mut BTreeMap<String, Container>,
+    links: &[ContainerLink],
+    diags: &mut Vec<Diagnostic>,
+) {
     for f in &loaded.files {
         for s in &f.containers {
             let Some(c) = containers.get(&s.name) else {
@@ -270,7 +326,7 @@ pub(super) fn build(
                 .values()
                 .flat_map(|i| i.addresses.iter().map(|a| a.trunc()))
                 .collect();
-            for l in &links {
+            for l in links {
                 if l.a.0 == c.name {
                     connected.extend(l.a_addresses.iter().map(|a| a.trunc()));
                 }
@@ -278,82 +334,92 @@ pub(super) fn build(
                     connected.extend(l.b_addresses.iter().map(|a| a.trunc()));
                 }
             }
-            let mut routes = vec![];
-            for r in &s.spec.routes {
-                let via_loc = loc_of(f.file, &r.via);
-                let Ok(via) = r.via.get_ref().parse::<IpAddr>() else {
-                    diags.push(Diagnostic::at(
-                        &via_loc,
-                        format!("`{}` is not an IP address", r.via.get_ref()),
-                    ));
-                    continue;
-                };
-                let to_loc = loc_of(f.file, &r.to);
-                let to = if r.to.get_ref() == "default" {
-                    IpNet::new(
-                        if via.is_ipv4() {
-                            IpAddr::from([0u8; 4])
-                        } else {
-                            IpAddr::from([0u16; 8])
-                        },
-                        0,
-                    )
-                    .unwrap()
-                } else {
-                    match r.to.get_ref().parse::<IpNet>() {
-                        Ok(n) if n.trunc() == n => n,
-                        Ok(n) => {
-                            diags.push(
-                                Diagnostic::at(&to_loc, format!("prefix {n} has host bits set"))
-                                    .help(format!("did you mean \"{}\"?", n.trunc())),
-                            );
-                            continue;
-                        }
-                        Err(_) => {
-                            diags.push(Diagnostic::at(
-                                &to_loc,
-                                format!("`{}` is not a prefix in CIDR form", r.to.get_ref()),
-                            ));
-                            continue;
-                        }
-                    }
-                };
-                if to.addr().is_ipv4() != via.is_ipv4() {
-                    diags.push(Diagnostic::at(
-                        &via_loc,
-                        format!("gateway {via} is not of the same address family as {to}"),
-                    ));
-                    continue;
-                }
-                if !connected.iter().any(|n| n.contains(&via)) {
-                    let msg = if to.prefix_len() == 0 {
-                        format!(
-                            "a default route in container `{}` must use a gateway on one of its netloom interfaces; {via} is on none",
-                            c.name
-                        )
-                    } else {
-                        format!(
-                            "gateway {via} is on none of container `{}`'s netloom interfaces",
-                            c.name
-                        )
-                    };
-                    diags.push(Diagnostic::at(&via_loc, msg).help(
-                        "give one of its interfaces or links an address in the gateway's subnet",
-                    ));
-                    continue;
-                }
-                routes.push(ContainerRoute {
-                    loc: to_loc,
-                    to,
-                    via,
-                });
-            }
+            let routes: Vec<ContainerRoute> = s
+                .spec
+                .routes
+                .iter()
+                .filter_map(|r| container_route(f.file, r, &c.name, &connected, diags))
+                .collect();
             if let Some(c) = containers.get_mut(&s.name) {
                 c.routes = routes;
             }
         }
     }
-    links
+}
+
+/// One container route; `None` when it is reported. `connected`: the
+/// subnets of the container's netloom interfaces.
+fn container_route(
+    file: usize,
+    r: &ContainerRouteSpec,
+    container: &str,
+    connected: &[IpNet],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ContainerRoute> {
+    let via_loc = loc_of(file, &r.via);
+    let Ok(via) = r.via.get_ref().parse::<IpAddr>() else {
+        diags.push(Diagnostic::at(
+            &via_loc,
+            format!("`{}` is not an IP address", r.via.get_ref()),
+        ));
+        return None;
+    };
+    let to_loc = loc_of(file, &r.to);
+    let to = if r.to.get_ref() == "default" {
+        IpNet::new(
+            if via.is_ipv4() {
+                IpAddr::from([0u8; 4])
+            } else {
+                IpAddr::from([0u16; 8])
+            },
+            0,
+        )
+        .unwrap()
+    } else {
+        match r.to.get_ref().parse::<IpNet>() {
+            Ok(n) if n.trunc() == n => n,
+            Ok(n) => {
+                diags.push(
+                    Diagnostic::at(&to_loc, format!("prefix {n} has host bits set"))
+                        .help(format!("did you mean \"{}\"?", n.trunc())),
+                );
+                return None;
+            }
+            Err(_) => {
+                diags.push(Diagnostic::at(
+                    &to_loc,
+                    format!("`{}` is not a prefix in CIDR form", r.to.get_ref()),
+                ));
+                return None;
+            }
+        }
+    };
+    if to.addr().is_ipv4() != via.is_ipv4() {
+        diags.push(Diagnostic::at(
+            &via_loc,
+            format!("gateway {via} is not of the same address family as {to}"),
+        ));
+        return None;
+    }
+    if !connected.iter().any(|n| n.contains(&via)) {
+        let msg = if to.prefix_len() == 0 {
+            format!(
+                "a default route in container `{container}` must use a gateway on one of its netloom interfaces; {via} is on none"
+            )
+        } else {
+            format!("gateway {via} is on none of container `{container}`'s netloom interfaces")
+        };
+        diags.push(
+            Diagnostic::at(&via_loc, msg)
+                .help("give one of its interfaces or links an address in the gateway's subnet"),
+        );
+        return None;
+    }
+    Some(ContainerRoute {
+        loc: to_loc,
+        to,
+        via,
+    })
 }
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {

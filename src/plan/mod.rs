@@ -8,13 +8,13 @@ pub use render::{
 
 use crate::diff::{Action, Change, Conflict, Diff, Pending};
 use crate::graph::DesiredGraph;
-use crate::state::{LinkKind, Resource, ResourceKey};
+use crate::resource::ResourceKey;
 use serde::{Deserialize, Serialize};
 
 /// Version of the JSON plan document; bumped on incompatible changes.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub format_version: u32,
     pub topology: String,
@@ -27,7 +27,7 @@ pub struct Plan {
     pub summary: Summary,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Staged {
     pub stage: usize,
     #[serde(flatten)]
@@ -54,7 +54,7 @@ impl Plan {
             .into_iter()
             .map(|c| {
                 let slot = if c.action == Action::Delete {
-                    (0, delete_rank(c.current.as_ref()))
+                    (0, c.current.as_ref().map_or(6, |r| r.kind().delete_rank()))
                 } else {
                     (1, graph.level.get(&c.key).copied().unwrap_or(0))
                 };
@@ -116,19 +116,5 @@ impl Plan {
         self.changes.iter().any(|s| {
             matches!(s.change.key, ResourceKey::Netns { .. }) && s.change.action == Action::Create
         })
-    }
-}
-
-/// Deletions run in reverse dependency order: endpoints before networks,
-/// rules before routes, ports before bridges.
-fn delete_rank(current: Option<&Resource>) -> usize {
-    match current {
-        Some(Resource::Attachment(_)) => 0,
-        Some(Resource::Rule(_)) => 1,
-        Some(Resource::Route(_)) => 2,
-        Some(Resource::Link(l)) if l.kind != LinkKind::Bridge => 3,
-        Some(Resource::Link(_)) => 4,
-        Some(Resource::Network(_)) => 5,
-        _ => 6,
     }
 }

@@ -2,7 +2,6 @@
 
 use super::Plan;
 use crate::diff::{Action, Change};
-use crate::state::{LinkEnd, Resource};
 use std::fmt::Write as _;
 
 fn scope(plan: &Plan) -> String {
@@ -57,112 +56,17 @@ fn change_lines(out: &mut String, c: &Change) {
     }
     out.push('\n');
     match c.action {
-        Action::Create | Action::Replace => match &c.desired {
-            Some(Resource::Link(l)) => {
-                end_attrs(out, "", &l.end);
-                if let Some(p) = &l.peer {
-                    end_attrs(out, "peer ", p);
-                }
+        Action::Create | Action::Replace => {
+            if let Some(r) = &c.desired {
+                r.kind().details(out);
             }
-            Some(Resource::Network(n)) => {
-                let _ = writeln!(out, "      driver: {}", n.driver);
-                let subnets: Vec<String> = n.subnets.iter().map(|s| s.to_string()).collect();
-                let _ = writeln!(out, "      subnets: {}", subnets.join(", "));
-                if !n.gateways.is_empty() {
-                    let g: Vec<String> = n.gateways.iter().map(|s| s.to_string()).collect();
-                    let _ = writeln!(out, "      gateways: {}", g.join(", "));
-                }
-                if let Some(r) = n.ip_range {
-                    let _ = writeln!(out, "      ip_range: {r}");
-                }
-                if n.internal {
-                    let _ = writeln!(out, "      internal: true");
-                }
-                for (k, v) in &n.options {
-                    let _ = writeln!(out, "      option {k}: {v}");
-                }
-                for (k, v) in &n.labels {
-                    let _ = writeln!(out, "      label {k}: {v}");
-                }
-            }
-            Some(Resource::Attachment(a)) => attach_attrs(out, a),
-            Some(Resource::Iface(i)) => {
-                let list = |s: &std::collections::BTreeSet<ipnet::IpNet>| {
-                    s.iter()
-                        .map(|a| a.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                if !i.addresses.is_empty() {
-                    let _ = writeln!(
-                        out,
-                        "      {}:{} addresses: {}",
-                        i.container,
-                        i.name,
-                        list(&i.addresses)
-                    );
-                }
-                if let crate::state::IfacePeer::Container {
-                    container,
-                    name,
-                    addresses,
-                } = &i.peer
-                    && !addresses.is_empty()
-                {
-                    let _ = writeln!(
-                        out,
-                        "      {container}:{name} addresses: {}",
-                        list(addresses)
-                    );
-                }
-            }
-            _ => {}
-        },
+        }
         Action::Update => {
             for f in &c.fields {
-                let line = match (&f.from, &f.to) {
-                    (None, Some(t)) if f.field.ends_with("address") => format!("+ {} {t}", f.field),
-                    (Some(w), None) if f.field.ends_with("address") => format!("- {} {w}", f.field),
-                    (from, to) => format!(
-                        "{}: {} → {}",
-                        f.field,
-                        from.as_deref().unwrap_or("(none)"),
-                        to.as_deref().unwrap_or("(none)")
-                    ),
-                };
-                let _ = writeln!(out, "      {line}");
+                let _ = writeln!(out, "      {f}");
             }
         }
         Action::Delete => {}
-    }
-}
-
-fn attach_attrs(out: &mut String, a: &crate::state::AttachRes) {
-    if let Some(ip) = a.ipv4 {
-        let _ = writeln!(out, "      ipv4: {ip}");
-    }
-    if let Some(ip) = a.ipv6 {
-        let _ = writeln!(out, "      ipv6: {ip}");
-    }
-    if !a.aliases.is_empty() {
-        let list: Vec<&str> = a.aliases.iter().map(String::as_str).collect();
-        let _ = writeln!(out, "      aliases: {}", list.join(", "));
-    }
-}
-
-fn end_attrs(out: &mut String, prefix: &str, e: &LinkEnd) {
-    if let Some(m) = e.mtu {
-        let _ = writeln!(out, "      {prefix}mtu: {m}");
-    }
-    if !e.up {
-        let _ = writeln!(out, "      {prefix}up: false");
-    }
-    if let Some(m) = &e.master {
-        let _ = writeln!(out, "      {prefix}master: {m}");
-    }
-    if !e.addresses.is_empty() {
-        let list: Vec<String> = e.addresses.iter().map(|a| a.to_string()).collect();
-        let _ = writeln!(out, "      {prefix}addresses: {}", list.join(", "));
     }
 }
 

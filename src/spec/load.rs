@@ -129,18 +129,9 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
         );
         return None;
     }
-    let (root, mut errors) = DeTable::parse_recoverable(text);
+    let (root, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
-        // After one syntax error the parser's guesses cascade: report the
-        // first, and how many more followed.
-        errors.sort_by_key(|e| e.span().map(|s| s.start).unwrap_or(0));
-        let more = errors.len() - 1;
-        let d = toml_error(file, &errors[0], None);
-        diags.push(if more > 0 {
-            d.help(format!("{more} more syntax error(s) follow in this file, probably caused by this one (an unclosed `[`, `{{` or string before here?)"))
-        } else {
-            d
-        });
+        diags.push(syntax_error(file, errors));
         return None;
     }
     let span = root.span();
@@ -160,55 +151,14 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
     let mut written = 0;
     for (key, value) in table {
         let key_loc = Loc::new(file, key.span());
-        written += match (key.get_ref().as_ref(), value.get_ref()) {
+        let key: &str = key.get_ref().as_ref();
+        written += match (key, value.get_ref()) {
             ("topology", _) => 1,
             (_, DeValue::Table(t)) => t.len(),
             (_, DeValue::Array(a)) => a.len(),
             _ => 1,
         };
-        match key.get_ref().as_ref() {
-            "topology" => {
-                if let Some(spec) = typed(file, said, value, diags) {
-                    out.topology = Some(Section {
-                        name: "topology".into(),
-                        name_loc: key_loc,
-                        spec,
-                    });
-                }
-            }
-            "bridge" => named(
-                file,
-                said,
-                "bridge",
-                key_loc,
-                value,
-                &mut out.bridges,
-                diags,
-            ),
-            "veth" => named(file, said, "veth", key_loc, value, &mut out.veths, diags),
-            "route" => listed(file, said, "route", key_loc, value, &mut out.routes, diags),
-            "rule" => listed(file, said, "rule", key_loc, value, &mut out.rules, diags),
-            "link" => listed(file, said, "link", key_loc, value, &mut out.links, diags),
-            "network" => named(
-                file,
-                said,
-                "network",
-                key_loc,
-                value,
-                &mut out.networks,
-                diags,
-            ),
-            "container" => named(
-                file,
-                said,
-                "container",
-                key_loc,
-                value,
-                &mut out.containers,
-                diags,
-            ),
-            _ => {} // reported by check_keys
-        }
+        section(file, said, key, key_loc, value, &mut out, diags);
     }
     let kept = usize::from(out.topology.is_some())
         + out.bridges.len()
@@ -220,6 +170,75 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
         + out.links.len();
     out.dropped = kept < written;
     Some(out)
+}
+
+/// The file's first syntax error, with how many more followed.
+fn syntax_error(file: FileId, mut errors: Vec<toml::de::Error>) -> Diagnostic {
+    // After one syntax error the parser's guesses cascade: report the
+    // first, and how many more followed.
+    errors.sort_by_key(|e| e.span().map(|s| s.start).unwrap_or(0));
+    let more = errors.len() - 1;
+    let d = toml_error(file, &errors[0], None);
+    if more > 0 {
+        d.help(format!("{more} more syntax error(s) follow in this file, probably caused by this one (an unclosed `[`, `{{` or string before here?)"))
+    } else {
+        d
+    }
+}
+
+/// One top-level key of a file, typed into its place in `out`.
+fn section(
+    file: FileId,
+    said: bool,
+    key: &str,
+    key_loc: Loc,
+    value: Spanned<DeValue<'_>>,
+    out: &mut SpecFile,
+    diags: &mut Vec<Diagnostic>,
+) {
+    match key {
+        "topology" => {
+            if let Some(spec) = typed(file, said, value, diags) {
+                out.topology = Some(Section {
+                    name: "topology".into(),
+                    name_loc: key_loc,
+                    spec,
+                });
+            }
+        }
+        "bridge" => named(
+            file,
+            said,
+            "bridge",
+            key_loc,
+            value,
+            &mut out.bridges,
+            diags,
+        ),
+        "veth" => named(file, said, "veth", key_loc, value, &mut out.veths, diags),
+        "route" => listed(file, said, "route", key_loc, value, &mut out.routes, diags),
+        "rule" => listed(file, said, "rule", key_loc, value, &mut out.rules, diags),
+        "link" => listed(file, said, "link", key_loc, value, &mut out.links, diags),
+        "network" => named(
+            file,
+            said,
+            "network",
+            key_loc,
+            value,
+            &mut out.networks,
+            diags,
+        ),
+        "container" => named(
+            file,
+            said,
+            "container",
+            key_loc,
+            value,
+            &mut out.containers,
+            diags,
+        ),
+        _ => {} // reported by check_keys
+    }
 }
 
 fn named<T: DeserializeOwned>(

@@ -104,8 +104,13 @@ impl Netns {
         n
     }
 
+    /// The netns is there and usable: its file is bound to a namespace
+    /// (nsfs), not the empty file netloom makes just before the bind mount.
     pub fn exists(&self) -> bool {
-        Path::new("/run/netns").join(&self.name).exists()
+        use std::os::unix::fs::MetadataExt;
+        let nsfs = std::fs::metadata("/proc/self/ns/net").map(|m| m.dev());
+        let here = std::fs::metadata(Path::new("/run/netns").join(&self.name)).map(|m| m.dev());
+        matches!((here, nsfs), (Ok(a), Ok(b)) if a == b)
     }
 
     pub fn ip_json(&self, what: &str) -> Value {

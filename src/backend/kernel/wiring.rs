@@ -4,7 +4,8 @@
 
 use super::{ContainerNet, Kernel};
 use crate::error::{Error, Result};
-use crate::state::{IfaceRes, iface_mac};
+use crate::naming::iface_mac;
+use crate::resource::IfaceRes;
 use ipnet::IpNet;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -177,12 +178,12 @@ impl Kernel {
         let link = links
             .iter()
             .find(|l| l.name == name)
-            .ok_or_else(|| Error::Other(format!("{} vanished while being configured", object())))?;
+            .ok_or_else(|| Error::State(format!("{} vanished while being configured", object())))?;
         let have: BTreeSet<IpNet> = link
             .addresses
             .iter()
             .map(|a| a.net)
-            .filter(|n| !crate::state::is_kernel_link_local(n))
+            .filter(|n| !crate::observed::is_kernel_link_local(n))
             .collect();
         // Docker turns IPv6 off inside containers not on an IPv6 network.
         if want.iter().any(|a| a.addr().is_ipv6()) {

@@ -8,7 +8,7 @@
 //! stale entry (harmless: it is dropped on the next apply) but never an
 //! object nobody owns.
 
-use crate::state::{AttachKey, RouteKey, RuleKey};
+use crate::resource::{AttachKey, RouteKey, RuleKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io;

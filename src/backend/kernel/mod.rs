@@ -1,10 +1,15 @@
-//! The kernel backend over rtnetlink: one connection per netns.
+//! The kernel backend over rtnetlink: one connection per netns. `Kernel`
+//! holds the netlink operations; `KernelBackend` is the `Backend` for the
+//! topology's netns.
 
+mod backend;
 mod dump;
+pub mod events;
 mod observe;
 mod ops;
 mod wiring;
 
+pub use backend::{IN_FLIGHT, KernelBackend, foreign_in_netns};
 pub use ops::Index;
 
 use crate::error::{Error, Result};
@@ -70,7 +75,7 @@ impl Kernel {
                 .map_err(|e| Error::io(format!("write {path}"), e))
         })
         .await
-        .map_err(|e| Error::Other(format!("sysctl task: {e}")))?
+        .map_err(|e| Error::task("sysctl", e))?
     }
 }
 

@@ -5,10 +5,9 @@
 //! concurrent ones slower, so changes go one at a time; reads run in parallel.
 
 use crate::error::{Error, Result};
-use crate::state::{
-    AttachRes, ContainerObs, DockerObs, EndpointObs, HASH_LABEL, NetworkObs, NetworkRes,
-    TOPOLOGY_LABEL,
-};
+use crate::observed::{ContainerObs, DockerObs, EndpointObs, NetworkObs};
+use crate::ownership::{HASH_LABEL, TOPOLOGY_LABEL};
+use crate::resource::{AttachRes, BackendId, NetworkRes};
 use bollard::Docker;
 use bollard::models::{
     EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest,
@@ -37,7 +36,8 @@ fn docker_error(op: &str, object: impl Into<String>, e: bollard::errors::Error) 
         }
         other => other.to_string(),
     };
-    Error::Kernel {
+    Error::Backend {
+        backend: BackendId::Docker,
         op: op.to_string(),
         object: object.into(),
         errno: None,
@@ -53,11 +53,12 @@ impl DockerApi {
             .ok()
             .filter(|h| h.starts_with("unix://"))
             .unwrap_or_else(|| DEFAULT_SOCKET.to_string());
-        let unreachable = |e: String| {
-            Error::Other(format!(
+        let unreachable = |e: String| Error::Unavailable {
+            backend: BackendId::Docker,
+            message: format!(
                 "cannot reach the Docker daemon at {socket}: {e}; start dockerd, or point DOCKER_HOST at its socket \
                  (topologies without [network] and [container] sections do not need Docker)"
-            ))
+            ),
         };
         let client =
             Docker::connect_with_unix_defaults().map_err(|e| unreachable(e.to_string()))?;
@@ -106,10 +107,11 @@ impl DockerApi {
                     network_mode: c
                         .host_config
                         .and_then(|h| h.network_mode)
-                        .unwrap_or_default(),
+                        .unwrap_or_default()
+                        .into(),
                     id: c.id.unwrap_or_default(),
                     name,
-                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    state: c.state.map(|s| s.to_string()).unwrap_or_default().into(),
                     pid: 0,
                     endpoints,
                 })
@@ -158,7 +160,7 @@ impl DockerApi {
             }
         }
         // Only a running container has endpoints; a stopped one keeps its config.
-        for c in containers.iter_mut().filter(|c| c.state != "running") {
+        for c in containers.iter_mut().filter(|c| !c.running()) {
             for ep in c.endpoints.values_mut() {
                 ep.stale = false;
             }
@@ -305,7 +307,7 @@ impl DockerApi {
                     endpoint_config: None,
                 };
                 if let Err(e2) = self.client.connect_network(network_id, plain).await {
-                    return Err(Error::Other(format!(
+                    return Err(Error::State(format!(
                         "{}; Docker holds a broken entry for it, and replacing that failed too: {e2}",
                         failed(e)
                     )));

@@ -7,7 +7,8 @@
 //! a time. rtnetlink still does every change.
 
 use crate::model::Family;
-use crate::state::{AddrObs, LinkKind, RouteKey, RouteObs, RouteRes};
+use crate::observed::{AddrObs, RouteObs};
+use crate::resource::{LinkKind, RouteKey, RouteRes};
 use ipnet::IpNet;
 use rtnetlink::sys::{Socket, protocols::NETLINK_ROUTE};
 use std::io;

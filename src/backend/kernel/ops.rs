@@ -4,7 +4,8 @@ use super::Kernel;
 use super::observe::name_of;
 use crate::error::{Error, Result};
 use crate::model::Family;
-use crate::state::{LinkEnd, LinkKind, LinkRes, NETLOOM_PROTO, RouteRes, RuleKey};
+use crate::ownership::NETLOOM_PROTO;
+use crate::resource::{LinkEnd, LinkKind, LinkRes, RouteRes, RuleKey};
 use futures::StreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_core::{
@@ -37,7 +38,7 @@ impl Index {
         self.0
             .get(name)
             .copied()
-            .ok_or_else(|| Error::Other(format!("interface {name} not found")))
+            .ok_or_else(|| Error::State(format!("interface {name} not found")))
     }
 }
 
@@ -77,7 +78,7 @@ impl Kernel {
         let links =
             tokio::task::spawn_blocking(move || dumper.lock().expect("dump socket lock").links())
                 .await
-                .map_err(|e| Error::Other(format!("dump task: {e}")))?
+                .map_err(|e| Error::task("dump", e))?
                 .map_err(|e| Error::io("dump links", e))?;
         Ok(Index(
             links.into_iter().map(|l| (l.name, l.index)).collect(),
@@ -102,7 +103,7 @@ impl Kernel {
             // for its addresses stale; a chosen one stays put.
             LinkKind::Bridge => {
                 let b = LinkMessageBuilder::<LinkBridge>::new(name)
-                    .address(crate::state::iface_mac(mark, "", name).to_vec());
+                    .address(crate::naming::iface_mac(mark, "", name).to_vec());
                 let b = match d.end.mtu {
                     Some(1500) => b.mtu(1499),
                     _ => b,
@@ -126,7 +127,7 @@ impl Kernel {
                 b.build()
             }
             LinkKind::Other(ref k) => {
-                return Err(Error::Other(format!("cannot create a link of kind {k}")));
+                return Err(Error::State(format!("cannot create a link of kind {k}")));
             }
         };
         let echoed = self
@@ -162,7 +163,7 @@ impl Kernel {
         self.add_addresses(index, name, &d.end.addresses).await?;
         if let Some(p) = &d.peer {
             let pi = peer_index.ok_or_else(|| {
-                Error::Other(format!("veth peer {} not found after creation", p.name))
+                Error::State(format!("veth peer {} not found after creation", p.name))
             })?;
             self.set_end(pi, p, mark, idx, true).await?;
             self.add_addresses(pi, &p.name, &p.addresses).await?;
@@ -299,18 +300,16 @@ impl Kernel {
         while used_groups.contains(&group) {
             group = group.wrapping_add(1);
         }
-        let tag = futures::stream::iter(present.iter().map(|(name, i)| async move {
-            let msg = LinkUnspec::new_with_index(*i).link_group(group).build();
-            match self.request(RouteNetlinkMessage::SetLink(msg), 0).await {
-                Err(e) if crate::error::errno(&e) == Some(ENODEV) => Ok(()),
-                r => r
-                    .map(|_| ())
-                    .map_err(|e| Error::kernel("delete", format!("link {name}"), e)),
-            }
-        }))
-        .buffer_unordered(crate::apply::IN_FLIGHT)
-        .collect::<Vec<_>>()
-        .await;
+        // Boxed one by one: a closure returning an async block, held across
+        // an await, makes the caller's future fail the Send check.
+        let mut tagging: Vec<futures::future::BoxFuture<'_, Result<()>>> = vec![];
+        for &(name, i) in &present {
+            tagging.push(Box::pin(self.tag_group(name, i, group)));
+        }
+        let tag = futures::stream::iter(tagging)
+            .buffer_unordered(super::IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
         tag.into_iter().collect::<Result<Vec<_>>>()?;
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::Group(group));
@@ -318,6 +317,17 @@ impl Kernel {
             .await
             .map_err(|e| Error::kernel("delete", format!("{} links", present.len()), e))?;
         Ok(())
+    }
+
+    /// Puts a link into a group (a batch delete's first half).
+    async fn tag_group(&self, name: &str, index: u32, group: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).link_group(group).build();
+        match self.request(RouteNetlinkMessage::SetLink(msg), 0).await {
+            Err(e) if crate::error::errno(&e) == Some(ENODEV) => Ok(()),
+            r => r
+                .map(|_| ())
+                .map_err(|e| Error::kernel("delete", format!("link {name}"), e)),
+        }
     }
 
     pub async fn replace_route(&self, r: &RouteRes, idx: &Index) -> Result<()> {
@@ -329,7 +339,7 @@ impl Kernel {
     pub async fn routes_present(
         &self,
         tables: BTreeSet<(crate::model::Family, u32)>,
-    ) -> Result<HashSet<(crate::state::RouteKey, Option<IpAddr>)>> {
+    ) -> Result<HashSet<(crate::resource::RouteKey, Option<IpAddr>)>> {
         let dumper = self.dumper.clone();
         tokio::task::spawn_blocking(move || {
             let mut d = dumper.lock().expect("dump socket lock");
@@ -342,7 +352,7 @@ impl Kernel {
             Ok::<_, std::io::Error>(out)
         })
         .await
-        .map_err(|e| Error::Other(format!("dump task: {e}")))?
+        .map_err(|e| Error::task("dump", e))?
         .map_err(|e| Error::io("dump routes", e))
     }
 

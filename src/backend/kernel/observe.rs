@@ -3,9 +3,10 @@
 use super::Kernel;
 use super::dump::RawLink;
 use crate::error::{Error, Result};
-use crate::ledger::Ledger;
 use crate::model::Family;
-use crate::state::{AddrObs, ContainerNetObs, HostRoute, LinkObs, Observed, RuleKey, RuleObs};
+use crate::observed::{AddrObs, ContainerNetObs, HostRoute, LinkObs, Observed, RuleObs};
+use crate::ownership::Ledger;
+use crate::resource::RuleKey;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::IpVersion;
@@ -35,7 +36,7 @@ impl Kernel {
             Ok::<_, std::io::Error>((links, addrs, routes))
         })
         .await
-        .map_err(|e| Error::Other(format!("dump task: {e}")))?
+        .map_err(|e| Error::task("dump", e))?
         .map_err(|e| Error::io("dump links, addresses and routes", e))?;
         tracing::debug!(elapsed = ?t.elapsed(), links = links.len(), addresses = addrs.len(), routes = routes.len(), "dumped");
         let rules4 = self.dump_rules(IpVersion::V4).await?;
@@ -69,7 +70,7 @@ impl Kernel {
 
     /// Every route of every type and table in this netns (observe reads
     /// only the tables a topology uses, and unicast routes only).
-    pub async fn all_routes(&self) -> Result<Vec<crate::state::RouteObs>> {
+    pub async fn all_routes(&self) -> Result<Vec<crate::observed::RouteObs>> {
         let dumper = self.dumper.clone();
         tokio::task::spawn_blocking(move || {
             let mut d = dumper.lock().expect("dump socket lock");
@@ -78,7 +79,7 @@ impl Kernel {
             Ok::<_, std::io::Error>(v)
         })
         .await
-        .map_err(|e| Error::Other(format!("dump task: {e}")))?
+        .map_err(|e| Error::task("dump", e))?
         .map_err(|e| Error::io("dump routes", e))
     }
 
@@ -90,7 +91,7 @@ impl Kernel {
             Ok::<_, std::io::Error>((d.links()?, d.addresses()?))
         })
         .await
-        .map_err(|e| Error::Other(format!("dump task: {e}")))?
+        .map_err(|e| Error::task("dump", e))?
         .map_err(|e| Error::io("dump links and addresses", e))?;
         Ok(assemble(links, addrs).0)
     }
@@ -107,7 +108,7 @@ impl Kernel {
             Ok::<_, std::io::Error>((links, addrs, routes))
         })
         .await
-        .map_err(|e| Error::Other(format!("dump task: {e}")))?
+        .map_err(|e| Error::task("dump", e))?
         .map_err(|e| Error::io("dump a container's links and routes", e))?;
         let (links, names) = assemble(links, addrs);
         let routes = routes
@@ -136,7 +137,7 @@ impl Kernel {
             Ok::<_, std::io::Error>((links, routes))
         })
         .await
-        .map_err(|e| Error::Other(format!("dump task: {e}")))?
+        .map_err(|e| Error::task("dump", e))?
         .map_err(|e| Error::io("dump host routes", e))?;
         let names: HashMap<u32, String> = links.into_iter().map(|l| (l.index, l.name)).collect();
         Ok(routes

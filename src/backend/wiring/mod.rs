@@ -1,0 +1,232 @@
+//! Direct container wiring as a `Backend`: veths with one end inside a
+//! container's netns (to a topology bridge, or to another container), and
+//! routes there. Each running wired container is reached through an open
+//! fd on its netns; the netlink work itself is `Kernel`'s.
+
+mod netns_groups;
+mod probe;
+
+use crate::backend::kernel::{ContainerNet, IN_FLIGHT, Kernel, events};
+use crate::backend::{ApplyCx, Backend, Created, Lane, Probe, TriggerSource};
+use crate::diff::{Action, Change};
+use crate::error::{Error, Result};
+use crate::model::Topology;
+use crate::observed::Observed;
+use crate::ownership::Ledger;
+use crate::plan::Plan;
+use crate::resource::{BackendId, IfacePeer, IfaceRes, Share, WiringRes};
+use futures::future::BoxFuture;
+use std::collections::{BTreeSet, HashMap};
+
+pub struct WiringBackend {
+    netns: Option<String>,
+    /// The topology's netns, where host ends of bridge interfaces live.
+    kernel: Option<Kernel>,
+    /// The netns of each running container the topology wires.
+    containers: HashMap<String, ContainerNet>,
+}
+
+/// Containers whose netns netloom works in: declared with interfaces,
+/// routes or a readiness probe, named by a link, or wired by an earlier apply.
+pub fn wired_containers(topo: &Topology, ledger: &Ledger) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = topo
+        .containers
+        .values()
+        .filter(|c| !c.interfaces.is_empty() || !c.routes.is_empty() || c.ready.is_some())
+        .map(|c| c.name.clone())
+        .collect();
+    for l in &topo.links {
+        out.insert(l.a.0.clone());
+        out.insert(l.b.0.clone());
+    }
+    out.extend(ledger.wired.iter().cloned());
+    out
+}
+
+impl WiringBackend {
+    pub fn new(topo: &Topology) -> WiringBackend {
+        WiringBackend {
+            netns: topo.netns.clone(),
+            kernel: None,
+            containers: HashMap::new(),
+        }
+    }
+
+    /// The connection into a running container's netns.
+    fn netns_of(&self, container: &str) -> Result<&ContainerNet> {
+        self.containers
+            .get(container)
+            .ok_or_else(|| Error::State(format!("container {container} is not running")))
+    }
+
+    fn host(&self) -> Result<&Kernel> {
+        self.kernel.as_ref().ok_or_else(|| {
+            Error::State(format!(
+                "netns {} does not exist",
+                self.netns.as_deref().unwrap_or_default()
+            ))
+        })
+    }
+
+    async fn create(&self, d: &IfaceRes, replace: bool, cx: &ApplyCx<'_>) -> Result<()> {
+        let here = self.netns_of(&d.container)?;
+        if replace {
+            here.kernel.delete_by_name(&d.name).await?;
+        }
+        match &d.peer {
+            IfacePeer::Bridge { host, bridge } => {
+                let bridge = cx.idx.get(bridge)?;
+                self.host()?
+                    .create_container_iface(d, host, bridge, cx.mark, here)
+                    .await
+            }
+            IfacePeer::Container {
+                container,
+                name,
+                addresses,
+            } => {
+                let there = self.netns_of(container)?;
+                there.kernel.delete_by_name(name).await?; // a broken pair's leftover end
+                here.kernel
+                    .create_container_link(d, name, addresses, cx.mark, there, container)
+                    .await
+            }
+            IfacePeer::Unknown => Err(Error::State(format!(
+                "{}:{}: no peer to create",
+                d.container, d.name
+            ))),
+        }
+    }
+
+    async fn update(&self, d: &IfaceRes, cx: &ApplyCx<'_>) -> Result<()> {
+        let here = self.netns_of(&d.container)?;
+        here.kernel
+            .configure_end(&d.container, &d.name, d.mtu, cx.mark, &d.addresses, false)
+            .await?;
+        match &d.peer {
+            IfacePeer::Bridge { host, bridge } => {
+                let bridge = cx.idx.get(bridge)?;
+                self.host()?
+                    .configure_host_end(host, bridge, d.mtu, cx.mark)
+                    .await
+            }
+            IfacePeer::Container {
+                container,
+                name,
+                addresses,
+            } => {
+                self.netns_of(container)?
+                    .kernel
+                    .configure_end(container, name, d.mtu, cx.mark, addresses, false)
+                    .await
+            }
+            IfacePeer::Unknown => Ok(()),
+        }
+    }
+}
+
+impl Backend for WiringBackend {
+    fn id(&self) -> BackendId {
+        BackendId::Wiring
+    }
+
+    fn lane(&self) -> Lane {
+        Lane::Concurrent(IN_FLIGHT)
+    }
+
+    /// Inside each running wired container (a fresh netns after a restart).
+    fn observe<'a>(
+        &'a mut self,
+        topo: &'a Topology,
+        into: &'a mut Observed,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.kernel = Kernel::connect(topo.netns.as_deref()).await?;
+            for name in wired_containers(topo, &into.ledger) {
+                let Some(c) = into.container(&name).filter(|c| c.running() && c.pid > 0) else {
+                    continue;
+                };
+                // The container may stop between inspect and open: then it is pending.
+                let Ok(net) = ContainerNet::open(&name, c.pid) else {
+                    continue;
+                };
+                let seen = net.kernel.observe_container().await?;
+                into.containers.insert(name.clone(), seen);
+                self.containers.insert(name, net);
+            }
+            netns_groups::mark_shared(topo, &mut into.containers, &self.containers);
+            Ok(())
+        })
+    }
+
+    /// Host ends go into the topology's netns, which may be new.
+    fn prepare<'a>(&'a mut self, _plan: &'a Plan) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(async move {
+            if self.kernel.is_none() {
+                self.kernel = Kernel::connect(self.netns.as_deref()).await?;
+            }
+            Ok(vec![])
+        })
+    }
+
+    fn apply<'a>(&'a self, c: &'a Change, cx: &'a ApplyCx<'a>) -> BoxFuture<'a, Result<Created>> {
+        Box::pin(async move {
+            let Some(Share::Wiring(res)) = c.resource().map(|r| r.share()) else {
+                return Err(crate::backend::not_mine(self, c));
+            };
+            match (c.action, res) {
+                (Action::Create, WiringRes::Iface(d)) => self.create(d, false, cx).await,
+                (Action::Replace, WiringRes::Iface(d)) => self.create(d, true, cx).await,
+                (Action::Update, WiringRes::Iface(d)) => self.update(d, cx).await,
+                // A container that is gone took its interfaces with it.
+                (Action::Delete, WiringRes::Iface(cur)) => {
+                    match self.containers.get(&cur.container) {
+                        Some(n) => n.kernel.delete_by_name(&cur.name).await,
+                        None => Ok(()),
+                    }
+                }
+                (
+                    Action::Create | Action::Update | Action::Replace,
+                    WiringRes::ContainerRoute(r),
+                ) => {
+                    let none = crate::backend::Index::default();
+                    self.netns_of(&r.container)?
+                        .kernel
+                        .replace_route(&r.as_route(), &none)
+                        .await
+                }
+                (Action::Delete, WiringRes::ContainerRoute(r)) => {
+                    match self.containers.get(&r.container) {
+                        Some(n) => n.kernel.delete_route(&r.as_route()).await,
+                        None => Ok(()),
+                    }
+                }
+            }
+            .map(|()| vec![])
+        })
+    }
+
+    /// One netlink subscription inside each wired container's netns, by
+    /// netns inode (a restart makes a new one).
+    fn triggers(&self) -> Vec<TriggerSource> {
+        self.containers
+            .values()
+            .filter_map(|n| {
+                let fd = n.fd.try_clone().ok()?;
+                let id = format!("netlink/container/{}", events::inode(&fd)?);
+                Some(TriggerSource {
+                    id,
+                    start: Box::new(move |tx| events::subscribe(Some(&fd), tx)),
+                })
+            })
+            .collect()
+    }
+
+    fn probe<'a>(
+        &'a self,
+        topo: &'a Topology,
+        waiting: &'a BTreeSet<String>,
+    ) -> BoxFuture<'a, Vec<Probe>> {
+        Box::pin(probe::readiness(topo, &self.containers, waiting))
+    }
+}

@@ -1,0 +1,85 @@
+//! `destroy`: everything this topology owns goes, and nothing else. What a
+//! backend can remove in one piece (a netns netloom made, holding only its
+//! own objects) goes whole; the rest change by change.
+
+use super::{Live, Loaded};
+use crate::backend::Whole;
+use crate::error::Result;
+use crate::graph::DesiredGraph;
+use crate::ownership::Ledger;
+use crate::plan::Plan;
+use crate::resource::BackendId;
+
+/// A destroy, planned and not yet done.
+pub struct Destroying {
+    pub live: Live,
+    /// Deleting every owned object, change by change.
+    pub plan: Plan,
+    /// Per backend: whether its part goes whole.
+    pub whole: Vec<(BackendId, Whole)>,
+}
+
+impl Destroying {
+    /// What goes whole (`netns lab1`).
+    pub fn removed_whole(&self) -> impl Iterator<Item = &str> {
+        self.whole.iter().filter_map(|(_, w)| match w {
+            Whole::Yes { what } => Some(what.as_str()),
+            Whole::No | Whole::Kept { .. } => None,
+        })
+    }
+
+    /// What stays although netloom made it, and why.
+    pub fn kept(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.whole.iter().filter_map(|(_, w)| match w {
+            Whole::Kept { what, why } => Some((what.as_str(), why.as_str())),
+            Whole::No | Whole::Yes { .. } => None,
+        })
+    }
+
+    /// Objects removed: the changes plus what goes whole.
+    pub fn count(&self) -> usize {
+        self.plan.changes.len() + self.removed_whole().count()
+    }
+}
+
+/// `None`: there is nothing at all (no netns, nothing in Docker).
+pub async fn prepare(l: &Loaded) -> Result<Option<Destroying>> {
+    let t = &l.topo;
+    let live = super::observe(t).await?;
+    if !live.observed.netns_exists && live.registry.get(BackendId::Docker).is_none() {
+        Ledger::remove(&t.name).map_err(|e| crate::error::Error::io("remove the ledger", e))?;
+        return Ok(None);
+    }
+    let nothing = DesiredGraph::default();
+    let d = crate::diff::diff(&t.name, &nothing, &live.observed);
+    let plan = Plan::new(&t.name, t.netns.clone(), &nothing, d);
+    let mut whole = vec![];
+    for b in live.registry.backends() {
+        whole.push((b.id(), b.whole(t, &live.observed).await?));
+    }
+    Ok(Some(Destroying { live, plan, whole }))
+}
+
+/// Removes what goes whole, then applies the remaining deletions, then
+/// forgets the topology's ledger.
+pub async fn execute(d: &mut Destroying, l: &Loaded) -> Result<()> {
+    let gone: Vec<BackendId> = d
+        .whole
+        .iter()
+        .filter(|(_, w)| matches!(w, Whole::Yes { .. }))
+        .map(|(id, _)| *id)
+        .collect();
+    let mut plan = d.plan.clone();
+    for id in &gone {
+        if let Some(b) = d.live.registry.get_mut(*id) {
+            b.remove_whole(&l.topo).await?;
+        }
+        // Its objects went with it.
+        plan.changes
+            .retain(|s| s.change.resource().is_none_or(|r| r.backend() != *id));
+    }
+    if !plan.changes.is_empty() {
+        crate::exec::apply(&plan, &d.live.observed, &mut d.live.registry).await?;
+    }
+    Ledger::remove(&l.topo.name).map_err(|e| crate::error::Error::io("cannot remove the ledger", e))
+}

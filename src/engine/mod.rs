@@ -1,0 +1,142 @@
+//! The engine: what each command does, as a library. Every function
+//! returns a typed outcome; printing and exit codes are the CLI's.
+//!
+//! load (files → model → graph) → observe (every backend) → plan (diff +
+//! order) → converge (apply, verify, readiness); destroy and show build on
+//! the same steps; `watch` is a controller around `converge`.
+
+mod converge;
+pub mod destroy;
+pub mod show;
+pub mod watch;
+
+pub use converge::{Converged, Report, converge};
+
+use crate::backend::Registry;
+use crate::diag::{SourceMap, render_all};
+use crate::error::{Error, Result};
+use crate::graph::DesiredGraph;
+use crate::model::Topology;
+use crate::observed::Observed;
+use crate::ownership::Ledger;
+use crate::plan::Plan;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// A validated topology and its desired graph.
+pub struct Loaded {
+    pub sources: SourceMap,
+    pub topo: Topology,
+    pub graph: DesiredGraph,
+    /// Rendered warnings (empty when there are none).
+    pub warnings: String,
+}
+
+/// Files → model → graph; errors are `Error::Invalid` with every
+/// diagnostic rendered. Prints nothing (callers decide when).
+pub fn load(paths: &[PathBuf]) -> Result<Loaded> {
+    let t = std::time::Instant::now();
+    let loaded = crate::spec::load_paths(paths);
+    let (topo, warnings) = crate::model::build(&loaded)
+        .map_err(|diags| Error::Invalid(render_all(&diags, &loaded.sources)))?;
+    let graph = crate::graph::build(&topo).map_err(|diags| {
+        let all: Vec<_> = warnings.iter().cloned().chain(diags).collect();
+        Error::Invalid(render_all(&all, &loaded.sources))
+    })?;
+    let warnings = if warnings.is_empty() {
+        String::new()
+    } else {
+        render_all(&warnings, &loaded.sources)
+    };
+    tracing::debug!(elapsed = ?t.elapsed(), objects = graph.graph.node_count(), "loaded");
+    Ok(Loaded {
+        sources: loaded.sources,
+        topo,
+        graph,
+        warnings,
+    })
+}
+
+/// The live side of a topology: its connected backends and what they observed.
+pub struct Live {
+    pub registry: Registry,
+    pub observed: Observed,
+}
+
+/// Connects the backends the topology needs and observes through each.
+pub async fn observe(topo: &Topology) -> Result<Live> {
+    let ledger = Ledger::load(&topo.name).map_err(|e| {
+        Error::io(
+            format!("cannot read the ledger of topology {}", topo.name),
+            e,
+        )
+    })?;
+    if !ledger.is_empty() && ledger.netns != topo.netns && ledger.netns.is_some() {
+        return Err(Error::State(format!(
+            "topology {} was applied to {} and now names {}; run `netloom destroy` with the old files first, or restore the old netns",
+            topo.name,
+            netns_label(&ledger.netns),
+            netns_label(&topo.netns)
+        )));
+    }
+    let mut observed = Observed {
+        netns_exists: true,
+        ledger,
+        ..Default::default()
+    };
+    let mut registry = Registry::connect(topo, &observed).await?;
+    registry.observe(topo, &mut observed).await?;
+    Ok(Live { registry, observed })
+}
+
+/// Observes and plans, logging each phase.
+pub async fn plan(l: &Loaded) -> Result<(Live, Plan)> {
+    let t = std::time::Instant::now();
+    let live = observe(&l.topo).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), links = live.observed.links.len(), routes = live.observed.routes.len(), "observed");
+    let t = std::time::Instant::now();
+    let plan = plan_for(l, &live.observed);
+    tracing::debug!(elapsed = ?t.elapsed(), changes = plan.changes.len(), "planned");
+    Ok((live, plan))
+}
+
+/// The plan for an observed state (pure).
+pub fn plan_for(l: &Loaded, observed: &Observed) -> Plan {
+    let d = crate::diff::diff(&l.topo.name, &l.graph, observed);
+    Plan::new(&l.topo.name, l.topo.netns.clone(), &l.graph, d)
+}
+
+/// Containers with pending wiring (at either end of it), and the addresses
+/// on that wiring: probes from those containers or to those addresses wait.
+pub fn waiting(plan: &Plan, graph: &DesiredGraph) -> BTreeSet<String> {
+    use crate::resource::Resource;
+    let mut out = BTreeSet::new();
+    for r in crate::exec::pending_resources(plan, graph) {
+        match r {
+            Resource::Iface(i) => {
+                for (c, _, addresses) in i.ends() {
+                    out.insert(c.clone());
+                    out.extend(addresses.iter().map(|a| a.addr().to_string()));
+                }
+            }
+            Resource::ContainerRoute(r) => {
+                out.insert(r.container.clone());
+            }
+            Resource::Netns(_)
+            | Resource::Link(_)
+            | Resource::Route(_)
+            | Resource::Rule(_)
+            | Resource::Network(_)
+            | Resource::Attachment(_) => {}
+        }
+    }
+    out
+}
+
+/// `netns lab1`, or `the host netns`.
+pub fn netns_label(n: &Option<String>) -> String {
+    match n {
+        Some(n) => format!("netns {n}"),
+        None => "the host netns".into(),
+    }
+}

@@ -1,0 +1,133 @@
+//! `show`: the live state of every object the topology describes (and of
+//! owned objects it no longer describes), with drift and readiness.
+
+use super::Loaded;
+use crate::diff::{Action, FieldChange};
+use crate::error::Result;
+use crate::resource::ResourceKey;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Bumped when a field changes meaning or goes away.
+pub const SHOW_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub key: ResourceKey,
+    pub kind: String,
+    pub title: String,
+    /// ok, drift, missing, conflict, pending, or extra (owned, not in the files).
+    pub status: &'static str,
+    /// The live facts, in words.
+    pub live: String,
+    pub drift: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProbeResult {
+    pub container: String,
+    pub target: String,
+    pub ok: bool,
+    /// Round trip, or why it failed.
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ShowReport {
+    pub format_version: u32,
+    pub topology: String,
+    pub netns: Option<String>,
+    pub entries: Vec<Entry>,
+    /// Readiness probes (`ready = { ping }`) of running containers.
+    pub ready: Vec<ProbeResult>,
+}
+
+impl ShowReport {
+    /// Anything drifted, missing, extra, pending, conflicting or not ready.
+    pub fn all_ok(&self) -> bool {
+        self.entries.iter().all(|e| e.status == "ok") && self.ready.iter().all(|p| p.ok)
+    }
+
+    pub fn count(&self, status: &str) -> usize {
+        self.entries.iter().filter(|e| e.status == status).count()
+    }
+}
+
+pub async fn show(l: &Loaded) -> Result<ShowReport> {
+    let (live, plan) = super::plan(l).await?;
+    let ready = super::converge::probes(l, &live, &plan)
+        .await
+        .into_iter()
+        .map(|(container, target, r)| ProbeResult {
+            container,
+            target,
+            ok: r.is_ok(),
+            detail: match r {
+                Ok(rtt) => format!("{:.1} ms", rtt.as_secs_f64() * 1000.0),
+                Err(e) => e,
+            },
+        })
+        .collect();
+    let observed = &live.observed;
+    let d = crate::diff::diff(&l.topo.name, &l.graph, observed);
+    let changes: HashMap<&ResourceKey, _> = d.changes.iter().map(|c| (&c.key, c)).collect();
+    let conflicts: HashMap<&ResourceKey, _> = d.conflicts.iter().map(|c| (&c.key, c)).collect();
+    let pending: HashMap<&ResourceKey, _> = d.pending.iter().map(|p| (&p.key, p)).collect();
+    let mut desired: Vec<_> = l.graph.resources().collect();
+    desired.sort_by_key(|r| r.key());
+    let mut entries = vec![];
+    for r in desired {
+        let key = r.key();
+        let (status, drift) = if let Some(c) = conflicts.get(&key) {
+            ("conflict", vec![c.message.clone()])
+        } else if let Some(p) = pending.get(&key) {
+            ("pending", vec![p.reason.clone()])
+        } else if let Some(c) = changes.get(&key) {
+            match c.action {
+                Action::Create => ("missing", vec![]),
+                Action::Replace => ("drift", vec![c.reason.clone().unwrap_or_default()]),
+                Action::Update | Action::Delete => (
+                    "drift",
+                    c.fields
+                        .iter()
+                        .map(FieldChange::transition)
+                        .chain(c.reason.clone())
+                        .collect(),
+                ),
+            }
+        } else {
+            ("ok", vec![])
+        };
+        entries.push(Entry {
+            live: r.kind().live(observed),
+            key,
+            kind: r.kind_name(),
+            title: r.title(),
+            status,
+            drift,
+        });
+    }
+    for c in d.changes.iter().filter(|c| c.action == Action::Delete) {
+        entries.push(Entry {
+            key: c.key.clone(),
+            kind: c.kind.clone(),
+            title: c.title.clone(),
+            status: "extra",
+            live: c
+                .current
+                .as_ref()
+                .map(|r| r.kind().live(observed))
+                .unwrap_or_default(),
+            drift: vec![
+                "owned by this topology but not in the files: the next apply deletes it".into(),
+            ],
+        });
+    }
+    Ok(ShowReport {
+        format_version: SHOW_FORMAT_VERSION,
+        topology: l.topo.name.clone(),
+        netns: l.topo.netns.clone(),
+        entries,
+        ready,
+    })
+}

@@ -1,0 +1,217 @@
+//! `watch` as a controller: triggers (file edits, the backends' event
+//! streams, a periodic resync, SIGHUP) → a debounce → one reconcile (re-read
+//! the files, re-observe everything, converge) → an error policy that
+//! decides the retry. Event streams may drop or repeat messages; the resync
+//! is what guarantees convergence.
+
+mod debounce;
+mod files;
+pub mod policy;
+
+pub use debounce::Debounce;
+
+use super::{Converged, Loaded, Report};
+use crate::backend::{Trigger, TriggerSource};
+use crate::error::Error;
+use crate::plan::Plan;
+use policy::Next;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::task::JoinHandle;
+
+/// Where watch writes what is not a log line: the diagnostics of a broken
+/// edit, warnings, errors.
+pub trait Sink {
+    fn print(&mut self, text: &str);
+}
+
+/// A reconcile's converge, logged rather than printed.
+struct Logged;
+
+impl Report for Logged {
+    fn plan(&mut self, _: &Plan) -> bool {
+        false
+    }
+
+    fn applied(&mut self, steps: &[String]) {
+        // A daemon's log says what it changed, not just how much.
+        for step in steps {
+            tracing::info!("applied {step}");
+        }
+    }
+
+    fn ready(&mut self, c: &str, dst: &str, rtt: Duration) {
+        tracing::info!(
+            "ready: {c} reaches {dst} ({:.1} ms)",
+            rtt.as_secs_f64() * 1000.0
+        );
+    }
+}
+
+/// The event streams running now, by source id.
+#[derive(Default)]
+struct Sources(HashMap<String, JoinHandle<()>>);
+
+impl Sources {
+    /// Keeps the sources still wanted and running, starts the new ones,
+    /// stops the rest (a netns that was replaced, a container restarted).
+    fn update(&mut self, wanted: Vec<TriggerSource>, tx: &UnboundedSender<Trigger>) {
+        let ids: std::collections::HashSet<&str> = wanted.iter().map(|s| s.id.as_str()).collect();
+        self.0.retain(|id, task| {
+            let keep = ids.contains(id.as_str()) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for s in wanted {
+            if !self.0.contains_key(&s.id)
+                && let Some(task) = (s.start)(tx.clone())
+            {
+                self.0.insert(s.id, task);
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        for t in self.0.values() {
+            t.abort();
+        }
+        self.0.clear();
+    }
+}
+
+/// Runs until SIGTERM or SIGINT (after the reconcile under way).
+pub async fn run(
+    paths: &[PathBuf],
+    resync: Duration,
+    sink: &mut dyn Sink,
+) -> crate::error::Result<()> {
+    let (tx, mut rx) = unbounded_channel::<Trigger>();
+    let _files = files::watch(paths, tx.clone())
+        .map_err(|e| Error::State(format!("cannot watch the topology files: {e}")))?;
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return Err(Error::State("cannot install signal handlers".into()));
+    };
+    let mut resync_timer = tokio::time::interval(resync);
+    resync_timer.tick().await; // the first tick is immediate; the start trigger covers it
+    let _ = tx.send(Trigger::Start);
+    let debounce = Debounce::default();
+    let mut sources = Sources::default();
+    let mut failures = 0u32;
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut said = Said::default();
+    tracing::info!(resync = ?resync, "watching {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+
+    loop {
+        let first = tokio::select! {
+            t = rx.recv() => t.unwrap_or(Trigger::Resync),
+            _ = resync_timer.tick() => Trigger::Resync,
+            _ = sleep_until(retry_at) => Trigger::Retry,
+            _ = hup.recv() => Trigger::Hangup,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        };
+        let triggers = tokio::select! {
+            t = debounce.collect(first, &mut rx) => t,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        };
+        retry_at = None;
+        let t = Instant::now();
+        let cause = causes(&triggers);
+        let result = reconcile(paths, &mut said, sink).await;
+        let took = t.elapsed();
+        match result {
+            Ok((_, c)) => {
+                failures = 0;
+                said.errors.clear();
+                tracing::info!(
+                    "reconcile trigger={cause} changes={} pending={} duration={took:.0?} result=ok",
+                    c.changes,
+                    c.pending
+                );
+                sources.update(c.triggers, &tx);
+            }
+            Err(e) => {
+                failures += 1;
+                match policy::after_error(&e, failures) {
+                    Next::AwaitChange => {
+                        // Say it once per distinct content.
+                        let text = e.to_string();
+                        if text != said.errors {
+                            sink.print(&text);
+                            said.errors = text;
+                        }
+                        tracing::warn!(
+                            "reconcile trigger={cause} duration={took:.0?} result=invalid-files (nothing applied; waiting for an edit)"
+                        );
+                    }
+                    Next::Retry(delay) => {
+                        retry_at = Some(tokio::time::Instant::now() + delay);
+                        tracing::warn!(
+                            "reconcile trigger={cause} duration={took:.0?} result=error retry_in={delay:.0?}"
+                        );
+                        sink.print(&format!("error: {e}\n"));
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!("stopping");
+    sources.stop();
+    Ok(())
+}
+
+/// What watch has already printed, so it says each thing once.
+#[derive(Default)]
+struct Said {
+    warnings: String,
+    errors: String,
+}
+
+/// `File,Netlink×3`.
+fn causes(triggers: &BTreeMap<Trigger, usize>) -> String {
+    let parts: Vec<String> = triggers
+        .iter()
+        .map(|(k, n)| {
+            if *n > 1 {
+                format!("{k:?}×{n}")
+            } else {
+                format!("{k:?}")
+            }
+        })
+        .collect();
+    parts.join(",")
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Loads and converges under the topology's lock. A bad edit is reported
+/// and nothing is applied: the last good state stays in place.
+async fn reconcile(
+    paths: &[PathBuf],
+    said: &mut Said,
+    sink: &mut dyn Sink,
+) -> crate::error::Result<(Loaded, Converged)> {
+    let l = super::load(paths)?;
+    if l.warnings != said.warnings {
+        sink.print(&l.warnings);
+        said.warnings = l.warnings.clone();
+    }
+    let _lock = crate::lock::acquire(&l.topo.name)?;
+    let c = super::converge(&l, &mut Logged).await?;
+    Ok((l, c))
+}

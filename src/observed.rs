@@ -1,0 +1,323 @@
+//! What observation found live: the kernel in the topology's netns, Docker,
+//! and the netns of each wired container, plus the topology's ledger.
+
+use crate::ownership::Ledger;
+use crate::resource::{LinkEnd, LinkKind, LinkRes, NetworkRes, RouteRes, RuleKey};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// One live interface, as dumped from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkObs {
+    pub index: u32,
+    pub name: String,
+    pub kind: LinkKind,
+    pub mtu: u32,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    /// Lower layer up (IFF_LOWER_UP): carrier.
+    #[serde(default)]
+    pub carrier: bool,
+    pub master: Option<String>,
+    /// For a veth: the other end, when it lives in the same netns.
+    pub peer: Option<String>,
+    pub alias: Option<String>,
+    #[serde(default)]
+    pub addresses: Vec<AddrObs>,
+    #[serde(default)]
+    pub group: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrObs {
+    pub net: IpNet,
+    #[serde(default)]
+    pub tentative: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteObs {
+    #[serde(flatten)]
+    pub route: RouteRes,
+    pub protocol: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleObs {
+    #[serde(flatten)]
+    pub key: RuleKey,
+    pub protocol: u8,
+}
+
+/// Everything observed in the topology's netns, plus the topology's ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Whether the topology's named netns exists (always true for the host's).
+    pub netns_exists: bool,
+    /// The ifalias of the netns's `lo`: the mark netloom leaves on a netns it created.
+    #[serde(default)]
+    pub netns_mark: Option<String>,
+    #[serde(default)]
+    pub links: Vec<LinkObs>,
+    #[serde(default)]
+    pub routes: Vec<RouteObs>,
+    #[serde(default)]
+    pub rules: Vec<RuleObs>,
+    /// Route and rule keys this topology recorded as its own.
+    #[serde(default)]
+    pub ledger: Ledger,
+    /// The Docker side; `None` when the topology has nothing in Docker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerObs>,
+    /// Inside the netns of each running container the topology wires.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub containers: BTreeMap<String, ContainerNetObs>,
+}
+
+/// Links (with addresses) and main-table routes inside one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerNetObs {
+    pub links: Vec<LinkObs>,
+    pub routes: Vec<RouteObs>,
+    /// Whose netns this also is ("the host", "container `db`"): wiring it
+    /// would change theirs too, so netloom refuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_with: Option<String>,
+    /// Another observed container whose netns this also is, which the
+    /// diff goes through instead (a pod: one wired, others only probe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_netns_as: Option<String>,
+}
+
+impl ContainerNetObs {
+    pub fn link(&self, name: &str) -> Option<&LinkObs> {
+        self.links.iter().find(|l| l.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerObs {
+    pub networks: Vec<NetworkObs>,
+    pub containers: Vec<ContainerObs>,
+    /// Destinations of the host's main routing table, for subnet collisions.
+    #[serde(default)]
+    pub host_routes: Vec<HostRoute>,
+    /// `net.ipv6.conf.all.disable_ipv6` on the host.
+    #[serde(default)]
+    pub ipv6_disabled: bool,
+}
+
+impl DockerObs {
+    pub fn container(&self, name: &str) -> Option<&ContainerObs> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub to: IpNet,
+    pub dev: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkObs {
+    #[serde(flatten)]
+    pub net: NetworkRes,
+    /// Every label, netloom's included.
+    pub all_labels: BTreeMap<String, String>,
+}
+
+/// Docker's container state, parsed once where it is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ContainerState {
+    Running,
+    Created,
+    Exited,
+    Paused,
+    Restarting,
+    Removing,
+    Dead,
+    /// Docker did not say.
+    Unknown,
+    Other(String),
+}
+
+impl From<String> for ContainerState {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "running" => Self::Running,
+            "created" => Self::Created,
+            "exited" => Self::Exited,
+            "paused" => Self::Paused,
+            "restarting" => Self::Restarting,
+            "removing" => Self::Removing,
+            "dead" => Self::Dead,
+            "" => Self::Unknown,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<ContainerState> for String {
+    fn from(s: ContainerState) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Running => "running",
+            Self::Created => "created",
+            Self::Exited => "exited",
+            Self::Paused => "paused",
+            Self::Restarting => "restarting",
+            Self::Removing => "removing",
+            Self::Dead => "dead",
+            Self::Unknown => "",
+            Self::Other(s) => s,
+        })
+    }
+}
+
+/// Docker's network mode of a container (`HostConfig.NetworkMode`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum NetworkMode {
+    /// "default", "bridge", a network's name, or not reported.
+    #[default]
+    Default,
+    Named(String),
+    None,
+    Host,
+    /// `container:ID`: another container's netns.
+    Container(String),
+}
+
+impl NetworkMode {
+    /// Docker can connect such a container to networks of its own.
+    pub fn has_own_netns(&self) -> bool {
+        matches!(self, Self::Default | Self::Named(_))
+    }
+}
+
+impl From<String> for NetworkMode {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "" => Self::Default,
+            "none" => Self::None,
+            "host" => Self::Host,
+            _ => match s.strip_prefix("container:") {
+                Some(id) => Self::Container(id.to_string()),
+                None => Self::Named(s),
+            },
+        }
+    }
+}
+
+impl From<NetworkMode> for String {
+    fn from(m: NetworkMode) -> String {
+        m.to_string()
+    }
+}
+
+impl fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => Ok(()),
+            Self::Named(s) => f.write_str(s),
+            Self::None => f.write_str("none"),
+            Self::Host => f.write_str("host"),
+            Self::Container(id) => write!(f, "container:{id}"),
+        }
+    }
+}
+
+fn is_default_mode(m: &NetworkMode) -> bool {
+    *m == NetworkMode::Default
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerObs {
+    pub id: String,
+    pub name: String,
+    pub state: ContainerState,
+    /// The init process, for reaching the container's netns (declared containers only).
+    #[serde(default)]
+    pub pid: u32,
+    /// Endpoints by network name.
+    pub endpoints: BTreeMap<String, EndpointObs>,
+    #[serde(default, skip_serializing_if = "is_default_mode")]
+    pub network_mode: NetworkMode,
+}
+
+impl ContainerObs {
+    pub fn running(&self) -> bool {
+        self.state == ContainerState::Running
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointObs {
+    pub network_id: String,
+    /// Static addresses requested at connect time.
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    /// User aliases (Docker's automatic short-id alias left out).
+    pub aliases: BTreeSet<String>,
+    /// The address the container got.
+    pub address: Option<String>,
+    /// The global IPv6 address the container got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
+    /// Docker lists the network for a running container but there is no
+    /// endpoint: what a connect that failed half-way leaves behind. Docker
+    /// will not disconnect it, and the container cannot restart with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+}
+
+impl Observed {
+    pub fn link(&self, name: &str) -> Option<&LinkObs> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    /// An observed link as the resource it stands for (a veth with its peer end).
+    pub fn link_resource(&self, l: &LinkObs) -> LinkRes {
+        let end = |l: &LinkObs| LinkEnd {
+            name: l.name.clone(),
+            mtu: Some(l.mtu),
+            up: l.up,
+            master: l.master.clone(),
+            addresses: managed_addresses(l),
+        };
+        let peer = l.peer.as_deref().and_then(|p| self.link(p)).map(end);
+        LinkRes {
+            kind: l.kind.clone(),
+            end: end(l),
+            peer,
+        }
+    }
+
+    pub fn container(&self, name: &str) -> Option<&ContainerObs> {
+        self.docker.as_ref().and_then(|d| d.container(name))
+    }
+}
+
+/// A link's addresses without the kernel's own link-local ones.
+pub fn managed_addresses(l: &LinkObs) -> BTreeSet<IpNet> {
+    l.addresses
+        .iter()
+        .map(|a| a.net)
+        .filter(|n| !is_kernel_link_local(n))
+        .collect()
+}
+
+/// IPv6 link-local addresses are the kernel's own; they are never managed.
+pub fn is_kernel_link_local(net: &IpNet) -> bool {
+    matches!(net, IpNet::V6(n) if n.addr().segments()[0] & 0xffc0 == 0xfe80)
+}

@@ -1,0 +1,276 @@
+//! Links in the topology's netns: bridges and veth pairs.
+
+use super::{DiffCx, Kind, Resource, ResourceKey};
+use crate::diff::field::{Field, Side, Value, addresses, field};
+use crate::diff::{Action, Diff, FieldChange};
+use crate::observed::{LinkObs, Observed, is_kernel_link_local};
+use crate::ownership::{Ledger, Owner, link_mark, link_owner};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashSet};
+use std::fmt::{self, Write as _};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    Bridge,
+    Veth,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkKind::Bridge => f.write_str("bridge"),
+            LinkKind::Veth => f.write_str("veth"),
+            LinkKind::Other(k) => f.write_str(k),
+        }
+    }
+}
+
+/// The settings of one interface that netloom manages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkEnd {
+    pub name: String,
+    /// `None` (bridges only): left to the kernel.
+    pub mtu: Option<u32>,
+    pub up: bool,
+    pub master: Option<String>,
+    pub addresses: BTreeSet<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRes {
+    pub kind: LinkKind,
+    #[serde(flatten)]
+    pub end: LinkEnd,
+    /// The other end of a veth pair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<LinkEnd>,
+}
+
+impl LinkRes {
+    /// The names this link occupies in the netns (both ends of a pair).
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.end.name).chain(self.peer.as_ref().map(|p| &p.name))
+    }
+}
+
+impl Kind for LinkRes {
+    fn key(&self) -> ResourceKey {
+        ResourceKey::Link {
+            name: self.end.name.clone(),
+        }
+    }
+
+    fn kind_name(&self) -> String {
+        self.kind.to_string()
+    }
+
+    fn title(&self) -> String {
+        match &self.peer {
+            Some(p) => format!("{} (peer {})", self.end.name, p.name),
+            None => self.end.name.clone(),
+        }
+    }
+
+    fn delete_rank(&self) -> usize {
+        if self.kind == LinkKind::Bridge { 4 } else { 3 }
+    }
+
+    fn diff(&self, r: &Resource, cx: &DiffCx, out: &mut Diff) {
+        diff_link(cx, r, self, out)
+    }
+
+    fn details(&self, out: &mut String) {
+        end_attrs(out, "", &self.end);
+        if let Some(p) = &self.peer {
+            end_attrs(out, "peer ", p);
+        }
+    }
+
+    // Links carry their mark in their ifalias: no ledger entry.
+    fn claim(&self, _: &mut Ledger, _: &Observed) -> bool {
+        false
+    }
+
+    fn release(&self, _: &mut Ledger) -> bool {
+        false
+    }
+
+    fn settle(&self, _: &Ledger, _: &mut Ledger) {}
+
+    fn live(&self, o: &Observed) -> String {
+        let parts: Vec<String> = self
+            .names()
+            .map(|name| match o.link(name) {
+                Some(x) => link_state(x),
+                None => format!("{name}: absent"),
+            })
+            .collect();
+        parts.join("; ")
+    }
+}
+
+fn diff_link(cx: &DiffCx, r: &Resource, d: &LinkRes, out: &mut Diff) {
+    let (topology, observed) = (cx.topology, cx.observed);
+    // Each name the resource needs must be free or already ours.
+    for name in d.names() {
+        if let Some(o) = observed.link(name) {
+            match link_owner(o.alias.as_deref(), topology) {
+                Owner::Ours => {}
+                Owner::Unmarked => {
+                    return out.conflict(
+                        r,
+                        format!(
+                            "a {} named `{name}` already exists and netloom does not own it (it has no netloom mark)",
+                            o.kind
+                        ),
+                        format!(
+                            "rename `{name}` in the topology, or remove or rename the existing link"
+                        ),
+                    );
+                }
+                Owner::Topology(t) => {
+                    return out.conflict(
+                        r,
+                        format!("link `{name}` belongs to topology `{t}`"),
+                        format!("pick another name, or remove it from topology `{t}` first"),
+                    );
+                }
+            }
+        }
+    }
+    let Some(o) = observed.link(&d.end.name) else {
+        return out.push(Action::Create, r);
+    };
+    let cur = observed.link_resource(o);
+    let current = Some(Resource::Link(cur.clone()));
+    if cur.kind != d.kind {
+        let reason = format!("kind changes from {} to {}", cur.kind, d.kind);
+        return out.change(Action::Replace, r, current, vec![], Some(reason));
+    }
+    if let Some(dp) = &d.peer {
+        let cur_peer = cur.peer.as_ref().map(|p| p.name.clone());
+        if cur_peer.as_deref() != Some(dp.name.as_str()) {
+            let reason = format!(
+                "peer changes from {} to {}",
+                cur_peer.unwrap_or_else(|| "(none)".into()),
+                dp.name
+            );
+            return out.change(Action::Replace, r, current, vec![], Some(reason));
+        }
+    }
+    let mut fields = vec![];
+    end_fields(&mut fields, Side::Own, &cur.end, &d.end);
+    if let (Some(cp), Some(dp)) = (&cur.peer, &d.peer) {
+        end_fields(&mut fields, Side::Peer, cp, dp);
+        let peer_obs = observed.link(&dp.name);
+        if peer_obs.is_some_and(|p| link_owner(p.alias.as_deref(), topology) != Owner::Ours) {
+            let mark = Some(Value::Text(link_mark(topology)));
+            field(&mut fields, Side::Peer, Field::Mark, None, mark);
+        }
+    }
+    if !fields.is_empty() {
+        out.change(Action::Update, r, current, fields, None);
+    }
+}
+
+fn end_fields(out: &mut Vec<FieldChange>, side: Side, cur: &LinkEnd, want: &LinkEnd) {
+    if let Some(m) = want.mtu {
+        let from = cur.mtu.map(Value::Int);
+        field(out, side, Field::Mtu, from, Some(Value::Int(m)));
+    }
+    let (from, to) = (Value::Bool(cur.up), Value::Bool(want.up));
+    field(out, side, Field::Up, Some(from), Some(to));
+    let text = |m: &Option<String>| m.clone().map(Value::Text);
+    field(
+        out,
+        side,
+        Field::Master,
+        text(&cur.master),
+        text(&want.master),
+    );
+    addresses(out, side, &cur.addresses, &want.addresses);
+}
+
+fn end_attrs(out: &mut String, prefix: &str, e: &LinkEnd) {
+    if let Some(m) = e.mtu {
+        let _ = writeln!(out, "      {prefix}mtu: {m}");
+    }
+    if !e.up {
+        let _ = writeln!(out, "      {prefix}up: false");
+    }
+    if let Some(m) = &e.master {
+        let _ = writeln!(out, "      {prefix}master: {m}");
+    }
+    if !e.addresses.is_empty() {
+        let list: Vec<String> = e.addresses.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(out, "      {prefix}addresses: {}", list.join(", "));
+    }
+}
+
+/// Marked links the files no longer describe; a pair goes in one deletion,
+/// named by its alphabetically first end.
+pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
+    let mut wanted: HashSet<&str> = HashSet::new();
+    for r in cx.desired.resources() {
+        match r {
+            Resource::Link(l) => wanted.extend(l.names().map(String::as_str)),
+            // The host end of a container interface lives in the topology's netns.
+            Resource::Iface(i) => wanted.extend(i.host_end()),
+            Resource::Netns(_)
+            | Resource::Route(_)
+            | Resource::Rule(_)
+            | Resource::Network(_)
+            | Resource::Attachment(_)
+            | Resource::ContainerRoute(_) => {}
+        }
+    }
+    let mut gone: HashSet<&str> = HashSet::new();
+    let mut links: Vec<_> = cx.observed.links.iter().collect();
+    links.sort_by(|a, b| a.name.cmp(&b.name));
+    for o in links {
+        // `lo` carries the mark of a netns netloom created; it is never pruned.
+        if o.name == "lo"
+            || link_owner(o.alias.as_deref(), cx.topology) != Owner::Ours
+            || wanted.contains(o.name.as_str())
+            || gone.contains(o.name.as_str())
+        {
+            continue;
+        }
+        let cur = cx.observed.link_resource(o);
+        if let Some(p) = &o.peer {
+            // The other end is still wanted: its own replacement removes this one.
+            if wanted.contains(p.as_str()) {
+                continue;
+            }
+            gone.insert(p); // one delete removes both ends
+        }
+        out.delete(Resource::Link(cur));
+    }
+}
+
+/// `name: up, carrier, mtu N, master M, addresses (tentative)`.
+pub(crate) fn link_state(x: &LinkObs) -> String {
+    let mut s = format!(
+        "{}: {}, {}, mtu {}",
+        x.name,
+        if x.up { "up" } else { "down" },
+        if x.carrier { "carrier" } else { "no carrier" },
+        x.mtu
+    );
+    if let Some(m) = &x.master {
+        let _ = write!(s, ", master {m}");
+    }
+    for a in x.addresses.iter().filter(|a| !is_kernel_link_local(&a.net)) {
+        let _ = write!(
+            s,
+            ", {}{}",
+            a.net,
+            if a.tentative { " (tentative)" } else { "" }
+        );
+    }
+    s
+}

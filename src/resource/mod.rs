@@ -1,0 +1,292 @@
+//! Resources: one module per kind, each holding what is specific to it —
+//! its key, how plans name it, its field diff and prune, its delete order,
+//! its ownership claim and release, and how `show` describes it live.
+//!
+//! The set of kinds is closed: `Resource::kind` is the one exhaustive match
+//! that hands out a kind's behaviour (the `Kind` trait), so a new variant
+//! does not compile until it has all of it.
+
+mod attachment;
+mod container_route;
+mod iface;
+mod link;
+mod netns;
+mod network;
+mod route;
+mod rule;
+
+pub use attachment::{AttachKey, AttachRes};
+pub use container_route::ContainerRouteRes;
+pub use iface::{IfacePeer, IfaceRes};
+pub use link::{LinkEnd, LinkKind, LinkRes};
+pub use netns::NetnsRes;
+pub use network::NetworkRes;
+pub use route::{RouteKey, RouteRes};
+pub use rule::RuleKey;
+
+use crate::diff::Diff;
+use crate::graph::DesiredGraph;
+use crate::observed::Observed;
+use crate::ownership::Ledger;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fmt;
+
+/// A stable identity for one managed object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ResourceKey {
+    Netns {
+        name: String,
+    },
+    Link {
+        name: String,
+    },
+    Route(RouteKey),
+    Rule(RuleKey),
+    Network {
+        name: String,
+    },
+    Attachment(AttachKey),
+    /// An interface netloom puts into a container's netns (for a
+    /// container-to-container link: its first end).
+    Iface {
+        container: String,
+        name: String,
+    },
+    /// A route inside a container's netns.
+    ContainerRoute {
+        container: String,
+        to: IpNet,
+    },
+}
+
+impl fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResourceKey::Netns { name } => write!(f, "netns/{name}"),
+            ResourceKey::Link { name } => write!(f, "link/{name}"),
+            ResourceKey::Route(k) => write!(f, "route/{}/{}/{}", k.table, k.to, k.metric),
+            ResourceKey::Rule(k) => write!(f, "rule/{k}"),
+            ResourceKey::Network { name } => write!(f, "network/{name}"),
+            ResourceKey::Attachment(a) => write!(f, "attachment/{}/{}", a.container, a.network),
+            ResourceKey::Iface { container, name } => write!(f, "iface/{container}/{name}"),
+            ResourceKey::ContainerRoute { container, to } => {
+                write!(f, "container-route/{container}/{to}")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "resource", rename_all = "lowercase")]
+pub enum Resource {
+    Netns(NetnsRes),
+    Link(LinkRes),
+    Route(RouteRes),
+    Rule(RuleKey),
+    Network(NetworkRes),
+    Attachment(AttachRes),
+    Iface(IfaceRes),
+    ContainerRoute(ContainerRouteRes),
+}
+
+/// The backend that observes and changes a kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendId {
+    /// Links, addresses, routes and rules in the topology's netns.
+    Kernel,
+    /// Docker networks and container attachments.
+    Docker,
+    /// Interfaces and routes inside containers' netns.
+    Wiring,
+}
+
+impl fmt::Display for BackendId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendId::Kernel => "kernel",
+            BackendId::Docker => "Docker",
+            BackendId::Wiring => "container wiring",
+        })
+    }
+}
+
+/// A resource seen by the backend that owns its kind.
+pub enum Share<'a> {
+    Kernel(KernelRes<'a>),
+    Docker(DockerRes<'a>),
+    Wiring(WiringRes<'a>),
+}
+
+pub enum KernelRes<'a> {
+    Netns(&'a NetnsRes),
+    Link(&'a LinkRes),
+    Route(&'a RouteRes),
+    Rule(&'a RuleKey),
+}
+
+pub enum DockerRes<'a> {
+    Network(&'a NetworkRes),
+    Attachment(&'a AttachRes),
+}
+
+pub enum WiringRes<'a> {
+    Iface(&'a IfaceRes),
+    ContainerRoute(&'a ContainerRouteRes),
+}
+
+/// What the diff of one desired object looks at.
+pub struct DiffCx<'a> {
+    pub topology: &'a str,
+    pub desired: &'a DesiredGraph,
+    pub observed: &'a Observed,
+    /// Every desired key.
+    pub keys: &'a HashSet<ResourceKey>,
+}
+
+/// The behaviour of one kind of resource.
+pub trait Kind {
+    fn key(&self) -> ResourceKey;
+    /// The word users read in plans: bridge, veth, route, network, link…
+    fn kind_name(&self) -> String;
+    /// How plans name the object: `br0`, `v0 (peer p0)`, `10.0.0.0/8 table 254`.
+    fn title(&self) -> String;
+    /// Deletions run in this order (low first): endpoints before networks,
+    /// rules before routes, ports before bridges.
+    fn delete_rank(&self) -> usize;
+    /// Compares this desired object with what is live.
+    fn diff(&self, r: &Resource, cx: &DiffCx, out: &mut Diff);
+    /// The attributes a plan lists under a create or replace.
+    fn details(&self, out: &mut String);
+    /// Records ownership before the object is made; true if the ledger changed.
+    fn claim(&self, ledger: &mut Ledger, observed: &Observed) -> bool;
+    /// Forgets ownership after the object was deleted; true if the ledger changed.
+    fn release(&self, ledger: &mut Ledger) -> bool;
+    /// Puts this desired object's ownership into the ledger a successful
+    /// apply leaves (`claimed`: what the ledger held before it settled).
+    fn settle(&self, claimed: &Ledger, ledger: &mut Ledger);
+    /// The live facts about this object, in words (`show`).
+    fn live(&self, observed: &Observed) -> String;
+}
+
+impl Resource {
+    /// The one dispatch over the closed set of kinds.
+    pub fn kind(&self) -> &dyn Kind {
+        match self {
+            Resource::Netns(r) => r,
+            Resource::Link(r) => r,
+            Resource::Route(r) => r,
+            Resource::Rule(r) => r,
+            Resource::Network(r) => r,
+            Resource::Attachment(r) => r,
+            Resource::Iface(r) => r,
+            Resource::ContainerRoute(r) => r,
+        }
+    }
+
+    pub fn key(&self) -> ResourceKey {
+        self.kind().key()
+    }
+
+    pub fn kind_name(&self) -> String {
+        self.kind().kind_name()
+    }
+
+    pub fn title(&self) -> String {
+        self.kind().title()
+    }
+
+    /// The same object, as one of the kinds of the backend that owns it:
+    /// each backend matches its own kinds exhaustively.
+    pub fn share(&self) -> Share<'_> {
+        match self {
+            Resource::Netns(r) => Share::Kernel(KernelRes::Netns(r)),
+            Resource::Link(r) => Share::Kernel(KernelRes::Link(r)),
+            Resource::Route(r) => Share::Kernel(KernelRes::Route(r)),
+            Resource::Rule(r) => Share::Kernel(KernelRes::Rule(r)),
+            Resource::Network(r) => Share::Docker(DockerRes::Network(r)),
+            Resource::Attachment(r) => Share::Docker(DockerRes::Attachment(r)),
+            Resource::Iface(r) => Share::Wiring(WiringRes::Iface(r)),
+            Resource::ContainerRoute(r) => Share::Wiring(WiringRes::ContainerRoute(r)),
+        }
+    }
+
+    pub fn backend(&self) -> BackendId {
+        match self.share() {
+            Share::Kernel(_) => BackendId::Kernel,
+            Share::Docker(_) => BackendId::Docker,
+            Share::Wiring(_) => BackendId::Wiring,
+        }
+    }
+
+    // One kind out of a list ("the links this plan deletes"); doing
+    // something per kind is an exhaustive `match` (or `kind()`), never this.
+    pub fn as_link(&self) -> Option<&LinkRes> {
+        if let Resource::Link(x) = self {
+            Some(x)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_route(&self) -> Option<&RouteRes> {
+        if let Resource::Route(x) = self {
+            Some(x)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_network(&self) -> Option<&NetworkRes> {
+        if let Resource::Network(x) = self {
+            Some(x)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_attachment(&self) -> Option<&AttachRes> {
+        if let Resource::Attachment(x) = self {
+            Some(x)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_iface(&self) -> Option<&IfaceRes> {
+        if let Resource::Iface(x) = self {
+            Some(x)
+        } else {
+            None
+        }
+    }
+
+    /// Lives in the topology's netns (and goes when netloom deletes that netns).
+    pub fn in_topology_netns(&self) -> bool {
+        self.backend() == BackendId::Kernel
+    }
+
+    /// Docker objects live in the daemon, outside any netns.
+    pub fn is_docker(&self) -> bool {
+        self.backend() == BackendId::Docker
+    }
+}
+
+/// Marked or ledgered objects of every kind that the files no longer
+/// describe: each kind's prune, in one list.
+pub(crate) fn prune_all(cx: &DiffCx, out: &mut Diff) {
+    link::prune(cx, out);
+    route::prune(cx, out);
+    rule::prune(cx, out);
+    attachment::prune(cx, out);
+    network::prune(cx, out);
+    iface::prune(cx, out);
+    container_route::prune(cx, out);
+    // Checks across the kinds' changes, once every change is known.
+    attachment::address_clashes(cx, out);
+    network::endpoint_notes(cx, out);
+    iface::drop_host_end_deletions(cx, out);
+}

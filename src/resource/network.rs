@@ -1,0 +1,414 @@
+//! Docker networks: found by label, acted on by id; Docker cannot change a
+//! network in place, so any change of its configuration is a replacement.
+
+use super::{AttachKey, DiffCx, Kind, Resource, ResourceKey};
+use crate::diff::{Action, Diff};
+use crate::naming::fnv1a;
+use crate::observed::{DockerObs, NetworkObs, Observed};
+use crate::ownership::{HASH_LABEL, Ledger, TOPOLOGY_LABEL};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// A Docker network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRes {
+    pub name: String,
+    /// Docker's id, when observed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<String>,
+    pub external: bool,
+    pub driver: String,
+    pub subnets: Vec<IpNet>,
+    pub gateways: Vec<IpAddr>,
+    pub ip_range: Option<IpNet>,
+    pub internal: bool,
+    pub attachable: bool,
+    /// Driver options, `parent` and `mtu` included.
+    pub options: BTreeMap<String, String>,
+    /// The user's labels (netloom's own are added on creation).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NetworkRes {
+    pub fn ipv6(&self) -> bool {
+        self.subnets.iter().any(|s| matches!(s, IpNet::V6(_)))
+    }
+
+    /// A stable hash of everything Docker fixes at creation (FNV-1a over
+    /// canonical JSON: std's hasher is not stable across releases).
+    pub fn config_hash(&self) -> String {
+        let canon = serde_json::json!([
+            self.driver,
+            self.subnets,
+            self.gateways,
+            self.ip_range,
+            self.internal,
+            self.attachable,
+            self.options,
+            self.labels
+        ])
+        .to_string();
+        format!("{:016x}", fnv1a(&canon))
+    }
+
+    /// The gateway Docker uses in `subnet`: the one given, else the first host.
+    pub fn gateway_in(&self, subnet: &IpNet) -> Option<IpAddr> {
+        self.gateways
+            .iter()
+            .find(|g| subnet.contains(*g))
+            .copied()
+            .or_else(|| match subnet {
+                // ipnet counts an IPv6 subnet's first address as a host;
+                // Docker's implied gateway is the one after it, as in IPv4.
+                IpNet::V6(n) => Some(IpAddr::V6((u128::from(n.network()) + 1).into())),
+                IpNet::V4(_) => subnet.hosts().next(),
+            })
+    }
+}
+
+impl Kind for NetworkRes {
+    fn key(&self) -> ResourceKey {
+        ResourceKey::Network {
+            name: self.name.clone(),
+        }
+    }
+
+    fn kind_name(&self) -> String {
+        if self.external {
+            "external network".into()
+        } else {
+            "network".into()
+        }
+    }
+
+    fn title(&self) -> String {
+        self.name.clone()
+    }
+
+    fn delete_rank(&self) -> usize {
+        5
+    }
+
+    fn diff(&self, r: &Resource, cx: &DiffCx, out: &mut Diff) {
+        diff_network(cx, r, self, out)
+    }
+
+    fn details(&self, out: &mut String) {
+        let n = self;
+        let _ = writeln!(out, "      driver: {}", n.driver);
+        let subnets: Vec<String> = n.subnets.iter().map(|s| s.to_string()).collect();
+        let _ = writeln!(out, "      subnets: {}", subnets.join(", "));
+        if !n.gateways.is_empty() {
+            let g: Vec<String> = n.gateways.iter().map(|s| s.to_string()).collect();
+            let _ = writeln!(out, "      gateways: {}", g.join(", "));
+        }
+        if let Some(r) = n.ip_range {
+            let _ = writeln!(out, "      ip_range: {r}");
+        }
+        if n.internal {
+            let _ = writeln!(out, "      internal: true");
+        }
+        for (k, v) in &n.options {
+            let _ = writeln!(out, "      option {k}: {v}");
+        }
+        for (k, v) in &n.labels {
+            let _ = writeln!(out, "      label {k}: {v}");
+        }
+    }
+
+    /// Networks carry their owner in a label; the ledger only remembers
+    /// that this topology has been in Docker, so it prunes there later.
+    fn claim(&self, ledger: &mut Ledger, _: &Observed) -> bool {
+        !std::mem::replace(&mut ledger.docker, true)
+    }
+
+    fn release(&self, _: &mut Ledger) -> bool {
+        false
+    }
+
+    fn settle(&self, _: &Ledger, ledger: &mut Ledger) {
+        ledger.docker = true;
+    }
+
+    fn live(&self, o: &Observed) -> String {
+        let found = o
+            .docker
+            .as_ref()
+            .and_then(|d| d.networks.iter().find(|x| x.net.name == self.name));
+        let Some(x) = found else {
+            return "absent".into();
+        };
+        let subnets: Vec<String> = x.net.subnets.iter().map(|s| s.to_string()).collect();
+        format!(
+            "present, id {}, driver {}, subnets {}",
+            x.net
+                .id
+                .as_deref()
+                .map(|i| &i[..i.len().min(12)])
+                .unwrap_or("?"),
+            x.net.driver,
+            subnets.join(", ")
+        )
+    }
+}
+
+pub(super) fn owner(n: &NetworkObs) -> Option<&str> {
+    n.all_labels.get(TOPOLOGY_LABEL).map(String::as_str)
+}
+
+/// A Docker object planned without Docker's state.
+pub(super) fn unobserved(r: &Resource, out: &mut Diff) {
+    out.conflict(
+        r,
+        "the Docker daemon was not observed".into(),
+        "run netloom where it can reach dockerd".into(),
+    );
+}
+
+fn diff_network(cx: &DiffCx, r: &Resource, d: &NetworkRes, out: &mut Diff) {
+    let Some(docker) = cx.observed.docker.as_ref() else {
+        return unobserved(r, out);
+    };
+    let topology = cx.topology;
+    let same_name: Vec<&NetworkObs> = docker
+        .networks
+        .iter()
+        .filter(|n| n.net.name == d.name)
+        .collect();
+    if d.external {
+        if same_name.is_empty() {
+            out.conflict(
+                r,
+                format!("external network `{}` does not exist", d.name),
+                "create it first, or drop `external = true` so that netloom creates and owns it"
+                    .into(),
+            );
+        }
+        return;
+    }
+    let ours: Vec<&NetworkObs> = same_name
+        .iter()
+        .copied()
+        .filter(|n| owner(n) == Some(topology))
+        .collect();
+    match ours.as_slice() {
+        [] => {
+            if let Some(other) = same_name.first() {
+                let message = match owner(other) {
+                    Some(t) => format!("Docker network `{}` belongs to topology `{t}`", d.name),
+                    None => format!(
+                        "a Docker network named `{}` already exists and netloom does not own it (no {TOPOLOGY_LABEL} label)",
+                        d.name
+                    ),
+                };
+                return out.conflict(r, message, "rename the network in the topology, or remove the existing one, or declare it with external = true to attach to it".to_string());
+            }
+            preflight(topology, d, None, docker, r, out);
+            out.push(Action::Create, r);
+        }
+        [o] => {
+            if o.all_labels.get(HASH_LABEL) == Some(&d.config_hash()) {
+                return;
+            }
+            let reason = replace_reason(&o.net, d);
+            if !preflight(topology, d, Some(o), docker, r, out) {
+                return;
+            }
+            let cur = Resource::Network(o.net.clone());
+            out.change(Action::Replace, r, Some(cur), vec![], Some(reason));
+        }
+        many => out.conflict(
+            r,
+            format!(
+                "{} Docker networks named `{}` carry this topology's label",
+                many.len(),
+                d.name
+            ),
+            "remove all but one of them with `docker network rm ID`".into(),
+        ),
+    }
+}
+
+/// Why a network must be recreated, in the user's terms.
+fn replace_reason(cur: &NetworkRes, want: &NetworkRes) -> String {
+    let mut why = vec![];
+    let mut diff = |what: &str, a: String, b: String| {
+        if a != b {
+            why.push(format!("{what} {a} → {b}"));
+        }
+    };
+    let nets = |v: &[IpNet]| {
+        let mut s: Vec<String> = v.iter().map(|n| n.to_string()).collect();
+        s.sort();
+        format!("[{}]", s.join(", "))
+    };
+    diff("driver", cur.driver.clone(), want.driver.clone());
+    diff("subnets", nets(&cur.subnets), nets(&want.subnets));
+    if !want.gateways.is_empty() {
+        let (a, b) = (&cur.gateways, &want.gateways);
+        diff("gateways", format!("{a:?}"), format!("{b:?}"));
+    }
+    let (a, b) = (cur.internal, want.internal);
+    diff("internal", a.to_string(), b.to_string());
+    let (a, b) = (&cur.options, &want.options);
+    diff("options", format!("{a:?}"), format!("{b:?}"));
+    let (a, b) = (&cur.labels, &want.labels);
+    diff("labels", format!("{a:?}"), format!("{b:?}"));
+    if why.is_empty() {
+        "configuration changed; Docker cannot change a network in place".into()
+    } else {
+        format!(
+            "{}; Docker cannot change a network in place",
+            why.join(", ")
+        )
+    }
+}
+
+/// Checks that need the live state: subnets colliding with other Docker
+/// networks or host routes, and IPv6 on a host that has it disabled.
+fn preflight(
+    topology: &str,
+    d: &NetworkRes,
+    replacing: Option<&NetworkObs>,
+    docker: &DockerObs,
+    r: &Resource,
+    out: &mut Diff,
+) -> bool {
+    let before = out.conflicts.len();
+    // Routes Docker made for its own bridges are reported as the network itself.
+    // A bridge named with `com.docker.network.bridge.name` is Docker's too.
+    let docker_bridges: HashSet<String> = docker
+        .networks
+        .iter()
+        .filter_map(|n| {
+            let named = n.net.options.get("com.docker.network.bridge.name").cloned();
+            let id = n.net.id.as_ref()?;
+            Some(named.unwrap_or_else(|| format!("br-{}", &id[..id.len().min(12)])))
+        })
+        .chain(["docker0".to_string()])
+        .collect();
+    for s in &d.subnets {
+        for n in &docker.networks {
+            if replacing.is_some_and(|o| o.net.id == n.net.id) {
+                continue;
+            }
+            if let Some(t) = n.net.subnets.iter().find(|t| overlaps(s, t)) {
+                let whose = match owner(n) {
+                    Some(o) if o == topology => {
+                        " (this topology's, not in the files any more)".to_string()
+                    }
+                    Some(o) => format!(" (topology {o})"),
+                    None => String::new(),
+                };
+                out.conflict(
+                    r,
+                    format!(
+                        "subnet {s} collides with {t} of Docker network `{}`{whose}",
+                        n.net.name
+                    ),
+                    "pick a subnet no other network uses".into(),
+                );
+            }
+        }
+        for h in &docker.host_routes {
+            if h.to.prefix_len() == 0 || h.dev.as_ref().is_some_and(|d| docker_bridges.contains(d))
+            {
+                continue;
+            }
+            if overlaps(s, &h.to) {
+                let dev = h.dev.as_ref().map(|d| format!(" dev {d}"));
+                out.conflict(
+                    r,
+                    format!(
+                        "subnet {s} collides with the host route to {}{}",
+                        h.to,
+                        dev.unwrap_or_default()
+                    ),
+                    "pick a subnet the host does not route elsewhere".into(),
+                );
+            }
+        }
+        if matches!(s, IpNet::V6(_)) && docker.ipv6_disabled {
+            out.conflict(r, format!("subnet {s} is IPv6, but IPv6 is disabled on this host (net.ipv6.conf.all.disable_ipv6 = 1)"),
+                "enable IPv6 (sysctl -w net.ipv6.conf.all.disable_ipv6=0) or drop the IPv6 subnet".into());
+        }
+    }
+    out.conflicts.len() == before
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// Networks carrying this topology's label that the files no longer declare.
+pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
+    let Some(docker) = cx.observed.docker.as_ref() else {
+        return;
+    };
+    for n in &docker.networks {
+        let key = ResourceKey::Network {
+            name: n.net.name.clone(),
+        };
+        if owner(n) == Some(cx.topology) && !cx.keys.contains(&key) {
+            out.delete(Resource::Network(n.net.clone()));
+        }
+    }
+}
+
+/// Names, on a network's deletion or replacement, the containers whose
+/// endpoints go with it and that no other change in the plan accounts for:
+/// Docker cannot remove a network with endpoints, so netloom disconnects
+/// them, and after a replacement reconnects only the declared ones.
+pub(super) fn endpoint_notes(cx: &DiffCx, out: &mut Diff) {
+    let Some(docker) = cx.observed.docker.as_ref() else {
+        return;
+    };
+    let detached = super::attachment::detached(out);
+    for c in out.changes.iter_mut() {
+        let Some(Resource::Network(n)) = &c.current else {
+            continue;
+        };
+        let deleting = c.action == Action::Delete;
+        let on_it = |k: &AttachKey| {
+            if deleting {
+                detached.contains(k)
+            } else {
+                cx.keys.contains(&ResourceKey::Attachment(k.clone()))
+            }
+        };
+        let others: Vec<&str> = docker
+            .containers
+            .iter()
+            .filter(|ctr| {
+                ctr.endpoints
+                    .values()
+                    .any(|e| Some(&e.network_id) == n.id.as_ref())
+            })
+            .filter(|ctr| {
+                !on_it(&AttachKey {
+                    container: ctr.name.clone(),
+                    network: n.name.clone(),
+                })
+            })
+            .map(|ctr| ctr.name.as_str())
+            .collect();
+        if others.is_empty() {
+            continue;
+        }
+        let note = if deleting {
+            format!("disconnects first: {}", others.join(", "))
+        } else {
+            format!(
+                "disconnects and does not reconnect (not declared on it): {}",
+                others.join(", ")
+            )
+        };
+        c.reason = Some(match c.reason.take() {
+            Some(r) => format!("{r}; {note}"),
+            None => note,
+        });
+    }
+}
