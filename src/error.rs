@@ -114,6 +114,14 @@ impl Error {
         }
     }
 
+    /// The topology's named netns is not there (`None`: the host's, which always is).
+    pub fn no_netns(netns: Option<&str>) -> Self {
+        Error::State(format!(
+            "netns {} does not exist",
+            netns.unwrap_or_default()
+        ))
+    }
+
     /// A task that could not be joined (it panicked or was cancelled).
     pub fn task(what: &str, e: tokio::task::JoinError) -> Self {
         Error::State(format!("{what} task: {e}"))

@@ -1,24 +1,39 @@
-//! Golden tests of the pure core: topology + observed state → plan text.
+//! Golden tests of the pure core: topology + observed state → plan text
+//! (`plan.txt`) and, where a fixture has one, the JSON plan (`plan.json`).
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff.
 
 use netloom::diff::diff;
 use netloom::observed::Observed;
-use netloom::plan::{Plan, render_text};
+use netloom::plan::{Plan, render_json, render_text};
 use std::path::Path;
 
-fn plan_for(dir: &Path) -> String {
+fn plan_for(dir: &Path) -> Plan {
     let loaded = netloom::spec::load_paths(&[dir.join("topology.toml")]);
     let (topo, _) = netloom::model::build(&loaded).expect("fixture topology is valid");
     let graph = netloom::graph::build(&topo).expect("fixture graph is acyclic");
     let observed: Observed =
         serde_json::from_str(&std::fs::read_to_string(dir.join("observed.json")).unwrap()).unwrap();
-    let plan = Plan::new(
+    Plan::new(
         &topo.name,
         topo.netns.clone(),
         &graph,
         diff(&topo.name, &graph, &observed),
-    );
-    render_text(&plan)
+    )
+}
+
+/// Compares `got` with the golden file (or rewrites it under UPDATE_GOLDEN).
+fn check(golden: &Path, got: &str, failed: &mut Vec<String>) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(golden, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(golden).unwrap_or_default();
+    if got != want {
+        failed.push(format!(
+            "{}:\n--- want\n{want}--- got\n{got}",
+            golden.display()
+        ));
+    }
 }
 
 #[test]
@@ -29,22 +44,22 @@ fn plans_match_their_golden_files() {
         .map(|e| e.unwrap().path())
         .collect();
     dirs.sort();
-    assert!(dirs.len() >= 6);
+    assert!(dirs.len() >= 14);
     let mut failed = vec![];
+    let mut json = 0;
     for dir in dirs {
-        let got = plan_for(&dir);
-        let golden = dir.join("plan.txt");
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&golden, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&golden).unwrap_or_default();
-        if got != want {
-            failed.push(format!(
-                "{}:\n--- want\n{want}--- got\n{got}",
-                dir.display()
-            ));
+        let plan = plan_for(&dir);
+        check(&dir.join("plan.txt"), &render_text(&plan), &mut failed);
+        // plan.json is optional: only fixtures that have one compare JSON.
+        let golden = dir.join("plan.json");
+        if golden.exists() {
+            check(&golden, &render_json(&plan), &mut failed);
+            json += 1;
         }
     }
+    assert!(
+        json >= 3,
+        "kernel, Docker and wiring fixtures have a plan.json"
+    );
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

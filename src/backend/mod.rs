@@ -216,6 +216,11 @@ impl Registry {
         Ok(Registry { backends })
     }
 
+    /// A registry of the given backends (tests, embedding).
+    pub fn from_backends(backends: Vec<Box<dyn Backend>>) -> Registry {
+        Registry { backends }
+    }
+
     pub fn backends(&self) -> impl Iterator<Item = &dyn Backend> {
         self.backends.iter().map(|b| b.as_ref())
     }

@@ -85,8 +85,6 @@ impl Kind for ContainerRouteRes {
         }
     }
 
-    fn details(&self, _: &mut String) {}
-
     fn claim(&self, ledger: &mut Ledger, _: &Observed) -> bool {
         let wired = ledger.wired.insert(self.container.clone());
         ledger

@@ -128,10 +128,6 @@ impl Kind for IfaceRes {
         claimed
     }
 
-    fn release(&self, _: &mut Ledger) -> bool {
-        false
-    }
-
     fn settle(&self, _: &Ledger, ledger: &mut Ledger) {
         ledger.wired.extend(self.containers().cloned());
     }

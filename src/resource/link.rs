@@ -4,7 +4,7 @@ use super::{DiffCx, Kind, Resource, ResourceKey};
 use crate::diff::field::{Field, Side, Value, addresses, field};
 use crate::diff::{Action, Diff, FieldChange};
 use crate::observed::{LinkObs, Observed, is_kernel_link_local};
-use crate::ownership::{Ledger, Owner, link_mark, link_owner};
+use crate::ownership::{Owner, link_mark, link_owner};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashSet};
@@ -89,17 +89,6 @@ impl Kind for LinkRes {
             end_attrs(out, "peer ", p);
         }
     }
-
-    // Links carry their mark in their ifalias: no ledger entry.
-    fn claim(&self, _: &mut Ledger, _: &Observed) -> bool {
-        false
-    }
-
-    fn release(&self, _: &mut Ledger) -> bool {
-        false
-    }
-
-    fn settle(&self, _: &Ledger, _: &mut Ledger) {}
 
     fn live(&self, o: &Observed) -> String {
         let parts: Vec<String> = self

@@ -159,15 +159,20 @@ pub trait Kind {
     fn delete_rank(&self) -> usize;
     /// Compares this desired object with what is live.
     fn diff(&self, r: &Resource, cx: &DiffCx, out: &mut Diff);
-    /// The attributes a plan lists under a create or replace.
-    fn details(&self, out: &mut String);
-    /// Records ownership before the object is made; true if the ledger changed.
-    fn claim(&self, ledger: &mut Ledger, observed: &Observed) -> bool;
+    /// The attributes a plan lists under a create or replace (none by default).
+    fn details(&self, _out: &mut String) {}
+    /// Records ownership before the object is made; true if the ledger
+    /// changed. By default a kind carries its mark on the object itself.
+    fn claim(&self, _ledger: &mut Ledger, _observed: &Observed) -> bool {
+        false
+    }
     /// Forgets ownership after the object was deleted; true if the ledger changed.
-    fn release(&self, ledger: &mut Ledger) -> bool;
+    fn release(&self, _ledger: &mut Ledger) -> bool {
+        false
+    }
     /// Puts this desired object's ownership into the ledger a successful
     /// apply leaves (`claimed`: what the ledger held before it settled).
-    fn settle(&self, claimed: &Ledger, ledger: &mut Ledger);
+    fn settle(&self, _claimed: &Ledger, _ledger: &mut Ledger) {}
     /// The live facts about this object, in words (`show`).
     fn live(&self, observed: &Observed) -> String;
 }

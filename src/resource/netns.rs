@@ -3,7 +3,6 @@
 use super::{DiffCx, Kind, Resource, ResourceKey};
 use crate::diff::{Action, Diff};
 use crate::observed::Observed;
-use crate::ownership::Ledger;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,18 +35,6 @@ impl Kind for NetnsRes {
             out.push(Action::Create, r);
         }
     }
-
-    fn details(&self, _: &mut String) {}
-
-    fn claim(&self, _: &mut Ledger, _: &Observed) -> bool {
-        false
-    }
-
-    fn release(&self, _: &mut Ledger) -> bool {
-        false
-    }
-
-    fn settle(&self, _: &Ledger, _: &mut Ledger) {}
 
     fn live(&self, o: &Observed) -> String {
         (if o.netns_exists { "present" } else { "absent" }).into()

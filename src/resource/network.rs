@@ -125,10 +125,6 @@ impl Kind for NetworkRes {
         !std::mem::replace(&mut ledger.docker, true)
     }
 
-    fn release(&self, _: &mut Ledger) -> bool {
-        false
-    }
-
     fn settle(&self, _: &Ledger, ledger: &mut Ledger) {
         ledger.docker = true;
     }

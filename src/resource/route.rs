@@ -105,8 +105,6 @@ impl Kind for RouteRes {
         )
     }
 
-    fn details(&self, _: &mut String) {}
-
     fn claim(&self, ledger: &mut Ledger, _: &Observed) -> bool {
         ledger.routes.insert(self.key.clone())
     }

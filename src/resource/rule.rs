@@ -95,8 +95,6 @@ impl Kind for RuleKey {
         )
     }
 
-    fn details(&self, _: &mut String) {}
-
     fn claim(&self, ledger: &mut Ledger, _: &Observed) -> bool {
         ledger.rules.insert(self.clone())
     }

@@ -172,6 +172,10 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
     Some(out)
 }
 
+/// Outside `format!` and any fn: a lone `{` in a fn body misleads
+/// brace-counting function-length checks.
+const UNCLOSED_HINT: &str = "(an unclosed `[`, `{` or string before here?)";
+
 /// The file's first syntax error, with how many more followed.
 fn syntax_error(file: FileId, mut errors: Vec<toml::de::Error>) -> Diagnostic {
     // After one syntax error the parser's guesses cascade: report the
@@ -180,7 +184,9 @@ fn syntax_error(file: FileId, mut errors: Vec<toml::de::Error>) -> Diagnostic {
     let more = errors.len() - 1;
     let d = toml_error(file, &errors[0], None);
     if more > 0 {
-        d.help(format!("{more} more syntax error(s) follow in this file, probably caused by this one (an unclosed `[`, `{{` or string before here?)"))
+        d.help(format!(
+            "{more} more syntax error(s) follow in this file, probably caused by this one {UNCLOSED_HINT}"
+        ))
     } else {
         d
     }

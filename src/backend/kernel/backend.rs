@@ -34,12 +34,9 @@ impl KernelBackend {
     }
 
     fn kernel(&self) -> Result<&Kernel> {
-        self.kernel.as_ref().ok_or_else(|| {
-            Error::State(format!(
-                "netns {} does not exist",
-                self.netns.as_deref().unwrap_or_default()
-            ))
-        })
+        self.kernel
+            .as_ref()
+            .ok_or_else(|| Error::no_netns(self.netns.as_deref()))
     }
 }
 

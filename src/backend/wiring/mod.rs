@@ -60,12 +60,9 @@ impl WiringBackend {
     }
 
     fn host(&self) -> Result<&Kernel> {
-        self.kernel.as_ref().ok_or_else(|| {
-            Error::State(format!(
-                "netns {} does not exist",
-                self.netns.as_deref().unwrap_or_default()
-            ))
-        })
+        self.kernel
+            .as_ref()
+            .ok_or_else(|| Error::no_netns(self.netns.as_deref()))
     }
 
     async fn create(&self, d: &IfaceRes, replace: bool, cx: &ApplyCx<'_>) -> Result<()> {

@@ -1,8 +1,9 @@
 //! `watch` keeps converging across a dockerd restart.
 //!
-//! This stops the shared Docker daemon, so it lives in its own test binary,
-//! named to run after every other one (cargo runs test binaries one at a
-//! time, in name order), and it always starts a daemon again.
+//! This stops the shared Docker daemon, so no other test may run beside it:
+//! it is ignored in the ordinary run, and `.ci/run` runs it on its own after
+//! everything else (`cargo test --test dockerd_restart -- --ignored`). It
+//! always starts a daemon again.
 
 mod common;
 
@@ -39,6 +40,7 @@ impl Drop for Restore {
 }
 
 #[test]
+#[ignore = "stops the shared dockerd: run alone (see .ci/run)"]
 fn watch_keeps_converging_across_a_dockerd_restart() {
     assert!(daemon_answers(), "this test needs a running dockerd");
     let _restore = Restore;

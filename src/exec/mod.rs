@@ -130,3 +130,6 @@ pub fn pending_resources<'a>(
 ) -> impl Iterator<Item = &'a Resource> {
     plan.pending.iter().filter_map(|p| graph.get(&p.key))
 }
+
+#[cfg(test)]
+mod tests;
