@@ -126,7 +126,7 @@ pub async fn run(
         };
         retry_at = None;
         let t = Instant::now();
-        let cause = causes(&triggers);
+        let cause = causes(first, &triggers);
         let result = reconcile(paths, &mut said, sink).await;
         let took = t.elapsed();
         match result {
@@ -177,10 +177,13 @@ struct Said {
     errors: String,
 }
 
-/// `File,Netlink×3`.
-fn causes(triggers: &BTreeMap<Trigger, usize>) -> String {
-    let parts: Vec<String> = triggers
-        .iter()
+/// `Hangup,File,Netlink×3`: the trigger that started the reconcile first,
+/// then what arrived while it waited for quiet.
+fn causes(first: Trigger, triggers: &BTreeMap<Trigger, usize>) -> String {
+    let started = triggers.get_key_value(&first);
+    let parts: Vec<String> = started
+        .into_iter()
+        .chain(triggers.iter().filter(|(k, _)| **k != first))
         .map(|(k, n)| {
             if *n > 1 {
                 format!("{k:?}×{n}")
