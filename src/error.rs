@@ -67,14 +67,26 @@ pub enum Error {
     /// Readiness probes that failed, one line each.
     #[error("{}", .0.join("\n"))]
     NotReady(Vec<String>),
-    #[error(
-        "topology {topology} is being applied by pid {pid}; wait for it to finish (lock: {path})"
-    )]
+    #[error("{}", locked(topology, pid, *watched, path))]
     Locked {
         topology: String,
         pid: String,
+        /// The holder is a `watch` (it holds the topology for its whole life).
+        watched: bool,
         path: String,
     },
+}
+
+fn locked(topology: &str, pid: &str, watched: bool, path: &str) -> String {
+    if watched {
+        format!(
+            "topology {topology} is watched by pid {pid}; stop that watch first, or wait for it with --lock-timeout (lock: {path})"
+        )
+    } else {
+        format!(
+            "topology {topology} is being applied by pid {pid}; wait for it to finish, or use --lock-timeout (lock: {path})"
+        )
+    }
 }
 
 fn done_lines(done: &[String]) -> String {

@@ -39,6 +39,10 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A closed stderr (`netloom watch d 2>&1 | head -1`) must not end
+        // watch: the default reports a failed log write with eprintln!, which
+        // panics on that same closed stderr.
+        .log_internal_errors(false)
         .init();
     cli::run(cli)
 }

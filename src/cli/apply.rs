@@ -1,4 +1,5 @@
 use netloom::engine::{self, Report};
+use netloom::lock::Role;
 use netloom::plan::{Plan, render_text};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,12 +26,12 @@ impl Report for Printed {
 
 /// Exit 0 when converged, 2 when converged but some objects wait (pending),
 /// 1 on any error.
-pub fn run(paths: &[PathBuf]) -> ExitCode {
+pub fn run(paths: &[PathBuf], lock_wait: Duration) -> ExitCode {
     let l = match super::load(paths) {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let _lock = match netloom::lock::acquire(&l.topo.name) {
+    let _lock = match netloom::lock::acquire_as(&l.topo.name, Role::Apply, lock_wait) {
         Ok(lock) => lock,
         Err(e) => return super::fail(e),
     };

@@ -4,13 +4,13 @@ use netloom::plan::render_changes;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub fn run(paths: &[PathBuf]) -> ExitCode {
+pub fn run(paths: &[PathBuf], lock_wait: std::time::Duration) -> ExitCode {
     let l = match super::load(paths) {
         Ok(l) => l,
         Err(code) => return code,
     };
     let t = &l.topo;
-    let _lock = match netloom::lock::acquire(&t.name) {
+    let lock = match netloom::lock::acquire_as(&t.name, netloom::lock::Role::Destroy, lock_wait) {
         Ok(lock) => lock,
         Err(e) => return super::fail(e),
     };
@@ -22,6 +22,7 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
                     "Nothing to destroy: {} does not exist.",
                     engine::netns_label(&t.netns)
                 );
+                lock.remove();
                 return ExitCode::SUCCESS;
             }
             Err(e) => return super::fail(e),
@@ -49,6 +50,8 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             println!("  ({what} kept: {why})");
         }
         println!("\nDestroy complete: {} object(s) removed.", d.count());
+        // Nothing of the topology is left, its lock file included.
+        lock.remove();
         ExitCode::SUCCESS
     })
 }

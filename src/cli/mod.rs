@@ -39,7 +39,7 @@ pub enum Command {
     /// Apply, then keep applying on file edits, Docker and netlink events, and a periodic resync.
     Watch(WatchArgs),
     /// Remove everything this topology owns.
-    Destroy(Paths),
+    Destroy(ApplyArgs),
     /// The live state of what the topology describes, and its drift.
     Show(ShowArgs),
     /// The desired-state graph as Graphviz DOT.
@@ -80,6 +80,16 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub paths: Paths,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    /// Wait this long for another netloom holding the topology (an apply or
+    /// a watch) before giving up, e.g. 30s; 0 fails at once.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_wait)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -89,9 +99,20 @@ pub struct WatchArgs {
     /// Reconcile at least this often, whatever the events say (e.g. 30s, 500ms, 2m).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub resync: std::time::Duration,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_wait(s)?;
+    if d.is_zero() {
+        return Err("the resync interval must be above zero".into());
+    }
+    Ok(d)
+}
+
+/// `30s`, `500ms`, `2m`, or `0`.
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
         .map_or((s, "s"), |i| s.split_at(i));
@@ -104,9 +125,6 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "m" => std::time::Duration::from_secs(n * 60),
         _ => return Err(format!("`{s}`: use ms, s or m")),
     };
-    if d.is_zero() {
-        return Err("the resync interval must be above zero".into());
-    }
     Ok(d)
 }
 
@@ -126,9 +144,9 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(p) => validate::run(&p.paths),
         Command::Plan(a) => plan::run(&a),
-        Command::Apply(a) => apply::run(&a.paths.paths),
+        Command::Apply(a) => apply::run(&a.paths.paths, a.lock.lock_timeout),
         Command::Watch(a) => watch::run(&a),
-        Command::Destroy(p) => destroy::run(&p.paths),
+        Command::Destroy(a) => destroy::run(&a.paths.paths, a.lock.lock_timeout),
         Command::Show(a) => show::run(&a),
         Command::Graph(p) => graph::run(&p.paths),
         Command::Observe(p) => {
@@ -175,7 +193,9 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// Prints the error (a closed stderr is no reason to panic) and gives exit 1.
 pub fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "error: {msg}");
     ExitCode::from(1)
 }

@@ -45,6 +45,20 @@ fn text(r: &ShowReport, markdown: bool) -> String {
         count("pending"),
         count("extra")
     );
+    if let Some(w) = &r.watch {
+        let _ = writeln!(
+            out,
+            "watched by pid {}, serving revision {}",
+            w.pid, w.revision
+        );
+        if let Some(b) = &w.broken {
+            let _ = writeln!(
+                out,
+                "  the files have errors ({b}): watch serves the last revision that loaded"
+            );
+        }
+        out.push('\n');
+    }
     let start = out.len();
     for e in &r.entries {
         let _ = writeln!(out, "  {:<9} {} {}", e.status, e.kind, e.title);

@@ -32,6 +32,20 @@ pub struct Loaded {
     pub warnings: String,
 }
 
+impl Loaded {
+    /// A digest of the files (paths and contents): which revision this is.
+    pub fn revision(&self) -> String {
+        let mut all = String::new();
+        for f in &self.sources.files {
+            all.push_str(&f.path.display().to_string());
+            all.push('\0');
+            all.push_str(&f.text);
+            all.push('\0');
+        }
+        format!("{:016x}", crate::naming::fnv1a(&all))
+    }
+}
+
 /// Files → model → graph; errors are `Error::Invalid` with every
 /// diagnostic rendered. Prints nothing (callers decide when).
 pub fn load(paths: &[PathBuf]) -> Result<Loaded> {

@@ -40,6 +40,9 @@ pub struct ShowReport {
     pub entries: Vec<Entry>,
     /// Readiness probes (`ready = { ping }`) of running containers.
     pub ready: Vec<ProbeResult>,
+    /// A `watch` of this topology that is running, and what it serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<super::watch::served::Served>,
 }
 
 impl ShowReport {
@@ -129,5 +132,6 @@ pub async fn show(l: &Loaded) -> Result<ShowReport> {
         netns: l.topo.netns.clone(),
         entries,
         ready,
+        watch: super::watch::served::read(&l.topo.name),
     })
 }

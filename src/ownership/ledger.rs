@@ -11,7 +11,8 @@
 use crate::resource::{AttachKey, RouteKey, RuleKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::io;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +71,16 @@ impl Ledger {
         std::fs::create_dir_all(&dir)?;
         let target = path(&dir, topology);
         let tmp = target.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        // Private: it names what the topology made (and, later, secrets' digests).
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(&serde_json::to_vec_pretty(self)?)?;
+        drop(f);
         std::fs::rename(tmp, target)
     }
 

@@ -35,7 +35,11 @@ pub fn subscribe(
         }
     };
     Some(tokio::spawn(async move {
-        let conn = tokio::spawn(conn);
+        // The socket lives in the connection task. Aborting this task (watch
+        // no longer wants the netns: its container stopped) must close it,
+        // or the socket alone keeps a dead container's netns, and the veths
+        // in it, alive.
+        let _conn = AbortOnDrop(tokio::spawn(conn));
         while let Some((msg, _)) = messages.next().await {
             if matters(&msg) {
                 let _ = tx.send(Trigger::Netlink);
@@ -43,9 +47,17 @@ pub fn subscribe(
         }
         // The stream ended (the socket overran, or the netns went away):
         // re-observe, and the next reconcile subscribes again.
-        conn.abort();
         let _ = tx.send(Trigger::Resync);
     }))
+}
+
+/// Aborts a task when dropped, including when the task holding it is aborted.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Whether a notification can be drift netloom manages. New links make the

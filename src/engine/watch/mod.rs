@@ -7,6 +7,7 @@
 mod debounce;
 mod files;
 pub mod policy;
+pub mod served;
 
 pub use debounce::Debounce;
 
@@ -84,12 +85,23 @@ impl Sources {
     }
 }
 
-/// Runs until SIGTERM or SIGINT (after the reconcile under way).
+/// How watch runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Reconcile at least this often.
+    pub resync: Duration,
+    /// How long to wait for another process holding the topology.
+    pub lock_wait: Duration,
+}
+
+/// Runs until SIGTERM or SIGINT (after the reconcile under way). Fails at
+/// once if another process holds the topology (after `lock_wait`).
 pub async fn run(
     paths: &[PathBuf],
-    resync: Duration,
+    opts: Options,
     sink: &mut dyn Sink,
 ) -> crate::error::Result<()> {
+    let resync = opts.resync;
     let (tx, mut rx) = unbounded_channel::<Trigger>();
     let _files = files::watch(paths, tx.clone())
         .map_err(|e| Error::State(format!("cannot watch the topology files: {e}")))?;
@@ -107,7 +119,7 @@ pub async fn run(
     let mut sources = Sources::default();
     let mut failures = 0u32;
     let mut retry_at: Option<tokio::time::Instant> = None;
-    let mut said = Said::default();
+    let mut st = State::default();
     tracing::info!(resync = ?resync, "watching {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
 
     loop {
@@ -127,29 +139,29 @@ pub async fn run(
         retry_at = None;
         let t = Instant::now();
         let cause = causes(first, &triggers);
-        let result = reconcile(paths, &mut said, sink).await;
+        let result = reconcile(paths, &mut st, opts.lock_wait, sink).await;
         let took = t.elapsed();
         match result {
-            Ok((_, c)) => {
+            Ok(c) => {
                 failures = 0;
-                said.errors.clear();
+                let serving = match &st.broken {
+                    Some(_) => " serving=last-good (the files have errors; see above)",
+                    None => "",
+                };
                 tracing::info!(
-                    "reconcile trigger={cause} changes={} pending={} duration={took:.0?} result=ok",
+                    "reconcile trigger={cause} changes={} pending={} duration={took:.0?} result=ok revision={}{serving}",
                     c.changes,
-                    c.pending
+                    c.pending,
+                    st.revision()
                 );
                 sources.update(c.triggers, &tx);
             }
+            // The first lock is taken at once or never: two watchers must not both run.
+            Err(e @ Error::Locked { .. }) if st.lock.is_none() => return Err(e),
             Err(e) => {
                 failures += 1;
                 match policy::after_error(&e, failures) {
                     Next::AwaitChange => {
-                        // Say it once per distinct content.
-                        let text = e.to_string();
-                        if text != said.errors {
-                            sink.print(&text);
-                            said.errors = text;
-                        }
                         tracing::warn!(
                             "reconcile trigger={cause} duration={took:.0?} result=invalid-files (nothing applied; waiting for an edit)"
                         );
@@ -167,14 +179,28 @@ pub async fn run(
     }
     tracing::info!("stopping");
     sources.stop();
+    if let Some(lock) = &st.lock {
+        served::clear(&lock.topology);
+    }
     Ok(())
 }
 
-/// What watch has already printed, so it says each thing once.
+/// What watch keeps between reconciles.
 #[derive(Default)]
-struct Said {
+struct State {
+    /// The last files that loaded: what watch serves while the files are broken.
+    good: Option<Loaded>,
+    /// The files' errors, rendered, while they have any.
+    broken: Option<String>,
+    /// Held for watch's life (re-taken if an edit renames the topology).
+    lock: Option<crate::lock::TopologyLock>,
     warnings: String,
-    errors: String,
+}
+
+impl State {
+    fn revision(&self) -> String {
+        self.good.as_ref().map(Loaded::revision).unwrap_or_default()
+    }
 }
 
 /// `Hangup,File,Netlink×3`: the trigger that started the reconcile first,
@@ -203,18 +229,41 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// Loads and converges under the topology's lock. A bad edit is reported
-/// and nothing is applied: the last good state stays in place.
+/// once, and the last good files keep being served (drift is still
+/// repaired); before any good load, nothing is applied.
 async fn reconcile(
     paths: &[PathBuf],
-    said: &mut Said,
+    st: &mut State,
+    lock_wait: Duration,
     sink: &mut dyn Sink,
-) -> crate::error::Result<(Loaded, Converged)> {
-    let l = super::load(paths)?;
-    if l.warnings != said.warnings {
-        sink.print(&l.warnings);
-        said.warnings = l.warnings.clone();
+) -> crate::error::Result<Converged> {
+    match super::load(paths) {
+        Ok(l) => {
+            if l.warnings != st.warnings {
+                sink.print(&l.warnings);
+                st.warnings = l.warnings.clone();
+            }
+            st.broken = None;
+            st.good = Some(l);
+        }
+        Err(e @ Error::Invalid(_)) => {
+            let text = e.to_string();
+            if st.broken.as_ref() != Some(&text) {
+                sink.print(&text);
+            }
+            st.broken = Some(text);
+            if st.good.is_none() {
+                return Err(e);
+            }
+        }
+        Err(e) => return Err(e),
     }
-    let _lock = crate::lock::acquire(&l.topo.name)?;
-    let c = super::converge(&l, &mut Logged).await?;
-    Ok((l, c))
+    let l = st.good.as_ref().expect("loaded above");
+    if st.lock.as_ref().is_none_or(|k| k.topology != l.topo.name) {
+        st.lock = None;
+        let lock = crate::lock::acquire_as(&l.topo.name, crate::lock::Role::Watch, lock_wait)?;
+        st.lock = Some(lock);
+    }
+    served::record(l, st.broken.as_deref());
+    super::converge(l, &mut Logged).await
 }

@@ -1,0 +1,57 @@
+//! What a running watch serves, for `show`: `<run dir>/<topology>.watch.json`.
+
+use super::super::Loaded;
+use crate::ownership::ledger::run_dir;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Served {
+    pub pid: u32,
+    /// The digest of the files being served (`Loaded::revision`).
+    pub revision: String,
+    /// The first line of the files' errors, while they have any: watch
+    /// then serves the last revision that loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
+}
+
+fn path(topology: &str) -> std::path::PathBuf {
+    run_dir().join(format!("{topology}.watch.json"))
+}
+
+/// Notes what is served now (best effort: `show` is the only reader).
+pub fn record(l: &Loaded, broken: Option<&str>) {
+    let s = Served {
+        pid: std::process::id(),
+        revision: l.revision(),
+        broken: broken.and_then(|b| b.lines().next()).map(str::to_string),
+    };
+    let target = path(&l.topo.name);
+    let tmp = target.with_extension("json.tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&serde_json::to_vec(&s)?)?;
+        std::fs::rename(&tmp, &target)
+    };
+    if let Err(e) = write() {
+        tracing::debug!("cannot record the served revision: {e}");
+    }
+}
+
+pub fn clear(topology: &str) {
+    let _ = std::fs::remove_file(path(topology));
+}
+
+/// What a live watch of `topology` serves, if one runs.
+pub fn read(topology: &str) -> Option<Served> {
+    let s: Served = serde_json::from_slice(&std::fs::read(path(topology)).ok()?).ok()?;
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid as i32), None).is_ok();
+    alive.then_some(s)
+}
