@@ -161,6 +161,12 @@ impl Diagnostic {
     }
 }
 
+/// Diagnostics rendered in full; the rest are counted.
+pub const MAX_SHOWN: usize = 50;
+
+/// Characters of a source line shown on each side of the column, for long lines.
+const CONTEXT: usize = 60;
+
 fn snippet(out: &mut String, map: &SourceMap, loc: &Loc) {
     let f = &map.files[loc.file];
     let (line, col) = f.line_col(loc.span.start);
@@ -171,14 +177,34 @@ fn snippet(out: &mut String, map: &SourceMap, loc: &Loc) {
     } else {
         1
     };
+    // A very long line is cut around the column, so a report stays the
+    // size of what it says, whatever the input.
+    let (shown, caret_at, width) = if text.chars().count() > 2 * CONTEXT + 20 {
+        let from = (col - 1).saturating_sub(CONTEXT);
+        let cut: String = text.chars().skip(from).take(2 * CONTEXT).collect();
+        let lead = if from > 0 { "…" } else { "" };
+        let tail = if from + 2 * CONTEXT < text.chars().count() {
+            "…"
+        } else {
+            ""
+        };
+        let at = col - 1 - from + lead.chars().count();
+        (
+            format!("{lead}{cut}{tail}"),
+            at,
+            width.min(2 * CONTEXT - (col - 1 - from)).max(1),
+        )
+    } else {
+        (text.to_string(), col - 1, width)
+    };
     let gutter = line.to_string().len();
     let _ = writeln!(out, "{:gutter$} |", "");
-    let _ = writeln!(out, "{line} | {text}");
+    let _ = writeln!(out, "{line} | {shown}");
     let _ = writeln!(
         out,
         "{:gutter$} | {}{}",
         "",
-        " ".repeat(col - 1),
+        " ".repeat(caret_at),
         "^".repeat(width)
     );
 }
@@ -193,11 +219,32 @@ pub fn render_all(diags: &[Diagnostic], map: &SourceMap) -> String {
             .unwrap_or((usize::MAX, 0))
     });
     let mut out = String::new();
-    for d in sorted {
+    for d in sorted.iter().take(MAX_SHOWN) {
         out.push_str(&d.render(map));
     }
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let warnings = diags.len() - errors;
+    if sorted.len() > MAX_SHOWN {
+        let rest = &sorted[MAX_SHOWN..];
+        let (e, w) = rest.iter().fold(
+            (0, 0),
+            |(e, w), d| {
+                if d.is_error() { (e + 1, w) } else { (e, w + 1) }
+            },
+        );
+        let plural =
+            |n: usize, what: &str| format!("{n} more {what}{}", if n == 1 { "" } else { "s" });
+        let parts: Vec<String> = [(e, "error"), (w, "warning")]
+            .into_iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| plural(n, what))
+            .collect();
+        let _ = writeln!(
+            out,
+            "… and {} (fix the first ones and run again)",
+            parts.join(" and ")
+        );
+    }
     if errors > 0 {
         let _ = writeln!(
             out,
