@@ -1,7 +1,7 @@
 //! What observation found live: the kernel in the topology's netns, Docker,
 //! and the netns of each wired container, plus the topology's ledger.
 
-use crate::ownership::Ledger;
+use crate::ownership::{Ledger, Owner, link_owner};
 use crate::resource::{LinkEnd, LinkKind, LinkRes, NetworkRes, RouteRes, RuleKey};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -305,6 +305,28 @@ impl Observed {
 
     pub fn container(&self, name: &str) -> Option<&ContainerObs> {
         self.docker.as_ref().and_then(|d| d.container(name))
+    }
+
+    /// Whose a link in the topology's netns is: by its mark, or this
+    /// topology's if it is unmarked and the ledger says it was being made.
+    pub fn owner_of(&self, l: &LinkObs, topology: &str) -> Owner {
+        match link_owner(l.alias.as_deref(), topology) {
+            Owner::Unmarked if self.ledger.links.contains(&l.name) => Owner::Ours,
+            owner => owner,
+        }
+    }
+
+    /// The same for an interface inside a container.
+    pub fn iface_owner(&self, container: &str, l: &LinkObs, topology: &str) -> Owner {
+        let intended = || {
+            self.ledger
+                .ifaces
+                .contains(&(container.to_string(), l.name.clone()))
+        };
+        match link_owner(l.alias.as_deref(), topology) {
+            Owner::Unmarked if intended() => Owner::Ours,
+            owner => owner,
+        }
     }
 }
 

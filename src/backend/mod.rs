@@ -69,11 +69,7 @@ pub struct TriggerSource {
 }
 
 /// A readiness probe's outcome: (container, target, round trip or why not).
-pub type Probe = (
-    String,
-    String,
-    std::result::Result<std::time::Duration, String>,
-);
+pub type Probe = (String, String, Result<std::time::Duration>);
 
 /// What destroy can remove in one piece (a netns netloom made).
 pub enum Whole {

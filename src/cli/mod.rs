@@ -11,6 +11,7 @@ mod watch;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use netloom::engine::{self, Loaded};
+use netloom::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -103,27 +104,29 @@ pub struct WatchArgs {
     pub lock: LockArgs,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(s: &str) -> Result<std::time::Duration, Error> {
     let d = parse_wait(s)?;
     if d.is_zero() {
-        return Err("the resync interval must be above zero".into());
+        return Err(Error::Invalid(
+            "the resync interval must be above zero".into(),
+        ));
     }
     Ok(d)
 }
 
 /// `30s`, `500ms`, `2m`, or `0`.
-fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+fn parse_wait(s: &str) -> Result<std::time::Duration, Error> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
         .map_or((s, "s"), |i| s.split_at(i));
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 30s, 500ms or 2m"))?;
+        .map_err(|_| Error::Invalid(format!("`{s}` is not a duration like 30s, 500ms or 2m")))?;
     let d = match unit {
         "ms" => std::time::Duration::from_millis(n),
         "s" => std::time::Duration::from_secs(n),
         "m" => std::time::Duration::from_secs(n * 60),
-        _ => return Err(format!("`{s}`: use ms, s or m")),
+        _ => return Err(Error::Invalid(format!("`{s}`: use ms, s or m"))),
     };
     Ok(d)
 }

@@ -67,7 +67,7 @@ pub async fn show(l: &Loaded) -> Result<ShowReport> {
             ok: r.is_ok(),
             detail: match r {
                 Ok(rtt) => format!("{:.1} ms", rtt.as_secs_f64() * 1000.0),
-                Err(e) => e,
+                Err(e) => e.to_string(),
             },
         })
         .collect();

@@ -18,12 +18,26 @@ pub async fn apply(
     observed: &Observed,
     registry: &mut Registry,
 ) -> Result<Vec<String>> {
-    let mut done = registry.prepare(plan).await?;
     let fail = |step: String, error: Error, done: &Vec<String>| Error::Step {
         step,
         source: Box::new(error),
         done: done.clone(),
     };
+    let mut ledger = observed.ledger.clone();
+    ledger.netns = plan.netns.clone();
+    // The netns is marked after it is made: say first that it is ours.
+    if plan.creates_netns() && !ledger.made_netns {
+        ledger.made_netns = true;
+        let e = |e| {
+            fail(
+                "record ownership".into(),
+                Error::io("write ledger", e),
+                &vec![],
+            )
+        };
+        ledger.save(&plan.topology).map_err(e)?;
+    }
+    let mut done = registry.prepare(plan).await?;
     let mark = link_mark(&plan.topology);
     let mut idx = Index(
         observed
@@ -32,8 +46,6 @@ pub async fn apply(
             .map(|l| (l.name.clone(), l.index))
             .collect(),
     );
-    let mut ledger = observed.ledger.clone();
-    ledger.netns = plan.netns.clone();
     let save = |ledger: &Ledger, done: &Vec<String>| {
         ledger.save(&plan.topology).map_err(|e| {
             let e = Error::io("write ledger", e);
@@ -111,6 +123,7 @@ pub fn settle_ledger(plan: &Plan, graph: &DesiredGraph) -> std::io::Result<()> {
     let claimed = Ledger::load(&plan.topology)?;
     let mut ledger = Ledger {
         netns: plan.netns.clone(),
+        made_netns: claimed.made_netns,
         ..Default::default()
     };
     for r in graph.resources() {

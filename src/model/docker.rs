@@ -13,16 +13,16 @@ use toml::Spanned;
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
 
 /// Docker's rule for container and network names.
-fn check_docker_name(what: &str, name: &str) -> Result<(), String> {
+fn check_docker_name(what: &str, name: &str) -> Result<(), super::names::BadName> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(super::names::BadName(format!(
             "{what} name `{name}` is not valid for Docker: use letters, digits, `_`, `.` and `-`, starting with a letter or digit"
-        ))
+        )))
     }
 }
 

@@ -42,6 +42,20 @@ pub struct Ledger {
     /// whose Docker sections are all removed still prunes them.
     #[serde(default)]
     pub docker: bool,
+    /// Links in the topology's netns being made: written before the create
+    /// (a link gets its mark in a second request), so a link left unmarked
+    /// by a crash in between is known as this topology's. Cleared once an
+    /// apply succeeds (everything is marked then).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub links: BTreeSet<String>,
+    /// Container interfaces being made, as (container, interface): the same
+    /// for ends inside containers.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub ifaces: BTreeSet<(String, String)>,
+    /// The topology's netns was created by this topology (written before
+    /// the create; the mark on its `lo` follows in a second step).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub made_netns: bool,
 }
 
 /// Where locks and ledgers live: `$NETLOOM_RUN_DIR`, else `/run/netloom`.
@@ -105,5 +119,7 @@ impl Ledger {
             && self.attachments.is_empty()
             && !self.docker
             && self.wired.is_empty()
+            && self.links.is_empty()
+            && self.ifaces.is_empty()
     }
 }

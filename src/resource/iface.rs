@@ -7,7 +7,7 @@ use super::{DiffCx, Kind, Resource, ResourceKey};
 use crate::diff::field::{Field, Side, Value, addresses, field};
 use crate::diff::{Action, Diff, FieldChange};
 use crate::observed::{ContainerNetObs, LinkObs, Observed, managed_addresses};
-use crate::ownership::{Ledger, Owner, link_owner};
+use crate::ownership::{Ledger, Owner};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashSet};
@@ -120,10 +120,18 @@ impl Kind for IfaceRes {
         }
     }
 
+    /// The containers, and the ends before they are made (their marks come
+    /// in a second request: a crash in between must not orphan them).
     fn claim(&self, ledger: &mut Ledger, _: &Observed) -> bool {
         let mut claimed = false;
         for c in self.containers() {
             claimed |= ledger.wired.insert(c.clone());
+        }
+        for (c, n, _) in self.ends() {
+            claimed |= ledger.ifaces.insert((c.clone(), n.clone()));
+        }
+        if let Some(h) = self.host_end() {
+            claimed |= ledger.links.insert(h.to_string());
         }
         claimed
     }
@@ -206,28 +214,34 @@ pub(super) fn netns_of<'a>(
     }))
 }
 
-/// Compares one container end; an unmarked interface of that name is a conflict.
+/// Why an interface in a container cannot be taken over.
+struct NotOurs(String);
+
+/// Compares one container end; an unmarked interface of that name is a
+/// conflict, unless the ledger says this topology was making it.
 fn end_fields(
-    topology: &str,
+    cx: &DiffCx,
+    container: &str,
     side: Side,
     l: &LinkObs,
     mtu: u32,
     want: &BTreeSet<IpNet>,
     fields: &mut Vec<FieldChange>,
-) -> Result<(), String> {
-    match link_owner(l.alias.as_deref(), topology) {
+) -> Result<(), NotOurs> {
+    let topology = cx.topology;
+    match cx.observed.iface_owner(container, l, topology) {
         Owner::Ours => {}
         Owner::Topology(other) => {
-            return Err(format!(
+            return Err(NotOurs(format!(
                 "an interface named `{}` already exists there and belongs to topology {other}",
                 l.name
-            ));
+            )));
         }
         Owner::Unmarked => {
-            return Err(format!(
+            return Err(NotOurs(format!(
                 "an interface named `{}` already exists there and netloom does not own it",
                 l.name
-            ));
+            )));
         }
     }
     let (from, to) = (Value::Int(l.mtu), Value::Int(mtu));
@@ -235,6 +249,10 @@ fn end_fields(
     let (from, to) = (Value::Bool(l.up), Value::Bool(true));
     field(fields, side, Field::Up, Some(from), Some(to));
     addresses(fields, side, &managed_addresses(l), want);
+    let mark = crate::ownership::link_mark(topology);
+    if l.alias.as_deref() != Some(mark.as_str()) {
+        field(fields, side, Field::Mark, None, Some(Value::Text(mark)));
+    }
     Ok(())
 }
 
@@ -268,7 +286,7 @@ fn diff_iface(cx: &DiffCx, r: &Resource, d: &IfaceRes, out: &mut Diff) {
         ) = (&d.peer, there)
             && let Some(o) = t.link(name)
         {
-            let whose = match link_owner(o.alias.as_deref(), topology) {
+            let whose = match observed.iface_owner(container, o, topology) {
                 Owner::Ours => None,
                 Owner::Topology(other) => Some(format!("that belongs to topology {other}")),
                 Owner::Unmarked => Some("netloom does not own".to_string()),
@@ -283,7 +301,15 @@ fn diff_iface(cx: &DiffCx, r: &Resource, d: &IfaceRes, out: &mut Diff) {
         return out.push(Action::Create, r);
     };
     let mut fields = vec![];
-    if let Err(m) = end_fields(topology, Side::Own, l, d.mtu, &d.addresses, &mut fields) {
+    if let Err(NotOurs(m)) = end_fields(
+        cx,
+        &d.container,
+        Side::Own,
+        l,
+        d.mtu,
+        &d.addresses,
+        &mut fields,
+    ) {
         return conflict(format!("in container `{}`: {m}", d.container), out);
     }
     let missing_peer = match &d.peer {
@@ -307,7 +333,9 @@ fn diff_iface(cx: &DiffCx, r: &Resource, d: &IfaceRes, out: &mut Diff) {
         } => match there.and_then(|t| t.link(name)) {
             None => true,
             Some(p) => {
-                if let Err(m) = end_fields(topology, Side::Peer, p, d.mtu, addresses, &mut fields) {
+                if let Err(NotOurs(m)) =
+                    end_fields(cx, container, Side::Peer, p, d.mtu, addresses, &mut fields)
+                {
                     return conflict(format!("in container `{container}`: {m}"), out);
                 }
                 false
@@ -340,7 +368,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     for (c, n) in wired_here(cx.observed) {
         for l in &n.links {
             if l.name == "lo"
-                || link_owner(l.alias.as_deref(), cx.topology) != Owner::Ours
+                || cx.observed.iface_owner(c, l, cx.topology) != Owner::Ours
                 || keep.contains(&(c.as_str(), l.name.as_str()))
             {
                 continue;

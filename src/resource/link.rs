@@ -4,7 +4,7 @@ use super::{DiffCx, Kind, Resource, ResourceKey};
 use crate::diff::field::{Field, Side, Value, addresses, field};
 use crate::diff::{Action, Diff, FieldChange};
 use crate::observed::{LinkObs, Observed, is_kernel_link_local};
-use crate::ownership::{Owner, link_mark, link_owner};
+use crate::ownership::{Ledger, Owner, link_mark};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashSet};
@@ -83,6 +83,16 @@ impl Kind for LinkRes {
         diff_link(cx, r, self, out)
     }
 
+    /// The names are recorded before the create: its mark comes in a
+    /// second request, and a crash in between must not leave a link nobody owns.
+    fn claim(&self, ledger: &mut Ledger, _: &Observed) -> bool {
+        let mut claimed = false;
+        for n in self.names() {
+            claimed |= ledger.links.insert(n.clone());
+        }
+        claimed
+    }
+
     fn details(&self, out: &mut String) {
         end_attrs(out, "", &self.end);
         if let Some(p) = &self.peer {
@@ -107,7 +117,7 @@ fn diff_link(cx: &DiffCx, r: &Resource, d: &LinkRes, out: &mut Diff) {
     // Each name the resource needs must be free or already ours.
     for name in d.names() {
         if let Some(o) = observed.link(name) {
-            match link_owner(o.alias.as_deref(), topology) {
+            match observed.owner_of(o, topology) {
                 Owner::Ours => {}
                 Owner::Unmarked => {
                     return out.conflict(
@@ -152,13 +162,33 @@ fn diff_link(cx: &DiffCx, r: &Resource, d: &LinkRes, out: &mut Diff) {
         }
     }
     let mut fields = vec![];
+    let mark = link_mark(topology);
+    // Unmarked but ours (a create cut short before its mark): mark it now.
+    let unmarked = |name: &str| {
+        observed
+            .link(name)
+            .is_some_and(|l| l.alias.as_deref() != Some(mark.as_str()))
+    };
     end_fields(&mut fields, Side::Own, &cur.end, &d.end);
+    if unmarked(&d.end.name) {
+        field(
+            &mut fields,
+            Side::Own,
+            Field::Mark,
+            None,
+            Some(Value::Text(mark.clone())),
+        );
+    }
     if let (Some(cp), Some(dp)) = (&cur.peer, &d.peer) {
         end_fields(&mut fields, Side::Peer, cp, dp);
-        let peer_obs = observed.link(&dp.name);
-        if peer_obs.is_some_and(|p| link_owner(p.alias.as_deref(), topology) != Owner::Ours) {
-            let mark = Some(Value::Text(link_mark(topology)));
-            field(&mut fields, Side::Peer, Field::Mark, None, mark);
+        if unmarked(&dp.name) {
+            field(
+                &mut fields,
+                Side::Peer,
+                Field::Mark,
+                None,
+                Some(Value::Text(mark.clone())),
+            );
         }
     }
     if !fields.is_empty() {
@@ -223,7 +253,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     for o in links {
         // `lo` carries the mark of a netns netloom created; it is never pruned.
         if o.name == "lo"
-            || link_owner(o.alias.as_deref(), cx.topology) != Owner::Ours
+            || cx.observed.owner_of(o, cx.topology) != Owner::Ours
             || wanted.contains(o.name.as_str())
             || gone.contains(o.name.as_str())
         {

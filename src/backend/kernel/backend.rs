@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::{Family, Topology};
 use crate::netns;
 use crate::observed::{Observed, RouteObs};
-use crate::ownership::{NETLOOM_PROTO, Owner, link_mark, link_owner};
+use crate::ownership::{NETLOOM_PROTO, Owner, link_mark};
 use crate::plan::Plan;
 use crate::resource::{BackendId, KernelRes, Resource, RouteRes, Share};
 use futures::future::BoxFuture;
@@ -22,6 +22,8 @@ pub struct KernelBackend {
     kernel: Option<Kernel>,
     /// Link groups in use (a batch delete picks a free one).
     groups: HashSet<u32>,
+    /// This topology made the netns but a crash kept its mark off.
+    unmarked: bool,
 }
 
 impl KernelBackend {
@@ -30,6 +32,7 @@ impl KernelBackend {
             netns: topo.netns.clone(),
             kernel: Kernel::connect(topo.netns.as_deref()).await?,
             groups: HashSet::new(),
+            unmarked: false,
         })
     }
 
@@ -63,6 +66,8 @@ impl Backend for KernelBackend {
             let ledger = std::mem::take(&mut into.ledger);
             let seen = k.observe(ledger, &tables).await?;
             self.groups = seen.links.iter().map(|l| l.group).collect();
+            self.unmarked =
+                topo.netns.is_some() && seen.netns_mark.is_none() && seen.ledger.made_netns;
             let (docker, containers) = (into.docker.take(), std::mem::take(&mut into.containers));
             *into = Observed {
                 docker,
@@ -76,6 +81,10 @@ impl Backend for KernelBackend {
     /// Creates the topology's netns (marked on its `lo`) when the plan says so.
     fn prepare<'a>(&'a mut self, plan: &'a Plan) -> BoxFuture<'a, Result<Vec<String>>> {
         Box::pin(async move {
+            if let (Some(k), true) = (&self.kernel, self.unmarked) {
+                k.mark_netns(&link_mark(&plan.topology)).await?;
+                self.unmarked = false;
+            }
             if self.kernel.is_some() || !plan.creates_netns() {
                 return Ok(vec![]);
             }
@@ -216,7 +225,10 @@ impl Backend for KernelBackend {
                 return Ok(Whole::No);
             };
             let what = format!("netns {name}");
-            let ours = o.netns_mark.as_deref() == Some(link_mark(&topo.name).as_str());
+            // Marked, or made by this topology and not marked yet (a crash
+            // between the create and the mark).
+            let ours = o.netns_mark.as_deref() == Some(link_mark(&topo.name).as_str())
+                || (o.ledger.made_netns && o.netns_mark.is_none());
             if !ours {
                 let why = match o
                     .netns_mark
@@ -228,9 +240,10 @@ impl Backend for KernelBackend {
                 };
                 return Ok(Whole::Kept { what, why });
             }
-            let only_ours = o.links.iter().all(|l| {
-                l.name == "lo" || link_owner(l.alias.as_deref(), &topo.name) == Owner::Ours
-            });
+            let only_ours = o
+                .links
+                .iter()
+                .all(|l| l.name == "lo" || o.owner_of(l, &topo.name) == Owner::Ours);
             if !only_ours {
                 let why = "it holds links this topology does not own".to_string();
                 return Ok(Whole::Kept { what, why });

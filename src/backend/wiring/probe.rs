@@ -2,6 +2,7 @@
 
 use crate::backend::Probe;
 use crate::backend::kernel::ContainerNet;
+use crate::error::Error;
 use crate::model::Topology;
 use std::collections::{BTreeSet, HashMap};
 
@@ -28,7 +29,8 @@ pub async fn readiness(
         let fd = match net.fd.try_clone() {
             Ok(fd) => fd,
             Err(e) => {
-                out.push((c.name.clone(), ready.ping.to_string(), Err(e.to_string())));
+                let e = Error::io(format!("open the netns of {}", c.name), e);
+                out.push((c.name.clone(), ready.ping.to_string(), Err(e)));
                 continue;
             }
         };
@@ -41,16 +43,16 @@ pub async fn readiness(
             tokio::task::spawn_blocking(move || crate::netns::ping(&fd, dst, timeout, tries)).await;
         let r = match r {
             Ok(Ok(Some(rtt))) => Ok(rtt),
-            Ok(Ok(None)) => Err(format!(
+            Ok(Ok(None)) => Err(Error::State(format!(
                 "no reply after {tries} tries of {} ms",
                 timeout.as_millis()
-            )),
+            ))),
             // The kernel refuses echo requests to a broadcast address.
-            Ok(Err(e)) if e.raw_os_error() == Some(13) => Err(format!(
+            Ok(Err(e)) if e.raw_os_error() == Some(13) => Err(Error::State(format!(
                 "{e} (a broadcast address? `ready.ping` takes one host's address)"
-            )),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
+            ))),
+            Ok(Err(e)) => Err(Error::State(e.to_string())),
+            Err(e) => Err(Error::task("ping", e)),
         };
         out.push((c.name.clone(), dst.to_string(), r));
     }
