@@ -216,3 +216,43 @@ fn ledger_and_lock_are_private_and_destroy_removes_them() {
     assert_eq!(nl(&["apply"], &[&f]).code, 0);
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
 }
+
+#[test]
+fn watch_logs_each_change_with_its_fields_and_no_echo_of_its_own_apply() {
+    let (t, ns, d) = (Topo::new("nll"), Netns::named("nll"), Dir::new());
+    let f = d.path.join("lab.toml");
+    save_atomically(&f, &topology(&t, &ns, "[bridge.br0]\nmtu = 1500\n"));
+    let w = WatchProc::start(&[&d.path], "30s");
+    eventually(
+        "applied",
+        10,
+        || ns.exists() && ns.link_names() == ["br0"],
+        || w.log(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let before = w.log().matches("reconcile trigger=").count();
+    save_atomically(
+        &f,
+        &topology(
+            &t,
+            &ns,
+            "[bridge.br0]\nmtu = 9000\naddresses = [\"10.87.0.1/24\"]\n",
+        ),
+    );
+    eventually(
+        "the field is logged",
+        10,
+        || {
+            w.log()
+                .contains("applied ~ bridge br0 mtu 1500→9000, +address 10.87.0.1/24")
+        },
+        || w.log(),
+    );
+    // The kernel's notifications about that change are not a second reconcile line.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let log = w.log();
+    let after = log.matches("reconcile trigger=").count();
+    assert_eq!(after - before, 1, "one reconcile line for one edit:\n{log}");
+    assert!(w.stop().success());
+    assert_eq!(nl(&["destroy"], &[&d.path]).code, 0);
+}

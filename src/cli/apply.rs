@@ -14,7 +14,7 @@ impl Report for Printed {
         true
     }
 
-    fn applied(&mut self, _: &[String]) {}
+    fn applied(&mut self, _: &netloom::diff::Change) {}
 
     fn ready(&mut self, c: &str, dst: &str, rtt: Duration) {
         println!(

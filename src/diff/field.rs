@@ -140,6 +140,20 @@ impl FieldChange {
         )
     }
 
+    /// `mtu 1500→9000`, `+address 10.0.0.1/24`: for one-line logs.
+    pub fn compact(&self) -> String {
+        let v = |v: &Option<Value>| {
+            v.as_ref()
+                .map(Value::to_string)
+                .unwrap_or_else(|| "(none)".into())
+        };
+        match (&self.from, &self.to) {
+            (None, Some(t)) if self.field.field.is_member() => format!("+{} {t}", self.field),
+            (Some(w), None) if self.field.field.is_member() => format!("-{} {w}", self.field),
+            _ => format!("{} {}→{}", self.field, v(&self.from), v(&self.to)),
+        }
+    }
+
     /// An address (of any end) this change removes.
     pub fn lost_net(&self) -> Option<IpNet> {
         match (&self.field.field, &self.from, &self.to) {

@@ -73,6 +73,16 @@ impl Change {
     pub fn step_name(&self) -> String {
         format!("{} {} {}", self.action.symbol(), self.kind, self.title)
     }
+
+    /// `~ bridge br0 mtu 1500→9000, +address 10.0.0.2/24`: a log line.
+    pub fn log_line(&self) -> String {
+        let fields: Vec<String> = self.fields.iter().map(FieldChange::compact).collect();
+        if fields.is_empty() {
+            self.step_name()
+        } else {
+            format!("{} {}", self.step_name(), fields.join(", "))
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,8 +10,8 @@ pub trait Report {
     /// The plan, before anything is applied. Returns whether the plan was
     /// shown to the user in full (then errors need not list conflicts again).
     fn plan(&mut self, plan: &Plan) -> bool;
-    /// Steps applied.
-    fn applied(&mut self, steps: &[String]);
+    /// A change applied, as soon as its stage has run.
+    fn applied(&mut self, change: &crate::diff::Change);
     /// A readiness probe that answered.
     fn ready(&mut self, container: &str, target: &str, rtt: std::time::Duration);
 }
@@ -44,8 +44,8 @@ pub async fn converge(l: &Loaded, report: &mut dyn Report) -> Result<Converged> 
     }
     let mut done = vec![];
     if !plan.changes.is_empty() {
-        done = crate::exec::apply(&plan, &live.observed, &mut live.registry).await?;
-        report.applied(&done);
+        let mut on_step = |c: &crate::diff::Change| report.applied(c);
+        done = crate::exec::apply(&plan, &live.observed, &mut live.registry, &mut on_step).await?;
         crate::exec::settle_ledger(&plan, &l.graph)
             .map_err(|e| Error::io("cannot write the ledger", e))?;
         let observe = || async { super::observe(&l.topo).await.map(|live| live.observed) };

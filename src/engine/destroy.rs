@@ -79,7 +79,7 @@ pub async fn execute(d: &mut Destroying, l: &Loaded) -> Result<()> {
             .retain(|s| s.change.resource().is_none_or(|r| r.backend() != *id));
     }
     if !plan.changes.is_empty() {
-        crate::exec::apply(&plan, &d.live.observed, &mut d.live.registry).await?;
+        crate::exec::apply(&plan, &d.live.observed, &mut d.live.registry, &mut |_| {}).await?;
     }
     Ledger::remove(&l.topo.name).map_err(|e| crate::error::Error::io("cannot remove the ledger", e))
 }

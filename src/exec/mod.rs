@@ -17,6 +17,7 @@ pub async fn apply(
     plan: &Plan,
     observed: &Observed,
     registry: &mut Registry,
+    on_step: &mut dyn FnMut(&Change),
 ) -> Result<Vec<String>> {
     let fail = |step: String, error: Error, done: &Vec<String>| Error::Step {
         step,
@@ -38,6 +39,11 @@ pub async fn apply(
         ledger.save(&plan.topology).map_err(e)?;
     }
     let mut done = registry.prepare(plan).await?;
+    for step in &done {
+        if let Some(c) = plan.changes.iter().find(|s| s.change.step_name() == *step) {
+            on_step(&c.change);
+        }
+    }
     let mark = link_mark(&plan.topology);
     let mut idx = Index(
         observed
@@ -77,6 +83,9 @@ pub async fn apply(
             match r {
                 Ok(created) => {
                     idx.0.extend(created);
+                    if let Some(c) = stage.iter().find(|c| c.step_name() == step) {
+                        on_step(c);
+                    }
                     done.push(step);
                 }
                 Err(e) if first_error.is_none() => first_error = Some((step, e)),

@@ -141,7 +141,7 @@ async fn stages_run_in_order_and_a_lane_keeps_its_bound() {
     let mut changes = vec![staged(0, Action::Delete, bridge("old"))];
     changes.extend((0..6).map(|i| staged(1, Action::Create, bridge(&format!("b{i}")))));
     changes.push(staged(2, Action::Create, bridge("last")));
-    let done = apply(&plan(changes), &Observed::default(), &mut reg)
+    let done = apply(&plan(changes), &Observed::default(), &mut reg, &mut |_| {})
         .await
         .unwrap();
     assert_eq!(done.len(), 8);
@@ -162,7 +162,7 @@ async fn a_failed_step_stops_the_apply_and_names_what_was_done() {
         staged(1, Action::Create, bridge("b1")),
         staged(2, Action::Create, bridge("b2")),
     ];
-    let e = apply(&plan(changes), &Observed::default(), &mut reg)
+    let e = apply(&plan(changes), &Observed::default(), &mut reg, &mut |_| {})
         .await
         .unwrap_err();
     let Error::Step { step, done, source } = &e else {
@@ -195,7 +195,7 @@ async fn a_serial_lane_stops_at_its_first_failure_while_other_lanes_finish() {
         staged(0, Action::Create, attachment("c2")),
         staged(0, Action::Create, bridge("b0")),
     ];
-    let e = apply(&plan(changes), &Observed::default(), &mut reg)
+    let e = apply(&plan(changes), &Observed::default(), &mut reg, &mut |_| {})
         .await
         .unwrap_err();
     let log = logged(&log);
@@ -222,7 +222,7 @@ async fn changes_for_a_backend_that_is_not_connected_fail_by_name() {
     let (kernel, _) = fake(BackendId::Kernel, Lane::Concurrent(4), &[], &log);
     let mut reg = Registry::from_backends(vec![kernel]);
     let changes = vec![staged(0, Action::Create, attachment("c0"))];
-    let e = apply(&plan(changes), &Observed::default(), &mut reg)
+    let e = apply(&plan(changes), &Observed::default(), &mut reg, &mut |_| {})
         .await
         .unwrap_err();
     assert!(e.to_string().contains("Docker is not connected"), "{e}");

@@ -29,22 +29,29 @@ pub trait Sink {
     fn print(&mut self, text: &str);
 }
 
-/// A reconcile's converge, logged rather than printed.
-struct Logged;
+/// A reconcile's converge, logged rather than printed. Readiness is logged
+/// when it changes, not on every resync.
+struct Logged<'a> {
+    ready: &'a mut std::collections::BTreeSet<(String, String)>,
+    seen: std::collections::BTreeSet<(String, String)>,
+}
 
-impl Report for Logged {
+impl Report for Logged<'_> {
     fn plan(&mut self, _: &Plan) -> bool {
         false
     }
 
-    fn applied(&mut self, steps: &[String]) {
-        // A daemon's log says what it changed, not just how much.
-        for step in steps {
-            tracing::info!("applied {step}");
-        }
+    /// A daemon's log says what it changed, field by field, as it happens.
+    fn applied(&mut self, c: &crate::diff::Change) {
+        tracing::info!("applied {}", c.log_line());
     }
 
     fn ready(&mut self, c: &str, dst: &str, rtt: Duration) {
+        let key = (c.to_string(), dst.to_string());
+        self.seen.insert(key.clone());
+        if !self.ready.insert(key) {
+            return;
+        }
         tracing::info!(
             "ready: {c} reaches {dst} ({:.1} ms)",
             rtt.as_secs_f64() * 1000.0
@@ -144,16 +151,31 @@ pub async fn run(
         match result {
             Ok(c) => {
                 failures = 0;
+                st.error.clear();
                 let serving = match &st.broken {
                     Some(_) => " serving=last-good (the files have errors; see above)",
                     None => "",
                 };
-                tracing::info!(
+                // Events that changed nothing netloom manages (the echo of
+                // its own apply: carrier coming up, addresses settling) make
+                // a reconcile that is logged only at debug level.
+                let echo = c.changes == 0
+                    && Some(c.pending) == st.pending
+                    && triggers
+                        .keys()
+                        .all(|t| matches!(t, Trigger::Netlink | Trigger::Docker));
+                let line = format!(
                     "reconcile trigger={cause} changes={} pending={} duration={took:.0?} result=ok revision={}{serving}",
                     c.changes,
                     c.pending,
                     st.revision()
                 );
+                if echo {
+                    tracing::debug!("{line}");
+                } else {
+                    tracing::info!("{line}");
+                }
+                st.pending = Some(c.pending);
                 sources.update(c.triggers, &tx);
             }
             // The first lock is taken at once or never: two watchers must not both run.
@@ -171,7 +193,11 @@ pub async fn run(
                         tracing::warn!(
                             "reconcile trigger={cause} duration={took:.0?} result=error retry_in={delay:.0?}"
                         );
-                        sink.print(&format!("error: {e}\n"));
+                        let text = format!("error: {e}\n");
+                        if text != st.error {
+                            sink.print(&text);
+                            st.error = text;
+                        }
                     }
                 }
             }
@@ -195,6 +221,12 @@ struct State {
     /// Held for watch's life (re-taken if an edit renames the topology).
     lock: Option<crate::lock::TopologyLock>,
     warnings: String,
+    /// Probes that answered last time (logged again only after a change).
+    ready: std::collections::BTreeSet<(String, String)>,
+    /// The last error printed, so a retry that fails the same way is quiet.
+    error: String,
+    /// Pending objects after the last good reconcile.
+    pending: Option<usize>,
 }
 
 impl State {
@@ -265,5 +297,17 @@ async fn reconcile(
         st.lock = Some(lock);
     }
     served::record(l, st.broken.as_deref());
-    super::converge(l, &mut Logged).await
+    let mut report = Logged {
+        ready: &mut st.ready,
+        seen: Default::default(),
+    };
+    let result = super::converge(l, &mut report).await;
+    // A probe that did not answer this time is logged again when it does.
+    let seen = std::mem::take(&mut report.seen);
+    if result.is_ok() {
+        st.ready = seen;
+    } else {
+        st.ready.retain(|k| seen.contains(k));
+    }
+    result
 }
