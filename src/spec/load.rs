@@ -46,6 +46,31 @@ pub struct Loaded {
     pub incomplete: bool,
 }
 
+impl Loaded {
+    /// Parses one file's text into the set (its diagnostics included).
+    pub fn add_text(&mut self, path: PathBuf, text: String) {
+        let id = self.sources.add(path, text);
+        let text = self.sources.files[id].text.clone();
+        match parse_file(id, &text, &mut self.diagnostics) {
+            Some(f) => {
+                self.incomplete |= f.dropped;
+                self.files.push(f);
+            }
+            None => self.incomplete = true,
+        }
+    }
+}
+
+/// Parses topology texts given in memory (tests, fuzzing), as `load_paths`
+/// parses files.
+pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Loaded {
+    let mut out = Loaded::default();
+    for (path, text) in texts {
+        out.add_text(path, text);
+    }
+    out
+}
+
 /// Expands each path (a file, or a directory of `*.toml` files) and parses
 /// every file, collecting all diagnostics rather than stopping at the first.
 pub fn load_paths(paths: &[PathBuf]) -> Loaded {
@@ -64,17 +89,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
     files.dedup();
     for path in files {
         match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let id = out.sources.add(path, text);
-                let text = out.sources.files[id].text.clone();
-                match parse_file(id, &text, &mut out.diagnostics) {
-                    Some(f) => {
-                        out.incomplete |= f.dropped;
-                        out.files.push(f);
-                    }
-                    None => out.incomplete = true,
-                }
-            }
+            Ok(text) => out.add_text(path, text),
             Err(e) => {
                 out.diagnostics.push(
                     Diagnostic::error(None, format!("cannot read {}: {e}", path.display()))

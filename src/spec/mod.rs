@@ -6,7 +6,7 @@
 mod load;
 mod schema;
 
-pub use load::{Loaded, Section, SpecFile, load_paths};
+pub use load::{Loaded, Section, SpecFile, load_paths, load_texts};
 pub use schema::{check_keys, schema_json};
 
 use schemars::JsonSchema;
