@@ -62,6 +62,17 @@ pub enum Error {
         source: Box<Error>,
         done: Vec<String>,
     },
+    /// An apply that failed and put back what it had changed.
+    #[error(
+        "{}rolled back {undone} change(s): the live state is as it was before this apply (`--no-rollback` keeps partial progress)",
+        failure(source)
+    )]
+    RolledBack { source: Box<Error>, undone: usize },
+    #[error("{source}\nrolling back failed too: {rollback}")]
+    RollbackFailed {
+        source: Box<Error>,
+        rollback: Box<Error>,
+    },
     #[error("applied {applied} change(s), but the live state still differs:\n  {}", left.join("\n  "))]
     Verify { applied: usize, left: Vec<String> },
     /// Readiness probes that failed, one line each.
@@ -86,6 +97,16 @@ fn locked(topology: &str, pid: &str, watched: bool, path: &str) -> String {
         format!(
             "topology {topology} is being applied by pid {pid}; wait for it to finish, or use --lock-timeout (lock: {path})"
         )
+    }
+}
+
+/// A failure's report without the advice to apply again (a rollback follows).
+fn failure(e: &Error) -> String {
+    match e {
+        Error::Step { step, source, done } => {
+            format!("step `{step}` failed: {source}\n{}", done_lines(done))
+        }
+        other => format!("{other}\n"),
     }
 }
 
@@ -147,7 +168,9 @@ impl Error {
                 ErrorKind::Backend
             }
             Error::Io { .. } => ErrorKind::Io,
-            Error::Step { source, .. } => source.kind(),
+            Error::Step { source, .. }
+            | Error::RolledBack { source, .. }
+            | Error::RollbackFailed { source, .. } => source.kind(),
             Error::Verify { .. } | Error::NotReady(_) => ErrorKind::Verify,
             Error::Locked { .. } => ErrorKind::Busy,
         }
@@ -166,7 +189,9 @@ impl Error {
         match self {
             Error::Backend { errno, .. } => *errno,
             Error::Io { source, .. } => source.raw_os_error(),
-            Error::Step { source, .. } => source.errno(),
+            Error::Step { source, .. }
+            | Error::RolledBack { source, .. }
+            | Error::RollbackFailed { source, .. } => source.errno(),
             Error::Invalid(_)
             | Error::Conflict { .. }
             | Error::Unavailable { .. }

@@ -66,9 +66,22 @@ fn killed(args: &[&str], path: &std::path::Path, after: Duration) {
     let _ = c.wait();
 }
 
+/// Removes the topology's Docker networks even when the test fails half-way.
+struct Networks(String);
+
+impl Drop for Networks {
+    fn drop(&mut self) {
+        let _ = sh(&format!(
+            "docker network ls -q --filter label=netloom.topology={} | xargs -r docker network rm >/dev/null 2>&1",
+            self.0
+        ));
+    }
+}
+
 #[test]
 fn sigkill_anywhere_in_apply_or_destroy_then_one_apply_converges_and_destroy_leaves_nothing() {
     let (t, ns, d) = (Topo::new("nlk"), Netns::named("nlk"), Dir::new());
+    let _networks = Networks(t.name.clone());
     let o = octet();
     let f = d.write(
         "lab.toml",

@@ -26,7 +26,7 @@ impl Report for Printed {
 
 /// Exit 0 when converged, 2 when converged but some objects wait (pending),
 /// 1 on any error.
-pub fn run(paths: &[PathBuf], lock_wait: Duration) -> ExitCode {
+pub fn run(paths: &[PathBuf], lock_wait: Duration, rollback: bool) -> ExitCode {
     let l = match super::load(paths) {
         Ok(l) => l,
         Err(code) => return code,
@@ -36,7 +36,7 @@ pub fn run(paths: &[PathBuf], lock_wait: Duration) -> ExitCode {
         Err(e) => return super::fail(e),
     };
     let start = Instant::now();
-    match super::runtime().block_on(engine::converge(&l, &mut Printed)) {
+    match super::runtime().block_on(engine::converge_with(&l, &mut Printed, rollback)) {
         Ok(c) => {
             if c.changes > 0 {
                 println!(

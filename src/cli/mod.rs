@@ -40,7 +40,7 @@ pub enum Command {
     /// Apply, then keep applying on file edits, Docker and netlink events, and a periodic resync.
     Watch(WatchArgs),
     /// Remove everything this topology owns.
-    Destroy(ApplyArgs),
+    Destroy(DestroyArgs),
     /// The live state of what the topology describes, and its drift.
     Show(ShowArgs),
     /// The desired-state graph as Graphviz DOT.
@@ -79,6 +79,18 @@ pub struct PlanArgs {
 
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
+    #[command(flatten)]
+    pub paths: Paths,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// On a failed step or verification, keep what was changed instead of
+    /// putting it back.
+    #[arg(long)]
+    pub no_rollback: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DestroyArgs {
     #[command(flatten)]
     pub paths: Paths,
     #[command(flatten)]
@@ -147,7 +159,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(p) => validate::run(&p.paths),
         Command::Plan(a) => plan::run(&a),
-        Command::Apply(a) => apply::run(&a.paths.paths, a.lock.lock_timeout),
+        Command::Apply(a) => apply::run(&a.paths.paths, a.lock.lock_timeout, !a.no_rollback),
         Command::Watch(a) => watch::run(&a),
         Command::Destroy(a) => destroy::run(&a.paths.paths, a.lock.lock_timeout),
         Command::Show(a) => show::run(&a),

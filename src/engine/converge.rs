@@ -26,6 +26,16 @@ pub struct Converged {
 
 /// Observes, plans, applies, verifies and probes readiness.
 pub async fn converge(l: &Loaded, report: &mut dyn Report) -> Result<Converged> {
+    converge_with(l, report, false).await
+}
+
+/// As `converge`; with `rollback`, a failed step or verification puts back
+/// what this pass changed before the error is returned.
+pub async fn converge_with(
+    l: &Loaded,
+    report: &mut dyn Report,
+    rollback: bool,
+) -> Result<Converged> {
     let (mut live, plan) = super::plan(l).await?;
     let shown = report.plan(&plan);
     if !plan.conflicts.is_empty() {
@@ -45,7 +55,18 @@ pub async fn converge(l: &Loaded, report: &mut dyn Report) -> Result<Converged> 
     let mut done = vec![];
     if !plan.changes.is_empty() {
         let mut on_step = |c: &crate::diff::Change| report.applied(c);
-        done = crate::exec::apply(&plan, &live.observed, &mut live.registry, &mut on_step).await?;
+        let applied =
+            crate::exec::apply(&plan, &live.observed, &mut live.registry, &mut on_step).await;
+        done = match applied {
+            Ok(done) => done,
+            Err(Error::Step { step, source, done }) if rollback => {
+                // The failed step is undone too: it may have acted partly.
+                let inv = crate::exec::rollback::inverse(&plan, &done, Some(&step));
+                let e = Error::Step { step, source, done };
+                return Err(undo(l, inv, e).await);
+            }
+            Err(e) => return Err(e),
+        };
         crate::exec::settle_ledger(&plan, &l.graph)
             .map_err(|e| Error::io("cannot write the ledger", e))?;
         let observe = || async { super::observe(&l.topo).await.map(|live| live.observed) };
@@ -57,10 +78,15 @@ pub async fn converge(l: &Loaded, report: &mut dyn Report) -> Result<Converged> 
                 ))
             })?;
         if !left.is_empty() {
-            return Err(Error::Verify {
+            let e = Error::Verify {
                 applied: done.len(),
                 left,
-            });
+            };
+            if rollback {
+                let inv = crate::exec::rollback::inverse(&plan, &done, None);
+                return Err(undo(l, inv, e).await);
+            }
+            return Err(e);
         }
     }
     let waiting = super::waiting(&plan, &l.graph);
@@ -79,6 +105,52 @@ pub async fn converge(l: &Loaded, report: &mut dyn Report) -> Result<Converged> 
         pending: plan.pending.len(),
         triggers: live.registry.triggers(),
     })
+}
+
+/// Runs the inverse plan against a fresh observation; returns the error
+/// to report: the original one, with what the rollback did.
+async fn undo(l: &Loaded, inv: Plan, e: Error) -> Error {
+    if inv.changes.is_empty() {
+        return e;
+    }
+    let mut live = match super::observe(&l.topo).await {
+        Ok(live) => live,
+        Err(e2) => {
+            return Error::RollbackFailed {
+                source: Box::new(e),
+                rollback: Box::new(e2),
+            };
+        }
+    };
+    let failed_key = match &e {
+        Error::Step { step, .. } => inv_key(&inv, step),
+        _ => None,
+    };
+    let undone = crate::exec::apply(&inv, &live.observed, &mut live.registry, &mut |_| {}).await;
+    match undone {
+        // Counted: what was done and is now put back (not the failed step's undo).
+        Ok(_) => Error::RolledBack {
+            source: Box::new(e),
+            undone: inv
+                .changes
+                .iter()
+                .filter(|s| Some(&s.change.key) != failed_key.as_ref())
+                .count(),
+        },
+        Err(e2) => Error::RollbackFailed {
+            source: Box::new(e),
+            rollback: Box::new(e2),
+        },
+    }
+}
+
+/// The key of the object a step name in the forward plan was about.
+fn inv_key(inv: &Plan, step: &str) -> Option<crate::resource::ResourceKey> {
+    let title = step.splitn(3, ' ').nth(2)?;
+    inv.changes
+        .iter()
+        .find(|s| s.change.title == title)
+        .map(|s| s.change.key.clone())
 }
 
 /// Readiness probes of running containers (for `show`).

@@ -10,7 +10,7 @@ pub mod destroy;
 pub mod show;
 pub mod watch;
 
-pub use converge::{Converged, Report, converge};
+pub use converge::{Converged, Report, converge, converge_with};
 
 use crate::backend::Registry;
 use crate::diag::{SourceMap, render_all};

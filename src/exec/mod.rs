@@ -155,3 +155,5 @@ pub fn pending_resources<'a>(
 
 #[cfg(test)]
 mod tests;
+
+pub mod rollback;

@@ -228,3 +228,52 @@ async fn changes_for_a_backend_that_is_not_connected_fail_by_name() {
     assert!(e.to_string().contains("Docker is not connected"), "{e}");
     assert!(logged(&log).is_empty());
 }
+
+#[test]
+fn the_inverse_undoes_latest_first_and_replacements_in_two_stages() {
+    use crate::exec::rollback::inverse;
+    let mut old = bridge("r");
+    let Resource::Link(l) = &mut old else {
+        unreachable!()
+    };
+    l.end.mtu = Some(1500);
+    let mut new = old.clone();
+    let Resource::Link(l) = &mut new else {
+        unreachable!()
+    };
+    l.end.mtu = Some(9000);
+    let mut update = staged(1, Action::Update, new.clone());
+    update.change.current = Some(old.clone());
+    let mut replace = staged(1, Action::Replace, bridge("x"));
+    replace.change.current = Some(bridge("x-old"));
+    let forward = plan(vec![
+        staged(0, Action::Delete, bridge("gone")),
+        staged(1, Action::Create, bridge("made")),
+        update,
+        replace,
+        staged(2, Action::Create, bridge("failed")),
+    ]);
+    let done: Vec<String> = forward.changes[..4]
+        .iter()
+        .map(|s| s.change.step_name())
+        .collect();
+    let inv = inverse(&forward, &done, Some("+ bridge failed"));
+    let lines: Vec<(usize, String)> = inv
+        .changes
+        .iter()
+        .map(|s| (s.stage, s.change.step_name()))
+        .collect();
+    let want = vec![
+        (0, "- bridge failed".to_string()),
+        (1, "- bridge made".to_string()),
+        (1, "~ bridge r".to_string()),
+        (1, "- bridge x".to_string()),
+        (2, "+ bridge x-old".to_string()),
+        (3, "+ bridge gone".to_string()),
+    ];
+    assert_eq!(lines, want);
+    // The update goes back to what was observed.
+    let back = &inv.changes[2].change;
+    assert_eq!(back.desired.as_ref(), Some(&old));
+    assert_eq!(back.current.as_ref(), Some(&new));
+}

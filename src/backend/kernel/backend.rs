@@ -173,7 +173,9 @@ impl Backend for KernelBackend {
                     let step = format!("- {} link(s): {}", doomed.len(), doomed.join(", "));
                     return vec![(step, Err(e))];
                 }
-                let deleted = stage.iter().filter(|c| c.action == Action::Delete);
+                let deleted = stage.iter().filter(|c| {
+                    c.action == Action::Delete && matches!(c.current, Some(Resource::Link(_)))
+                });
                 out.extend(deleted.map(|c| (c.step_name(), Ok(vec![]))));
             }
             let batched = |c: &Change| {
