@@ -66,13 +66,16 @@ addresses = {{ "{a}:eth1" = ["10.72.{o}.1/30"], "{b}:eth1" = ["10.72.{o}.2/30"] 
             "round {round}: {took:?}\n{}",
             w.log()
         );
+        eprintln!("round {round}: stop → links gone in {took:?}");
         must(&format!("docker start {} >/dev/null", a.name));
+        let started = Instant::now();
         eventually(
             &format!("round {round}: re-wired after the start"),
             15,
             || b_links() == ["eth1"] && ns.link_names().len() == 2,
             || w.log(),
         );
+        eprintln!("round {round}: start → re-wired in {:?}", started.elapsed());
     }
     assert!(w.stop().success());
     assert_eq!(nl(&["destroy"], &[&dir.path]).code, 0);
