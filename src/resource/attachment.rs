@@ -331,5 +331,8 @@ pub(super) fn address_clashes(cx: &DiffCx, out: &mut Diff) {
             });
         }
     }
+    // A connect that would be refused is a conflict, not also a change.
+    let refused: HashSet<ResourceKey> = found.iter().map(|c| c.key.clone()).collect();
+    out.changes.retain(|c| !refused.contains(&c.key));
     out.conflicts.extend(found);
 }

@@ -202,8 +202,10 @@ fn diff_network(cx: &DiffCx, r: &Resource, d: &NetworkRes, out: &mut Diff) {
                 };
                 return out.conflict(r, message, "rename the network in the topology, or remove the existing one, or declare it with external = true to attach to it".to_string());
             }
-            preflight(topology, d, None, docker, r, out);
-            out.push(Action::Create, r);
+            // A network that collides is a conflict, not also a create.
+            if preflight(topology, d, None, docker, r, out) {
+                out.push(Action::Create, r);
+            }
         }
         [o] => {
             if o.all_labels.get(HASH_LABEL) == Some(&d.config_hash()) {
