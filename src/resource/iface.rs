@@ -297,6 +297,18 @@ fn diff_iface(cx: &DiffCx, r: &Resource, d: &IfaceRes, out: &mut Diff) {
                     out,
                 );
             }
+            // Ours, left from the old pair (this end went with a restarted
+            // container's old netns, which the kernel tears down
+            // asynchronously): making the pair deletes it, and the kernel
+            // drops the routes through it in that container. A replacement,
+            // as when the ends are the other way round, so the cascade
+            // re-applies those routes in this same plan.
+            let current = Some(Resource::Iface(IfaceRes {
+                peer: IfacePeer::Unknown,
+                ..d.clone()
+            }));
+            let reason = format!("this end is gone; {container}:{name} is left from the old pair");
+            return out.change(Action::Replace, r, current, vec![], Some(reason));
         }
         return out.push(Action::Create, r);
     };
