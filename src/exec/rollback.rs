@@ -80,8 +80,9 @@ fn undo(c: &Change) -> Vec<(bool, Change)> {
         (_, Some(Resource::Netns(_)), _) => vec![],
         (Action::Create, Some(d), _) => vec![(false, make(Action::Delete, d, Some(d.clone())))],
         (Action::Delete, _, Some(cur)) => vec![(false, make(Action::Create, cur, None))],
-        // A container interface's `current` is not what was observed.
-        (Action::Update, Some(Resource::Iface(_)), _) => vec![],
+        // A container interface's `current` is not what was observed, and
+        // a replaced one was a broken pair: neither can be made again.
+        (Action::Update | Action::Replace, Some(Resource::Iface(_)), _) => vec![],
         // Only what was observed can be put back: an update planned without
         // the observed object (a re-apply) has nothing to restore.
         (Action::Update, Some(d), Some(cur)) => {
