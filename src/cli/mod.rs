@@ -212,5 +212,12 @@ pub fn runtime() -> tokio::runtime::Runtime {
 pub fn fail(msg: impl std::fmt::Display) -> ExitCode {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "error: {msg}");
+    // Most failures without root are that: say so instead of leaving an EPERM.
+    if !nix::unistd::geteuid().is_root() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "  help: netloom is not running as root; it needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) to read and change network namespaces, netlink and /run/netloom: run it with sudo"
+        );
+    }
     ExitCode::from(1)
 }
