@@ -33,6 +33,17 @@ fn a_refused_route_rolls_back_the_bridges_and_the_mtu_changed_before_it() {
     assert_eq!(ns.link_names(), ["br0"], "the new bridge is gone");
     assert_eq!(ns.link("br0")["mtu"], 1500, "the MTU is back");
     assert_eq!(ns.addrs("br0"), ["10.91.0.1/24"]);
+    // What the rolled-back run meant to make is not claimed any more: a
+    // bridge of that name made by hand now is someone else's.
+    must(&format!("ip -n {} link add br-new type bridge", ns.name));
+    let r = nl(&["plan"], &[&v1]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("a bridge named `br-new` already exists and netloom does not own it"),
+        "{r:?}"
+    );
+    must(&format!("ip -n {} link del br-new", ns.name));
     // The original state verifies: nothing to change against v1.
     d.write(
         "lab.toml",

@@ -60,10 +60,21 @@ pub async fn converge_with(
         done = match applied {
             Ok(done) => done,
             Err(Error::Step { step, source, done }) if rollback => {
-                // The failed step is undone too: it may have acted partly.
-                let inv = crate::exec::rollback::inverse(&plan, &done, Some(&step));
+                // The failed step is undone too, as it may have acted partly,
+                // but only where what it left is surely this run's: not after
+                // EEXIST (the name was someone else's), and not in Docker
+                // (a network is removed by name, which may resolve elsewhere).
+                let failed = plan.changes.iter().find(|s| s.change.step_name() == step);
+                let partial = failed.is_some_and(|s| {
+                    const EEXIST: i32 = 17;
+                    source.errno() != Some(EEXIST)
+                        && s.change.resource().is_some_and(|r| !r.is_docker())
+                });
+                let inv =
+                    crate::exec::rollback::inverse(&plan, &done, partial.then_some(step.as_str()));
+                let key = failed.filter(|_| partial).map(|s| s.change.key.clone());
                 let e = Error::Step { step, source, done };
-                return Err(undo(l, inv, e).await);
+                return Err(undo(l, inv, e, key).await);
             }
             Err(e) => return Err(e),
         };
@@ -84,7 +95,7 @@ pub async fn converge_with(
             };
             if rollback {
                 let inv = crate::exec::rollback::inverse(&plan, &done, None);
-                return Err(undo(l, inv, e).await);
+                return Err(undo(l, inv, e, None).await);
             }
             return Err(e);
         }
@@ -109,7 +120,12 @@ pub async fn converge_with(
 
 /// Runs the inverse plan against a fresh observation; returns the error
 /// to report: the original one, with what the rollback did.
-async fn undo(l: &Loaded, inv: Plan, e: Error) -> Error {
+async fn undo(
+    l: &Loaded,
+    inv: Plan,
+    e: Error,
+    failed_key: Option<crate::resource::ResourceKey>,
+) -> Error {
     if inv.changes.is_empty() {
         return e;
     }
@@ -122,35 +138,25 @@ async fn undo(l: &Loaded, inv: Plan, e: Error) -> Error {
             };
         }
     };
-    let failed_key = match &e {
-        Error::Step { step, .. } => inv_key(&inv, step),
-        _ => None,
-    };
     let undone = crate::exec::apply(&inv, &live.observed, &mut live.registry, &mut |_| {}).await;
     match undone {
         // Counted: what was done and is now put back (not the failed step's undo).
         Ok(_) => Error::RolledBack {
             source: Box::new(e),
+            // A replacement's two halves are one change put back.
             undone: inv
                 .changes
                 .iter()
                 .filter(|s| Some(&s.change.key) != failed_key.as_ref())
-                .count(),
+                .map(|s| &s.change.key)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
         },
         Err(e2) => Error::RollbackFailed {
             source: Box::new(e),
             rollback: Box::new(e2),
         },
     }
-}
-
-/// The key of the object a step name in the forward plan was about.
-fn inv_key(inv: &Plan, step: &str) -> Option<crate::resource::ResourceKey> {
-    let title = step.splitn(3, ' ').nth(2)?;
-    inv.changes
-        .iter()
-        .find(|s| s.change.title == title)
-        .map(|s| s.change.key.clone())
 }
 
 /// Readiness probes of running containers (for `show`).

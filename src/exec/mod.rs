@@ -113,12 +113,15 @@ fn claim(stage: &[&Change], ledger: &mut Ledger, observed: &Observed) -> bool {
     claimed
 }
 
-/// Forgets what was deleted.
+/// Forgets what was deleted, and the intents of what was made (a stage
+/// that got here had every change succeed).
 fn release(stage: &[&Change], ledger: &mut Ledger) -> bool {
     let mut released = false;
-    for c in stage.iter().filter(|c| c.action == Action::Delete) {
-        if let Some(r) = &c.current {
-            released |= r.kind().release(ledger);
+    for c in stage {
+        match (c.action, &c.desired, &c.current) {
+            (Action::Delete, _, Some(r)) => released |= r.kind().release(ledger),
+            (_, Some(r), _) => released |= r.kind().made(ledger),
+            _ => {}
         }
     }
     released
@@ -130,9 +133,10 @@ pub fn settle_ledger(plan: &Plan, graph: &DesiredGraph) -> std::io::Result<()> {
     // The file holds what this apply claimed before making it, plus what
     // earlier applies made.
     let claimed = Ledger::load(&plan.topology)?;
+    // `made_netns` is not carried over: the netns is marked now, and a
+    // stale flag could make a netns someone else makes later look ours.
     let mut ledger = Ledger {
         netns: plan.netns.clone(),
-        made_netns: claimed.made_netns,
         ..Default::default()
     };
     for r in graph.resources() {

@@ -136,6 +136,21 @@ impl Kind for IfaceRes {
         claimed
     }
 
+    fn release(&self, ledger: &mut Ledger) -> bool {
+        self.made(ledger)
+    }
+
+    fn made(&self, ledger: &mut Ledger) -> bool {
+        let mut changed = false;
+        for (c, n, _) in self.ends() {
+            changed |= ledger.ifaces.remove(&(c.clone(), n.clone()));
+        }
+        if let Some(h) = self.host_end() {
+            changed |= ledger.links.remove(h);
+        }
+        changed
+    }
+
     fn settle(&self, _: &Ledger, ledger: &mut Ledger) {
         ledger.wired.extend(self.containers().cloned());
     }

@@ -93,6 +93,19 @@ impl Kind for LinkRes {
         claimed
     }
 
+    /// A deleted link's name is no longer this topology's to claim.
+    fn release(&self, ledger: &mut Ledger) -> bool {
+        self.made(ledger)
+    }
+
+    fn made(&self, ledger: &mut Ledger) -> bool {
+        let mut changed = false;
+        for n in self.names() {
+            changed |= ledger.links.remove(n);
+        }
+        changed
+    }
+
     fn details(&self, out: &mut String) {
         end_attrs(out, "", &self.end);
         if let Some(p) = &self.peer {

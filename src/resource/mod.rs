@@ -170,6 +170,12 @@ pub trait Kind {
     fn release(&self, _ledger: &mut Ledger) -> bool {
         false
     }
+    /// After the object was made (and marked): drops intents `claim`
+    /// recorded, so a stale one can never make a later foreign object of
+    /// that name look like this topology's. True if the ledger changed.
+    fn made(&self, _ledger: &mut Ledger) -> bool {
+        false
+    }
     /// Puts this desired object's ownership into the ledger a successful
     /// apply leaves (`claimed`: what the ledger held before it settled).
     fn settle(&self, _claimed: &Ledger, _ledger: &mut Ledger) {}

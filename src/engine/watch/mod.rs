@@ -179,7 +179,7 @@ pub async fn run(
                 sources.update(c.triggers, &tx);
             }
             // The first lock is taken at once or never: two watchers must not both run.
-            Err(e @ Error::Locked { .. }) if st.lock.is_none() => return Err(e),
+            Err(e @ Error::Locked { .. }) if !st.ever_locked => return Err(e),
             Err(e) => {
                 failures += 1;
                 match policy::after_error(&e, failures) {
@@ -227,6 +227,9 @@ struct State {
     error: String,
     /// Pending objects after the last good reconcile.
     pending: Option<usize>,
+    /// A lock was taken once: a later lock failure (a rename onto a held
+    /// topology) is retried, not fatal.
+    ever_locked: bool,
 }
 
 impl State {
@@ -292,9 +295,13 @@ async fn reconcile(
     }
     let l = st.good.as_ref().expect("loaded above");
     if st.lock.as_ref().is_none_or(|k| k.topology != l.topo.name) {
-        st.lock = None;
+        // The new name first: if it is held, watch keeps the old one and
+        // retries (only a watch that never held a lock gives up).
         let lock = crate::lock::acquire_as(&l.topo.name, crate::lock::Role::Watch, lock_wait)?;
-        st.lock = Some(lock);
+        if let Some(old) = st.lock.replace(lock) {
+            served::clear(&old.topology);
+        }
+        st.ever_locked = true;
     }
     served::record(l, st.broken.as_deref());
     let mut report = Logged {
