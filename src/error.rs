@@ -78,25 +78,36 @@ pub enum Error {
     /// Readiness probes that failed, one line each.
     #[error("{}", .0.join("\n"))]
     NotReady(Vec<String>),
-    #[error("{}", locked(topology, pid, *watched, path))]
+    #[error("{}", locked(topology, pid, role, path))]
     Locked {
         topology: String,
         pid: String,
-        /// The holder is a `watch` (it holds the topology for its whole life).
-        watched: bool,
+        /// What the holder does: `apply`, `destroy`, `watch` (a watch holds
+        /// the topology for its whole life), or empty when it did not say.
+        role: String,
         path: String,
     },
 }
 
-fn locked(topology: &str, pid: &str, watched: bool, path: &str) -> String {
-    if watched {
-        format!(
+fn locked(topology: &str, pid: &str, role: &str, path: &str) -> String {
+    match role {
+        "watch" => format!(
             "topology {topology} is watched by pid {pid}; stop that watch first, or wait for it with --lock-timeout (lock: {path})"
-        )
-    } else {
-        format!(
+        ),
+        "destroy" => format!(
+            "topology {topology} is being destroyed by pid {pid}; wait for it to finish, or use --lock-timeout (lock: {path})"
+        ),
+        _ => format!(
             "topology {topology} is being applied by pid {pid}; wait for it to finish, or use --lock-timeout (lock: {path})"
-        )
+        ),
+    }
+}
+
+impl Error {
+    /// The report without the CLI's advice to apply again (watch retries
+    /// by itself); ends with a newline.
+    pub fn without_advice(&self) -> String {
+        failure(self)
     }
 }
 

@@ -108,7 +108,7 @@ pub fn acquire_as(topology: &str, role: Role, wait: Duration) -> Result<Topology
                 return Err(Error::Locked {
                     topology: topology.to_string(),
                     pid,
-                    watched: role == Some(Role::Watch),
+                    role: role.map(Role::word).unwrap_or_default().to_string(),
                     path: path.display().to_string(),
                 });
             }

@@ -193,7 +193,10 @@ pub async fn run(
                         tracing::warn!(
                             "reconcile trigger={cause} duration={took:.0?} result=error retry_in={delay:.0?}"
                         );
-                        let text = format!("error: {e}\n");
+                        let text = format!(
+                            "error: {}watch tries again (and on the next event)\n",
+                            e.without_advice()
+                        );
                         if text != st.error {
                             sink.print(&text);
                             st.error = text;
