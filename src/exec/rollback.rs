@@ -42,15 +42,7 @@ pub fn inverse(plan: &Plan, done: &[String], failed: Option<&str>) -> Plan {
         stage += 1 + usize::from(second);
     }
     changes.sort_by_key(|s| s.stage);
-    let mut summary = Summary::default();
-    for s in &changes {
-        match s.change.action {
-            Action::Create => summary.create += 1,
-            Action::Update => summary.update += 1,
-            Action::Replace => summary.replace += 1,
-            Action::Delete => summary.delete += 1,
-        }
-    }
+    let summary = Summary::of(&changes);
     Plan {
         format_version: plan.format_version,
         topology: plan.topology.clone(),

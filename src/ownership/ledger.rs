@@ -65,6 +65,22 @@ pub fn run_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/run/netloom"))
 }
 
+/// Replaces `target` atomically with `bytes`, mode 0600.
+pub fn write_private(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = target.with_extension("json.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    // A file left from before keeps its mode: set it.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    drop(f);
+    std::fs::rename(tmp, target)
+}
+
 fn path(dir: &Path, topology: &str) -> PathBuf {
     dir.join(format!("{topology}.ledger.json"))
 }
@@ -79,23 +95,12 @@ impl Ledger {
         }
     }
 
-    /// Writes atomically (temp file + rename).
+    /// Writes atomically (temp file + rename), readable by root only: it
+    /// names what the topology made (and, later, secrets' digests).
     pub fn save(&self, topology: &str) -> io::Result<()> {
         let dir = run_dir();
         std::fs::create_dir_all(&dir)?;
-        let target = path(&dir, topology);
-        let tmp = target.with_extension("json.tmp");
-        // Private: it names what the topology made (and, later, secrets' digests).
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(&serde_json::to_vec_pretty(self)?)?;
-        drop(f);
-        std::fs::rename(tmp, target)
+        write_private(&path(&dir, topology), &serde_json::to_vec_pretty(self)?)
     }
 
     pub fn remove(topology: &str) -> io::Result<()> {

@@ -45,6 +45,22 @@ pub struct Summary {
     pub desired: usize,
 }
 
+impl Summary {
+    /// The counts of each action among `changes`.
+    pub fn of(changes: &[Staged]) -> Summary {
+        let mut summary = Summary::default();
+        for s in changes {
+            match s.change.action {
+                Action::Create => summary.create += 1,
+                Action::Update => summary.update += 1,
+                Action::Replace => summary.replace += 1,
+                Action::Delete => summary.delete += 1,
+            }
+        }
+        summary
+    }
+}
+
 impl Plan {
     /// Orders a diff: deletions first (rules, routes, veths, bridges), then
     /// creations, updates and replacements level by level of the graph.
@@ -72,19 +88,11 @@ impl Plan {
             last = Some(slot);
             changes.push(Staged { stage, change });
         }
-        let mut summary = Summary {
+        let summary = Summary {
             desired: graph.graph.node_count(),
             pending: diff.pending.len(),
-            ..Default::default()
+            ..Summary::of(&changes)
         };
-        for s in &changes {
-            match s.change.action {
-                Action::Create => summary.create += 1,
-                Action::Update => summary.update += 1,
-                Action::Replace => summary.replace += 1,
-                Action::Delete => summary.delete += 1,
-            }
-        }
         Plan {
             format_version: PLAN_FORMAT_VERSION,
             topology: topology.to_string(),

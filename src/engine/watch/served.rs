@@ -3,8 +3,6 @@
 use super::super::Loaded;
 use crate::ownership::ledger::run_dir;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Served {
@@ -28,19 +26,8 @@ pub fn record(l: &Loaded, broken: Option<&str>) {
         revision: l.revision(),
         broken: broken.and_then(|b| b.lines().next()).map(str::to_string),
     };
-    let target = path(&l.topo.name);
-    let tmp = target.with_extension("json.tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&serde_json::to_vec(&s)?)?;
-        std::fs::rename(&tmp, &target)
-    };
-    if let Err(e) = write() {
+    let bytes = serde_json::to_vec(&s).expect("served state serializes");
+    if let Err(e) = crate::ownership::ledger::write_private(&path(&l.topo.name), &bytes) {
         tracing::debug!("cannot record the served revision: {e}");
     }
 }
