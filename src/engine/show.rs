@@ -72,10 +72,11 @@ pub async fn show(l: &Loaded) -> Result<ShowReport> {
         })
         .collect();
     let observed = &live.observed;
-    let d = crate::diff::diff(&l.topo.name, &l.graph, observed);
-    let changes: HashMap<&ResourceKey, _> = d.changes.iter().map(|c| (&c.key, c)).collect();
-    let conflicts: HashMap<&ResourceKey, _> = d.conflicts.iter().map(|c| (&c.key, c)).collect();
-    let pending: HashMap<&ResourceKey, _> = d.pending.iter().map(|p| (&p.key, p)).collect();
+    // The plan holds the diff already: no second one.
+    let all_changes = plan.changes.iter().map(|s| &s.change);
+    let changes: HashMap<&ResourceKey, _> = all_changes.clone().map(|c| (&c.key, c)).collect();
+    let conflicts: HashMap<&ResourceKey, _> = plan.conflicts.iter().map(|c| (&c.key, c)).collect();
+    let pending: HashMap<&ResourceKey, _> = plan.pending.iter().map(|p| (&p.key, p)).collect();
     let mut desired: Vec<_> = l.graph.resources().collect();
     desired.sort_by_key(|r| r.key());
     let mut entries = vec![];
@@ -110,7 +111,7 @@ pub async fn show(l: &Loaded) -> Result<ShowReport> {
             drift,
         });
     }
-    for c in d.changes.iter().filter(|c| c.action == Action::Delete) {
+    for c in all_changes.filter(|c| c.action == Action::Delete) {
         entries.push(Entry {
             key: c.key.clone(),
             kind: c.kind.clone(),

@@ -78,12 +78,15 @@ pub async fn apply(
             };
             registry.apply_stage(&stage, &cx).await
         };
+        // Results come back by step name: one map per stage, not a scan per result.
+        let by_name: std::collections::HashMap<String, &Change> =
+            stage.iter().map(|c| (c.step_name(), *c)).collect();
         let mut first_error = None;
         for (step, r) in results {
             match r {
                 Ok(created) => {
                     idx.0.extend(created);
-                    if let Some(c) = stage.iter().find(|c| c.step_name() == step) {
+                    if let Some(c) = by_name.get(&step) {
                         on_step(c);
                     }
                     done.push(step);

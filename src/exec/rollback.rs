@@ -9,7 +9,12 @@ use crate::resource::Resource;
 /// The plan that undoes `done` (step names of `plan`, in the order they
 /// were done), and the step that failed if it may have acted partly.
 pub fn inverse(plan: &Plan, done: &[String], failed: Option<&str>) -> Plan {
-    let by_name = |step: &str| plan.changes.iter().find(|s| s.change.step_name() == step);
+    let names: std::collections::HashMap<String, &Staged> = plan
+        .changes
+        .iter()
+        .map(|s| (s.change.step_name(), s))
+        .collect();
+    let by_name = |step: &str| names.get(step).copied();
     // Undo in reverse stage order; a replacement's two halves in two stages.
     let mut undone: Vec<(usize, &Staged)> = done
         .iter()

@@ -138,7 +138,8 @@ impl Backend for WiringBackend {
         into: &'a mut Observed,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.kernel = Kernel::connect(topo.netns.as_deref()).await?;
+            // The topology's netns is reached in `prepare`, only when
+            // something is applied: observing needs no connection there.
             for name in wired_containers(topo, &into.ledger) {
                 let Some(c) = into.container(&name).filter(|c| c.running() && c.pid > 0) else {
                     continue;
