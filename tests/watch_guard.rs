@@ -222,7 +222,8 @@ fn watch_logs_each_change_with_its_fields_and_no_echo_of_its_own_apply() {
     let (t, ns, d) = (Topo::new("nll"), Netns::named("nll"), Dir::new());
     let f = d.path.join("lab.toml");
     save_atomically(&f, &topology(&t, &ns, "[bridge.br0]\nmtu = 1500\n"));
-    let w = WatchProc::start(&[&d.path], "30s");
+    // At debug level, where even a reconcile that changed nothing is logged.
+    let w = WatchProc::start_env(&[&d.path], "30s", &[("RUST_LOG", "netloom=debug")]);
     eventually(
         "applied",
         10,
@@ -248,11 +249,15 @@ fn watch_logs_each_change_with_its_fields_and_no_echo_of_its_own_apply() {
         },
         || w.log(),
     );
-    // The kernel's notifications about that change are not a second reconcile line.
+    // The kernel's notifications about that change are not a second reconcile.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let log = w.log();
     let after = log.matches("reconcile trigger=").count();
-    assert_eq!(after - before, 1, "one reconcile line for one edit:\n{log}");
+    assert_eq!(after - before, 1, "one reconcile for one edit:\n{log}");
+    assert!(
+        log.contains("already seen by the last observation"),
+        "{log}"
+    );
     assert!(w.stop().success());
     assert_eq!(nl(&["destroy"], &[&d.path]).code, 0);
 }

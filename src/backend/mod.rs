@@ -58,6 +58,9 @@ pub enum Trigger {
     Resync,
     Hangup,
     Retry,
+    /// watch's own marker, queued right after a reconcile observed the
+    /// live state: state events queued before it are covered by that view.
+    Observed,
 }
 
 /// An event stream watch should have running, under a stable id: the

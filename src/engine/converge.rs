@@ -14,6 +14,10 @@ pub trait Report {
     fn applied(&mut self, change: &crate::diff::Change);
     /// A readiness probe that answered.
     fn ready(&mut self, container: &str, target: &str, rtt: std::time::Duration);
+    /// The live state has just been observed, and what the plan or the
+    /// verification found holds for it (watch uses it to skip the echo of
+    /// its own apply).
+    fn observed(&mut self) {}
 }
 
 /// What one pass of converge did.
@@ -37,6 +41,7 @@ pub async fn converge_with(
     rollback: bool,
 ) -> Result<Converged> {
     let (mut live, plan) = super::plan(l).await?;
+    report.observed();
     let shown = report.plan(&plan);
     if !plan.conflicts.is_empty() {
         let detail = if shown {
@@ -99,6 +104,7 @@ pub async fn converge_with(
             }
             return Err(e);
         }
+        report.observed();
     }
     let waiting = super::waiting(&plan, &l.graph);
     let mut failed = vec![];

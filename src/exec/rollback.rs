@@ -29,6 +29,7 @@ pub fn inverse(plan: &Plan, done: &[String], failed: Option<&str>) -> Plan {
     // second halves (replacements) takes two stages.
     let mut changes = vec![];
     let mut stage = 0;
+    let mut replaced = false;
     let mut i = 0;
     while i < undone.len() {
         let orig = undone[i].0;
@@ -45,6 +46,10 @@ pub fn inverse(plan: &Plan, done: &[String], failed: Option<&str>) -> Plan {
             i += 1;
         }
         stage += 1 + usize::from(second);
+        replaced |= second;
+    }
+    if replaced {
+        redo_dependents(plan, done, &mut changes, stage);
     }
     changes.sort_by_key(|s| s.stage);
     let summary = Summary::of(&changes);
@@ -57,6 +62,45 @@ pub fn inverse(plan: &Plan, done: &[String], failed: Option<&str>) -> Plan {
         pending: vec![],
         summary,
     }
+}
+
+/// An object made again (a replacement undone) has lost what hung on it:
+/// a Docker network its endpoints, a bridge its ports, a link its routes.
+/// So what depends on others is set last, after every object is back: the
+/// settings undone (moved there) and what this run re-applied (again).
+fn redo_dependents(plan: &Plan, done: &[String], changes: &mut Vec<Staged>, last: usize) {
+    let dependent = |r: &Resource| match r {
+        Resource::Link(_)
+        | Resource::Route(_)
+        | Resource::Rule(_)
+        | Resource::Attachment(_)
+        | Resource::ContainerRoute(_) => true,
+        Resource::Netns(_) | Resource::Network(_) | Resource::Iface(_) => false,
+    };
+    for s in changes.iter_mut() {
+        if s.change.action == Action::Update && s.change.desired.as_ref().is_some_and(dependent) {
+            s.stage = last;
+        }
+    }
+    let done: std::collections::HashSet<&str> = done.iter().map(String::as_str).collect();
+    let undone: std::collections::HashSet<_> =
+        changes.iter().map(|s| s.change.key.clone()).collect();
+    let again = plan.changes.iter().filter(|s| {
+        s.change.is_reapply()
+            && s.change.desired.as_ref().is_some_and(dependent)
+            && !undone.contains(&s.change.key)
+            && done.contains(s.change.step_name().as_str())
+    });
+    let again: Vec<Staged> = again
+        .map(|s| Staged {
+            stage: last,
+            change: Change {
+                reason: Some("rollback: set again on what was made again".into()),
+                ..s.change.clone()
+            },
+        })
+        .collect();
+    changes.extend(again);
 }
 
 /// The changes that undo one change; `true` marks the second half of a

@@ -251,9 +251,11 @@ fn the_inverse_undoes_latest_first_and_replacements_in_two_stages() {
         staged(1, Action::Create, bridge("made")),
         update,
         replace,
+        // Re-applied (no fields): its master was replaced.
+        staged(2, Action::Update, bridge("port")),
         staged(2, Action::Create, bridge("failed")),
     ]);
-    let done: Vec<String> = forward.changes[..4]
+    let done: Vec<String> = forward.changes[..5]
         .iter()
         .map(|s| s.change.step_name())
         .collect();
@@ -266,14 +268,17 @@ fn the_inverse_undoes_latest_first_and_replacements_in_two_stages() {
     let want = vec![
         (0, "- bridge failed".to_string()),
         (1, "- bridge made".to_string()),
-        (1, "~ bridge r".to_string()),
         (1, "- bridge x".to_string()),
         (2, "+ bridge x-old".to_string()),
         (3, "+ bridge gone".to_string()),
+        // After a replacement, settings of what depends on others come
+        // last, once everything is made again; re-applies are done again.
+        (4, "~ bridge r".to_string()),
+        (4, "~ bridge port".to_string()),
     ];
     assert_eq!(lines, want);
     // The update goes back to what was observed.
-    let back = &inv.changes[2].change;
+    let back = &inv.changes[5].change;
     assert_eq!(back.desired.as_ref(), Some(&old));
     assert_eq!(back.current.as_ref(), Some(&new));
 }

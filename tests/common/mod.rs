@@ -290,6 +290,18 @@ impl DockerNet {
         ));
         n
     }
+
+    /// Internal, with a subnet Docker picks (none configured by the user).
+    pub fn bare(tag: &str) -> DockerNet {
+        let name = unique(tag);
+        must(&format!(
+            "docker network create --internal {name} >/dev/null"
+        ));
+        DockerNet {
+            name,
+            subnet: String::new(),
+        }
+    }
 }
 
 impl Drop for DockerNet {
@@ -403,8 +415,14 @@ pub struct WatchProc {
 
 impl WatchProc {
     pub fn start(paths: &[&Path], resync: &str) -> WatchProc {
+        WatchProc::start_env(paths, resync, &[])
+    }
+
+    /// With extra environment variables (e.g. `RUST_LOG`).
+    pub fn start_env(paths: &[&Path], resync: &str, env: &[(&str, &str)]) -> WatchProc {
         let log = std::env::temp_dir().join(format!("{}.watch.log", unique("nlw")));
         let mut c = Command::new(env!("CARGO_BIN_EXE_netloom"));
+        c.envs(env.iter().copied());
         c.env("NETLOOM_RUN_DIR", run_dir())
             .arg("watch")
             .arg("--resync")

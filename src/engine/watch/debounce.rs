@@ -37,6 +37,7 @@ impl Debounce {
             let quiet_end = (tokio::time::Instant::now() + self.quiet).min(deadline);
             tokio::select! {
                 t = rx.recv() => match t {
+                    Some(Trigger::Observed) => {}
                     Some(t) => *triggers.entry(t).or_default() += 1,
                     None => break,
                 },

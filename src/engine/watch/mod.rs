@@ -34,6 +34,8 @@ pub trait Sink {
 struct Logged<'a> {
     ready: &'a mut std::collections::BTreeSet<(String, String)>,
     seen: std::collections::BTreeSet<(String, String)>,
+    tx: &'a UnboundedSender<Trigger>,
+    marks: &'a mut usize,
 }
 
 impl Report for Logged<'_> {
@@ -57,6 +59,38 @@ impl Report for Logged<'_> {
             rtt.as_secs_f64() * 1000.0
         );
     }
+
+    fn observed(&mut self) {
+        if self.tx.send(Trigger::Observed).is_ok() {
+            *self.marks += 1;
+        }
+    }
+}
+
+/// Takes what was queued up to a reconcile's last observation (its markers
+/// are all queued by the time it returns). After a good reconcile, the
+/// kernel's and Docker's events among them are covered by that view (the
+/// echo of watch's own apply, mostly) and dropped; anything else is queued
+/// again. Returns how many were dropped.
+fn drain_observed(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Trigger>,
+    tx: &UnboundedSender<Trigger>,
+    marks: usize,
+    covered: bool,
+) -> usize {
+    let (mut seen, mut dropped, mut keep) = (0, 0, vec![]);
+    while seen < marks {
+        match rx.try_recv() {
+            Ok(Trigger::Observed) => seen += 1,
+            Ok(Trigger::Netlink | Trigger::Docker) if covered => dropped += 1,
+            Ok(t) => keep.push(t),
+            Err(_) => break,
+        }
+    }
+    for t in keep {
+        let _ = tx.send(t);
+    }
+    dropped
 }
 
 /// The event streams running now, by source id.
@@ -138,6 +172,9 @@ pub async fn run(
             _ = term.recv() => break,
             _ = int.recv() => break,
         };
+        if first == Trigger::Observed {
+            continue;
+        }
         let triggers = tokio::select! {
             t = debounce.collect(first, &mut rx) => t,
             _ = term.recv() => break,
@@ -146,8 +183,13 @@ pub async fn run(
         retry_at = None;
         let t = Instant::now();
         let cause = causes(first, &triggers);
-        let result = reconcile(paths, &mut st, opts.lock_wait, sink).await;
+        let mut marks = 0;
+        let result = reconcile(paths, &mut st, opts.lock_wait, sink, (&tx, &mut marks)).await;
         let took = t.elapsed();
+        let echoes = drain_observed(&mut rx, &tx, marks, result.is_ok());
+        if echoes > 0 {
+            tracing::debug!("{echoes} event(s) already seen by the last observation");
+        }
         match result {
             Ok(c) => {
                 failures = 0;
@@ -274,6 +316,7 @@ async fn reconcile(
     st: &mut State,
     lock_wait: Duration,
     sink: &mut dyn Sink,
+    (tx, marks): (&UnboundedSender<Trigger>, &mut usize),
 ) -> crate::error::Result<Converged> {
     match super::load(paths) {
         Ok(l) => {
@@ -310,6 +353,8 @@ async fn reconcile(
     let mut report = Logged {
         ready: &mut st.ready,
         seen: Default::default(),
+        tx,
+        marks,
     };
     let result = super::converge(l, &mut report).await;
     // A probe that did not answer this time is logged again when it does.
