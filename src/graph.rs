@@ -123,6 +123,7 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
     add_docker(&mut g, topo);
     let wired = add_container_wiring(&mut g, topo);
     add_container_routes(&mut g, topo, &wired);
+    add_cni(&mut g, topo);
     add_explicit(&mut g, topo);
     if let Some(nk) = &netns_key {
         add_netns_edges(&mut g, nk);
@@ -431,6 +432,27 @@ fn add_explicit(g: &mut DesiredGraph, topo: &Topology) {
 }
 
 /// The topology's netns before everything that lives in it.
+/// CNI attachments: the plugins run in the topology's netns (its edge
+/// comes with every other non-Docker node's).
+fn add_cni(g: &mut DesiredGraph, topo: &Topology) {
+    for c in topo.containers.values() {
+        for a in c.cni.values() {
+            let net = &topo.cni[&a.network];
+            g.add(
+                Resource::Cni(crate::resource::CniRes {
+                    container: c.name.clone(),
+                    ifname: a.ifname.clone(),
+                    network: net.name.clone(),
+                    net_name: net.net_name.clone(),
+                    config: net.conflist(),
+                    dirs: net.dirs.clone(),
+                }),
+                Some(a.loc.clone()),
+            );
+        }
+    }
+}
+
 fn add_netns_edges(g: &mut DesiredGraph, netns_key: &ResourceKey) {
     let all: Vec<NodeIndex> = g.graph.node_indices().collect();
     for i in all {

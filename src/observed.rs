@@ -75,6 +75,33 @@ pub struct Observed {
     /// Inside the netns of each running container the topology wires.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub containers: BTreeMap<String, ContainerNetObs>,
+    /// The CNI attachments the ledger records, as their cache and CHECK found them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cni: Vec<CniObs>,
+    /// (CNI network section, plugin type) of plugins in none of its `plugin_dirs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cni_missing: Vec<(String, String)>,
+}
+
+/// One recorded CNI attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CniObs {
+    pub entry: crate::resource::CniEntry,
+    /// The cached ADD (libcni's cache file); `None` if the ADD never finished.
+    pub cached: Option<CniCached>,
+    /// Why CHECK failed, when it ran and did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_failed: Option<String>,
+}
+
+/// What libcni's cache holds about one ADD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CniCached {
+    /// The conflist the ADD ran with.
+    pub config: String,
+    pub netns: String,
+    /// The chain's final result.
+    pub result: serde_json::Value,
 }
 
 /// Links (with addresses) and main-table routes inside one container.
@@ -203,6 +230,15 @@ impl NetworkMode {
     pub fn has_own_netns(&self) -> bool {
         matches!(self, Self::Default | Self::Named(_))
     }
+
+    /// The container has a netns that is its own (not the host's or
+    /// another container's), if perhaps empty.
+    pub fn is_private(&self) -> bool {
+        match self {
+            Self::Default | Self::Named(_) | Self::None => true,
+            Self::Host | Self::Container(_) => false,
+        }
+    }
 }
 
 impl From<String> for NetworkMode {
@@ -249,6 +285,10 @@ pub struct ContainerObs {
     /// The init process, for reaching the container's netns (declared containers only).
     #[serde(default)]
     pub pid: u32,
+    /// The netns file Docker keeps for the container's sandbox (new on
+    /// every start; declared containers only): what CNI plugins are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
     /// Endpoints by network name.
     pub endpoints: BTreeMap<String, EndpointObs>,
     #[serde(default, skip_serializing_if = "is_default_mode")]
@@ -305,6 +345,13 @@ impl Observed {
 
     pub fn container(&self, name: &str) -> Option<&ContainerObs> {
         self.docker.as_ref().and_then(|d| d.container(name))
+    }
+
+    /// The recorded CNI attachment of this container interface.
+    pub fn cni(&self, container: &str, ifname: &str) -> Option<&CniObs> {
+        self.cni
+            .iter()
+            .find(|o| o.entry.container == container && o.entry.ifname == ifname)
     }
 
     /// Whose a link in the topology's netns is: by its mark, or this

@@ -4,6 +4,7 @@
 //! the `Backend` trait; a new backend is one folder here plus its entry in
 //! `Registry::connect`.
 
+pub mod cni;
 pub mod docker;
 pub mod kernel;
 pub mod wiring;
@@ -141,6 +142,12 @@ pub trait Backend: Send + Sync {
         Box::pin(async { Ok(Whole::No) })
     }
 
+    /// Whether this backend's changes run inside the topology's netns
+    /// (destroy runs its deletions before that netns goes whole).
+    fn runs_in_netns(&self) -> bool {
+        false
+    }
+
     /// Removes what `whole` said could go in one piece.
     fn remove_whole<'a>(&'a mut self, _topo: &'a Topology) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
@@ -211,6 +218,10 @@ impl Registry {
         if docker::needed(topo, &observed.ledger) {
             backends.push(Box::new(docker::DockerBackend::connect(topo).await?));
             backends.push(Box::new(wiring::WiringBackend::new(topo)));
+        }
+        // After Docker: it reads the containers Docker found.
+        if cni::needed(topo, &observed.ledger) {
+            backends.push(Box::new(cni::CniBackend::new(topo)));
         }
         Ok(Registry { backends })
     }

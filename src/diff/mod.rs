@@ -222,7 +222,8 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
                 | Resource::Network(_)
                 | Resource::Attachment(_)
                 | Resource::Iface(_)
-                | Resource::ContainerRoute(_) => false,
+                | Resource::ContainerRoute(_)
+                | Resource::Cni(_) => false,
             };
             if affected {
                 let reason = format!("re-applied: depends on {} {}", c.kind, c.title);
@@ -243,7 +244,8 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
             | Resource::Rule(_)
             | Resource::Network(_)
             | Resource::Attachment(_)
-            | Resource::ContainerRoute(_) => continue,
+            | Resource::ContainerRoute(_)
+            | Resource::Cni(_) => continue,
         };
         for r in desired.resources() {
             // Its peer may sit in another container, and which one is
@@ -256,7 +258,8 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
                 | Resource::Rule(_)
                 | Resource::Network(_)
                 | Resource::Attachment(_)
-                | Resource::Iface(_) => false,
+                | Resource::Iface(_)
+                | Resource::Cni(_) => false,
             };
             let k = r.key();
             if !same_netns || skip(&k, &extra) {

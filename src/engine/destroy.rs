@@ -70,6 +70,31 @@ pub async fn execute(d: &mut Destroying, l: &Loaded) -> Result<()> {
         .map(|(id, _)| *id)
         .collect();
     let mut plan = d.plan.clone();
+    // Deletions that run inside what goes whole (CNI plugins run in the
+    // topology's netns) go first.
+    let first: Vec<BackendId> = d
+        .live
+        .registry
+        .backends()
+        .filter(|b| b.runs_in_netns())
+        .map(|b| b.id())
+        .collect();
+    if !gone.is_empty() && !first.is_empty() {
+        let mut early = plan.clone();
+        early.changes.retain(|s| {
+            s.change
+                .resource()
+                .is_some_and(|r| first.contains(&r.backend()))
+        });
+        plan.changes.retain(|s| {
+            s.change
+                .resource()
+                .is_none_or(|r| !first.contains(&r.backend()))
+        });
+        if !early.changes.is_empty() {
+            crate::exec::apply(&early, &d.live.observed, &mut d.live.registry, &mut |_| {}).await?;
+        }
+    }
     for id in &gone {
         if let Some(b) = d.live.registry.get_mut(*id) {
             b.remove_whole(&l.topo).await?;

@@ -136,6 +136,9 @@ pub fn waiting(plan: &Plan, graph: &DesiredGraph) -> BTreeSet<String> {
             Resource::ContainerRoute(r) => {
                 out.insert(r.container.clone());
             }
+            Resource::Cni(c) => {
+                out.insert(c.container.clone());
+            }
             Resource::Netns(_)
             | Resource::Link(_)
             | Resource::Route(_)

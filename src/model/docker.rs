@@ -78,6 +78,7 @@ pub(super) fn build(
                 interfaces: BTreeMap::new(),
                 routes: vec![],
                 ready: None,
+                cni: BTreeMap::new(),
             };
             for (net, spec) in &s.spec.networks {
                 if let Some(a) = attachment(f.file, net, spec, &networks, diags) {

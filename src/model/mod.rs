@@ -1,12 +1,14 @@
 //! The validated topology: names checked, addresses parsed, references
 //! resolved. Built only when the files have no errors.
 
+mod cni;
 mod docker;
 mod names;
 mod routing;
 mod validate;
 mod wiring;
 
+pub use cni::{CniAttach, CniNet, DEFAULT_PLUGIN_DIRS, parse_version as parse_cni_version};
 pub use names::{check_ifname, check_scope_name};
 pub use validate::build;
 
@@ -33,6 +35,8 @@ pub struct Topology {
     pub containers: BTreeMap<String, Container>,
     /// Point-to-point veths between two containers.
     pub links: Vec<ContainerLink>,
+    /// CNI networks, by name.
+    pub cni: BTreeMap<String, CniNet>,
 }
 
 /// A veth from a container's netns to a topology bridge.
@@ -97,6 +101,8 @@ pub struct Container {
     pub interfaces: BTreeMap<String, Iface>,
     pub routes: Vec<ContainerRoute>,
     pub ready: Option<Ready>,
+    /// Interfaces CNI plugins make, by interface name.
+    pub cni: BTreeMap<String, CniAttach>,
 }
 
 #[derive(Debug, Clone)]

@@ -136,7 +136,15 @@ impl Validator {
             }
         }
         let (networks, mut containers) = super::docker::build(loaded, &mut self.diags);
-        let links = super::wiring::build(loaded, &mut containers, &bridges, &mut self.diags);
+        let mut ifnames = BTreeMap::new();
+        let links = super::wiring::build(
+            loaded,
+            &mut containers,
+            &bridges,
+            &mut ifnames,
+            &mut self.diags,
+        );
+        let cni = super::cni::build(loaded, &mut containers, &mut ifnames, &mut self.diags);
         super::wiring::docker_overlaps(
             &netns,
             &bridges,
@@ -160,6 +168,7 @@ impl Validator {
             networks,
             containers,
             links,
+            cni,
         })
     }
 

@@ -59,7 +59,7 @@ fn addresses(
 }
 
 /// Claims an interface name inside a container; a second claim is an error.
-fn claim(
+pub(super) fn claim(
     used: &mut BTreeMap<(String, String), Loc>,
     c: &str,
     ifname: &str,
@@ -85,15 +85,15 @@ pub(super) fn build(
     loaded: &Loaded,
     containers: &mut BTreeMap<String, Container>,
     bridges: &BTreeMap<String, Bridge>,
+    used: &mut BTreeMap<(String, String), Loc>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<ContainerLink> {
-    let mut used: BTreeMap<(String, String), Loc> = BTreeMap::new();
     for f in &loaded.files {
         for s in &f.containers {
             let Some(c) = containers.get_mut(&s.name) else {
                 continue;
             };
-            interfaces(f.file, &s.spec, c, bridges, &mut used, diags);
+            interfaces(f.file, &s.spec, c, bridges, used, diags);
             if let Some(r) = &s.spec.ready
                 && let Some(ready) = ready(f.file, r, diags)
             {
@@ -105,7 +105,7 @@ pub(super) fn build(
     let mut links = vec![];
     for f in &loaded.files {
         for s in &f.links {
-            if let Some(l) = link(f.file, s, containers, &mut used, diags) {
+            if let Some(l) = link(f.file, s, containers, used, diags) {
                 links.push(l);
             }
         }

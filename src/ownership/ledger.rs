@@ -8,7 +8,7 @@
 //! stale entry (harmless: it is dropped on the next apply) but never an
 //! object nobody owns.
 
-use crate::resource::{AttachKey, RouteKey, RuleKey};
+use crate::resource::{AttachKey, CniEntry, RouteKey, RuleKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -56,6 +56,10 @@ pub struct Ledger {
     /// the create; the mark on its `lo` follows in a second step).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub made_netns: bool,
+    /// CNI attachments netloom made (recorded before the ADD): only these
+    /// are ever DEL'ed.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub cni: BTreeSet<CniEntry>,
 }
 
 /// Where locks and ledgers live: `$NETLOOM_RUN_DIR`, else `/run/netloom`.
@@ -67,7 +71,8 @@ pub fn run_dir() -> PathBuf {
 
 /// Replaces `target` atomically with `bytes`, mode 0600.
 pub fn write_private(target: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = target.with_extension("json.tmp");
+    let mut tmp = target.as_os_str().to_owned();
+    tmp.push(".tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -126,5 +131,13 @@ impl Ledger {
             && self.wired.is_empty()
             && self.links.is_empty()
             && self.ifaces.is_empty()
+            && self.cni.is_empty()
+    }
+
+    /// The CNI attachment recorded for this container interface.
+    pub fn cni_entry(&self, container: &str, ifname: &str) -> Option<&CniEntry> {
+        self.cni
+            .iter()
+            .find(|e| e.container == container && e.ifname == ifname)
     }
 }

@@ -4,7 +4,7 @@
 
 pub mod ledger;
 
-pub use ledger::Ledger;
+pub use ledger::{Ledger, write_private};
 
 /// Docker label naming the topology that owns a network.
 pub const TOPOLOGY_LABEL: &str = "netloom.topology";

@@ -257,7 +257,8 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
             | Resource::Rule(_)
             | Resource::Network(_)
             | Resource::Attachment(_)
-            | Resource::ContainerRoute(_) => {}
+            | Resource::ContainerRoute(_)
+            | Resource::Cni(_) => {}
         }
     }
     let mut gone: HashSet<&str> = HashSet::new();

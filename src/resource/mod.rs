@@ -7,6 +7,7 @@
 //! does not compile until it has all of it.
 
 mod attachment;
+mod cni;
 mod container_route;
 mod iface;
 mod link;
@@ -16,6 +17,7 @@ mod route;
 mod rule;
 
 pub use attachment::{AttachKey, AttachRes};
+pub use cni::{CniEntry, CniRes, addresses as cni_addresses, host_links as cni_host_links};
 pub use container_route::ContainerRouteRes;
 pub use iface::{IfacePeer, IfaceRes};
 pub use link::{LinkEnd, LinkKind, LinkRes};
@@ -60,6 +62,11 @@ pub enum ResourceKey {
         container: String,
         to: IpNet,
     },
+    /// An interface a CNI network makes in a container.
+    Cni {
+        container: String,
+        ifname: String,
+    },
 }
 
 impl fmt::Display for ResourceKey {
@@ -75,6 +82,7 @@ impl fmt::Display for ResourceKey {
             ResourceKey::ContainerRoute { container, to } => {
                 write!(f, "container-route/{container}/{to}")
             }
+            ResourceKey::Cni { container, ifname } => write!(f, "cni/{container}/{ifname}"),
         }
     }
 }
@@ -90,6 +98,7 @@ pub enum Resource {
     Attachment(AttachRes),
     Iface(IfaceRes),
     ContainerRoute(ContainerRouteRes),
+    Cni(CniRes),
 }
 
 /// The backend that observes and changes a kind.
@@ -102,6 +111,8 @@ pub enum BackendId {
     Docker,
     /// Interfaces and routes inside containers' netns.
     Wiring,
+    /// Interfaces CNI plugins make in containers.
+    Cni,
 }
 
 impl fmt::Display for BackendId {
@@ -110,6 +121,7 @@ impl fmt::Display for BackendId {
             BackendId::Kernel => "kernel",
             BackendId::Docker => "Docker",
             BackendId::Wiring => "container wiring",
+            BackendId::Cni => "CNI",
         })
     }
 }
@@ -119,6 +131,7 @@ pub enum Share<'a> {
     Kernel(KernelRes<'a>),
     Docker(DockerRes<'a>),
     Wiring(WiringRes<'a>),
+    Cni(&'a CniRes),
 }
 
 pub enum KernelRes<'a> {
@@ -195,6 +208,7 @@ impl Resource {
             Resource::Attachment(r) => r,
             Resource::Iface(r) => r,
             Resource::ContainerRoute(r) => r,
+            Resource::Cni(r) => r,
         }
     }
 
@@ -222,6 +236,7 @@ impl Resource {
             Resource::Attachment(r) => Share::Docker(DockerRes::Attachment(r)),
             Resource::Iface(r) => Share::Wiring(WiringRes::Iface(r)),
             Resource::ContainerRoute(r) => Share::Wiring(WiringRes::ContainerRoute(r)),
+            Resource::Cni(r) => Share::Cni(r),
         }
     }
 
@@ -230,6 +245,7 @@ impl Resource {
             Share::Kernel(_) => BackendId::Kernel,
             Share::Docker(_) => BackendId::Docker,
             Share::Wiring(_) => BackendId::Wiring,
+            Share::Cni(_) => BackendId::Cni,
         }
     }
 
@@ -267,6 +283,14 @@ impl Resource {
         }
     }
 
+    pub fn as_cni(&self) -> Option<&CniRes> {
+        if let Resource::Cni(x) = self {
+            Some(x)
+        } else {
+            None
+        }
+    }
+
     pub fn as_iface(&self) -> Option<&IfaceRes> {
         if let Resource::Iface(x) = self {
             Some(x)
@@ -296,6 +320,7 @@ pub(crate) fn prune_all(cx: &DiffCx, out: &mut Diff) {
     network::prune(cx, out);
     iface::prune(cx, out);
     container_route::prune(cx, out);
+    cni::prune(cx, out);
     // Checks across the kinds' changes, once every change is known.
     attachment::address_clashes(cx, out);
     network::endpoint_notes(cx, out);

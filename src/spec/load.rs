@@ -1,8 +1,8 @@
 //! Reading topology files and directories into spanned spec sections.
 
 use super::{
-    BridgeSpec, ContainerSpec, LinkSpec, NetworkSpec, RouteSpec, RuleSpec, TopologySection,
-    VethSpec, check_keys,
+    BridgeSpec, CniSpec, ContainerSpec, LinkSpec, NetworkSpec, RouteSpec, RuleSpec,
+    TopologySection, VethSpec, check_keys,
 };
 use crate::diag::{Diagnostic, FileId, Loc, SourceMap};
 use serde::de::DeserializeOwned;
@@ -31,6 +31,7 @@ pub struct SpecFile {
     pub networks: Vec<Section<NetworkSpec>>,
     pub containers: Vec<Section<ContainerSpec>>,
     pub links: Vec<Section<LinkSpec>>,
+    pub cni: Vec<Section<CniSpec>>,
     /// A section was left out for its errors: checks that look across
     /// sections would misreport what it declares.
     pub dropped: bool,
@@ -182,7 +183,8 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
         + out.rules.len()
         + out.networks.len()
         + out.containers.len()
-        + out.links.len();
+        + out.links.len()
+        + out.cni.len();
     out.dropped = kept < written;
     Some(out)
 }
@@ -258,6 +260,7 @@ fn section(
             &mut out.containers,
             diags,
         ),
+        "cni" => named(file, said, "cni", key_loc, value, &mut out.cni, diags),
         _ => {} // reported by check_keys
     }
 }

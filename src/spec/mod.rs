@@ -42,6 +42,9 @@ pub struct TopologyFile {
     /// Point-to-point veth links between two containers.
     #[serde(default)]
     pub link: Vec<LinkSpec>,
+    /// CNI networks (plugin lists, as in a .conflist), by name.
+    #[serde(default)]
+    pub cni: BTreeMap<String, CniSpec>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -227,6 +230,38 @@ pub struct ContainerSpec {
     pub routes: Vec<ContainerRouteSpec>,
     /// A readiness probe run inside the container's netns after apply.
     pub ready: Option<ReadySpec>,
+    /// Interfaces made by CNI plugins, by interface name: ADD on apply,
+    /// CHECK on plan and verify, DEL when removed.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, CniAttachSpec>")]
+    pub cni: BTreeMap<Spanned<String>, CniAttachSpec>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CniSpec {
+    /// The plugin chain, each a table turned into the plugin's JSON config
+    /// (`type` names the plugin binary). Or give `file`.
+    #[schemars(with = "Option<Vec<serde_json::Map<String, serde_json::Value>>>")]
+    pub plugins: Option<Spanned<Vec<serde_json::Map<String, serde_json::Value>>>>,
+    /// A .conflist file (JSON), relative to this topology file.
+    #[schemars(with = "Option<String>")]
+    pub file: Option<Spanned<String>>,
+    /// The CNI spec version of an inline `plugins` list (default "1.0.0").
+    #[schemars(with = "Option<String>")]
+    pub cni_version: Option<Spanned<String>>,
+    /// Directories searched for plugin binaries, in order (default
+    /// ["/usr/lib/cni", "/opt/cni/bin"]).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub plugin_dirs: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CniAttachSpec {
+    /// The `[cni.NAME]` network whose plugins make this interface.
+    #[schemars(with = "String")]
+    pub network: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

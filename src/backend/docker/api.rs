@@ -113,6 +113,7 @@ impl DockerApi {
                     name,
                     state: c.state.map(|s| s.to_string()).unwrap_or_default().into(),
                     pid: 0,
+                    sandbox: None,
                     endpoints,
                 })
             })
@@ -124,7 +125,7 @@ impl DockerApi {
             .filter(|(_, c)| declared.contains(&c.name))
             .map(|(i, c)| (i, c.id.clone()))
             .collect();
-        type Inspected = (u32, HashMap<String, EndpointSettings>);
+        type Inspected = (u32, Option<String>, HashMap<String, EndpointSettings>);
         let inspected: Vec<(usize, Result<Inspected>)> = futures::stream::iter(wanted)
             .map(|(i, id)| async move {
                 let r = self
@@ -133,12 +134,9 @@ impl DockerApi {
                     .await
                     .map(|c| {
                         let pid = c.state.and_then(|s| s.pid).unwrap_or(0).max(0) as u32;
-                        (
-                            pid,
-                            c.network_settings
-                                .and_then(|s| s.networks)
-                                .unwrap_or_default(),
-                        )
+                        let settings = c.network_settings.unwrap_or_default();
+                        let sandbox = settings.sandbox_key.filter(|k| !k.is_empty());
+                        (pid, sandbox, settings.networks.unwrap_or_default())
                     })
                     .map_err(|e| docker_error("inspect", format!("container {id}"), e));
                 (i, r)
@@ -148,8 +146,9 @@ impl DockerApi {
             .await;
         for (i, r) in inspected {
             match r {
-                Ok((pid, nets)) => {
+                Ok((pid, sandbox, nets)) => {
                     containers[i].pid = pid;
+                    containers[i].sandbox = sandbox;
                     let short: String = containers[i].id.chars().take(12).collect();
                     for (n, ep) in nets {
                         containers[i].endpoints.insert(n, endpoint_obs(ep, &short));

@@ -33,6 +33,7 @@ pub fn needed(topo: &Topology, ledger: &Ledger) -> bool {
         || !topo.containers.is_empty()
         || ledger.docker
         || !ledger.attachments.is_empty()
+        || !ledger.cni.is_empty()
 }
 
 pub struct DockerBackend {
@@ -137,6 +138,7 @@ impl Backend for DockerBackend {
         Box::pin(async move {
             let mut declared: BTreeSet<String> = topo.containers.keys().cloned().collect();
             declared.extend(into.ledger.wired.iter().cloned());
+            declared.extend(into.ledger.cni.iter().map(|e| e.container.clone()));
             let mut obs = self.api.observe(&declared).await?;
             if topo.networks.values().any(|n| !n.external) {
                 // Subnets must not collide with the host's own routes.

@@ -242,10 +242,10 @@ impl Backend for KernelBackend {
                 };
                 return Ok(Whole::Kept { what, why });
             }
-            let only_ours = o
-                .links
-                .iter()
-                .all(|l| l.name == "lo" || o.owner_of(l, &topo.name) == Owner::Ours);
+            let cni = crate::resource::cni_host_links(topo, o);
+            let only_ours = o.links.iter().all(|l| {
+                l.name == "lo" || o.owner_of(l, &topo.name) == Owner::Ours || cni.contains(&l.name)
+            });
             if !only_ours {
                 let why = "it holds links this topology does not own".to_string();
                 return Ok(Whole::Kept { what, why });

@@ -1,0 +1,277 @@
+//! CNI attachments: plugins invoked with a container's netns, ADD on apply,
+//! CHECK on plan and verify, DEL on prune. The plugins run with the
+//! topology's netns as the runtime's (a bridge plugin's bridge lives
+//! there); results are cached where libcni keeps them.
+
+mod cache;
+mod invoke;
+
+use super::{ApplyCx, Backend, Lane};
+use crate::backend::Created;
+use crate::diff::{Action, Change};
+use crate::error::{Error, Result};
+use crate::model::{DEFAULT_PLUGIN_DIRS, Topology};
+use crate::observed::{CniCached, CniObs, Observed};
+use crate::ownership::Ledger;
+use crate::resource::{BackendId, CniEntry, CniRes, Resource, Share};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use invoke::{Call, Conflist};
+use std::collections::HashMap;
+
+/// Plugin calls in flight at once (host-local serializes on its own lock).
+const IN_FLIGHT: usize = 8;
+
+/// Whether the topology has (or had) CNI attachments.
+pub fn needed(topo: &Topology, ledger: &Ledger) -> bool {
+    topo.containers.values().any(|c| !c.cni.is_empty()) || !ledger.cni.is_empty()
+}
+
+pub struct CniBackend {
+    runtime: Option<String>,
+    /// Each desired attachment's config, by (container, ifname).
+    desired: HashMap<(String, String), CniRes>,
+    /// Plugin directories by CNI network name, for DELs of attachments
+    /// whose section is gone (the defaults then).
+    dirs: HashMap<String, Vec<String>>,
+}
+
+impl CniBackend {
+    pub fn new(topo: &Topology) -> CniBackend {
+        let mut desired = HashMap::new();
+        for c in topo.containers.values() {
+            for a in c.cni.values() {
+                let net = &topo.cni[&a.network];
+                let r = CniRes {
+                    container: c.name.clone(),
+                    ifname: a.ifname.clone(),
+                    network: net.name.clone(),
+                    net_name: net.net_name.clone(),
+                    config: net.conflist(),
+                    dirs: net.dirs.clone(),
+                };
+                desired.insert((c.name.clone(), a.ifname.clone()), r);
+            }
+        }
+        CniBackend {
+            runtime: topo.netns.clone(),
+            desired,
+            dirs: topo
+                .cni
+                .values()
+                .map(|n| (n.net_name.clone(), n.dirs.clone()))
+                .collect(),
+        }
+    }
+
+    fn dirs_of(&self, net_name: &str) -> Vec<String> {
+        self.dirs
+            .get(net_name)
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_PLUGIN_DIRS.iter().map(|d| d.to_string()).collect())
+    }
+
+    /// CHECK of a recorded attachment that is what the files ask for, in
+    /// the container's current netns; `None` when it passes or cannot apply.
+    async fn check(&self, o: &CniObs, observed: &Observed) -> Option<String> {
+        let cached = o.cached.as_ref()?;
+        let want = self
+            .desired
+            .get(&(o.entry.container.clone(), o.entry.ifname.clone()))?;
+        let c = observed.container(&o.entry.container)?;
+        let current = c.running()
+            && c.id == o.entry.id
+            && c.sandbox.as_deref() == Some(cached.netns.as_str())
+            && cached.config == want.config
+            && want.net_name == o.entry.network;
+        if !current {
+            return None; // planned as a replacement anyway
+        }
+        let list = Conflist::parse(&cached.config).ok()?;
+        if !list.has_check() {
+            return None;
+        }
+        let what = want.title_text();
+        let call = Call {
+            container_id: &o.entry.id,
+            netns: &cached.netns,
+            ifname: &o.entry.ifname,
+            dirs: &want.dirs,
+            runtime: self.runtime.as_deref(),
+            what: &what,
+        };
+        invoke::check(&list, &cached.result, &call)
+            .await
+            .err()
+            .map(|e| match e {
+                Error::Backend { message, .. } => message,
+                other => other.to_string(),
+            })
+    }
+
+    async fn add(&self, d: &CniRes, cx: &ApplyCx<'_>) -> Result<()> {
+        let Some(c) = cx.observed.container(&d.container).filter(|c| c.running()) else {
+            return Err(Error::State(format!(
+                "container {} is not running",
+                d.container
+            )));
+        };
+        let Some(netns) = c.sandbox.clone() else {
+            return Err(Error::State(format!(
+                "Docker names no netns for container {}",
+                d.container
+            )));
+        };
+        let entry = CniEntry {
+            container: d.container.clone(),
+            ifname: d.ifname.clone(),
+            network: d.net_name.clone(),
+            id: c.id.clone(),
+        };
+        let list = Conflist::parse(&d.config)?;
+        let what = d.title_text();
+        let call = Call {
+            container_id: &entry.id,
+            netns: &netns,
+            ifname: &d.ifname,
+            dirs: &d.dirs,
+            runtime: self.runtime.as_deref(),
+            what: &what,
+        };
+        // An ADD that a crash cut short left no cache: DEL (repeatable)
+        // clears what it may have made before the ADD again.
+        if cx
+            .observed
+            .cni(&d.container, &d.ifname)
+            .is_some_and(|o| o.cached.is_none())
+        {
+            let _ = invoke::del(&list, None, &call).await;
+        }
+        let result = invoke::add(&list, &call).await?;
+        let cached = CniCached {
+            config: d.config.clone(),
+            netns,
+            result,
+        };
+        cache::write(&entry, &cached).map_err(|e| Error::io("write the CNI result cache", e))
+    }
+
+    /// DEL of the recorded attachment of (container, ifname), with the
+    /// config its ADD ran with, in its netns if that still exists.
+    async fn del(&self, container: &str, ifname: &str, cx: &ApplyCx<'_>) -> Result<()> {
+        let Some(o) = cx.observed.cni(container, ifname) else {
+            return Ok(());
+        };
+        let Some(cached) = &o.cached else {
+            return Ok(());
+        };
+        let list = Conflist::parse(&cached.config)?;
+        let netns = if std::path::Path::new(&cached.netns).exists() {
+            cached.netns.as_str()
+        } else {
+            "" // the container (or that run of it) is gone
+        };
+        let dirs = self.dirs_of(&o.entry.network);
+        let what = format!("{container}:{ifname} → {}", o.entry.network);
+        let call = Call {
+            container_id: &o.entry.id,
+            netns,
+            ifname,
+            dirs: &dirs,
+            runtime: self.runtime.as_deref(),
+            what: &what,
+        };
+        invoke::del(&list, Some(&cached.result), &call).await?;
+        cache::remove(&o.entry).map_err(|e| Error::io("remove a CNI result cache entry", e))
+    }
+}
+
+impl CniRes {
+    fn title_text(&self) -> String {
+        format!("{}:{} → {}", self.container, self.ifname, self.network)
+    }
+}
+
+impl Backend for CniBackend {
+    fn id(&self) -> BackendId {
+        BackendId::Cni
+    }
+
+    fn lane(&self) -> Lane {
+        Lane::Concurrent(IN_FLIGHT)
+    }
+
+    fn runs_in_netns(&self) -> bool {
+        true
+    }
+
+    fn observe<'a>(
+        &'a mut self,
+        topo: &'a Topology,
+        into: &'a mut Observed,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut found = vec![];
+            for e in &into.ledger.cni {
+                let cached = cache::read(e)
+                    .map_err(|err| Error::io(format!("read {}", cache::path(e).display()), err))?;
+                found.push(CniObs {
+                    entry: e.clone(),
+                    cached,
+                    check_failed: None,
+                });
+            }
+            let observed: &Observed = into;
+            // Boxed one by one: a closure returning the future would fail
+            // the boxed observe's Send check.
+            let mut pending: Vec<BoxFuture<'_, Option<String>>> = vec![];
+            for o in &found {
+                pending.push(Box::pin(self.check(o, observed)));
+            }
+            let checks: Vec<Option<String>> = futures::stream::iter(pending)
+                .buffered(IN_FLIGHT)
+                .collect()
+                .await;
+            for (o, c) in found.iter_mut().zip(checks) {
+                o.check_failed = c;
+            }
+            into.cni = found;
+            into.cni_missing = missing_plugins(topo);
+            Ok(())
+        })
+    }
+
+    fn apply<'a>(&'a self, c: &'a Change, cx: &'a ApplyCx<'a>) -> BoxFuture<'a, Result<Created>> {
+        Box::pin(async move {
+            let Some(Share::Cni(r)) = c.resource().map(Resource::share) else {
+                return Err(crate::backend::not_mine(self, c));
+            };
+            match c.action {
+                Action::Create => self.add(r, cx).await?,
+                Action::Update | Action::Replace => {
+                    self.del(&r.container, &r.ifname, cx).await?;
+                    self.add(r, cx).await?;
+                }
+                Action::Delete => self.del(&r.container, &r.ifname, cx).await?,
+            }
+            Ok(vec![])
+        })
+    }
+}
+
+/// (network section, plugin type) for each plugin found in none of its
+/// network's directories.
+fn missing_plugins(topo: &Topology) -> Vec<(String, String)> {
+    let mut out = vec![];
+    for n in topo.cni.values() {
+        for p in &n.plugins {
+            let Some(t) = p.get("type").and_then(|t| t.as_str()) else {
+                continue;
+            };
+            if invoke::find(&n.dirs, t).is_none() {
+                out.push((n.name.clone(), t.to_string()));
+            }
+        }
+    }
+    out
+}
