@@ -121,6 +121,9 @@ fn undo(c: &Change) -> Vec<(bool, Change)> {
         // The netns goes with destroy, not with a rollback.
         (_, Some(Resource::Netns(_)), _) => vec![],
         (Action::Create, Some(d), _) => vec![(false, make(Action::Delete, d, Some(d.clone())))],
+        // A DEL'ed CNI attachment's lease is gone: an ADD would not bring
+        // it back as it was.
+        (Action::Delete, _, Some(Resource::Cni(_))) => vec![],
         (Action::Delete, _, Some(cur)) => vec![(false, make(Action::Create, cur, None))],
         // A container interface's `current` is not what was observed, and
         // a replaced one was a broken pair: neither can be made again.

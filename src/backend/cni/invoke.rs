@@ -100,16 +100,17 @@ pub fn find(dirs: &[String], plugin: &str) -> Option<PathBuf> {
 }
 
 /// ADD through the chain, each plugin given the previous one's result;
-/// returns the final result. If a plugin fails, the plugins before it are
-/// DEL'ed in reverse (a failing plugin cleans up after itself; what stood
-/// there before, such as an interface of that name, is left alone).
+/// returns the final result. If a plugin fails, it and the plugins before
+/// it are DEL'ed in reverse, as runtimes do (a plugin may leave what it
+/// made before failing: the bridge plugin its veth when IPAM refuses). The
+/// caller has made sure the interface was not there before.
 pub async fn add(list: &Conflist, call: &Call<'_>) -> Result<Value> {
     let mut prev: Option<Value> = None;
     for i in 0..list.plugins.len() {
         match run(list, i, Command::Add, prev.as_ref(), call).await {
             Ok(r) => prev = Some(r.unwrap_or(Value::Null)),
             Err(e) => {
-                for j in (0..i).rev() {
+                for j in (0..=i).rev() {
                     if let Err(e2) = run(list, j, Command::Del, prev.as_ref(), call).await {
                         tracing::warn!("cleaning up after a failed ADD: {e2}");
                     }

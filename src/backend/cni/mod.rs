@@ -139,13 +139,19 @@ impl CniBackend {
             what: &what,
         };
         // An ADD that a crash cut short left no cache: DEL (repeatable)
-        // clears what it may have made before the ADD again.
+        // clears what it may have made before the ADD again. Otherwise an
+        // interface of that name is someone else's, and is left alone.
         if cx
             .observed
             .cni(&d.container, &d.ifname)
             .is_some_and(|o| o.cached.is_none())
         {
             let _ = invoke::del(&list, None, &call).await;
+        } else if iface_exists(&netns, &d.ifname) {
+            return Err(Error::State(format!(
+                "container {} already has an interface {} that netloom did not make",
+                d.container, d.ifname
+            )));
         }
         let result = invoke::add(&list, &call).await?;
         let cached = CniCached {
@@ -166,11 +172,12 @@ impl CniBackend {
             return Ok(());
         };
         let list = Conflist::parse(&cached.config)?;
-        let netns = if std::path::Path::new(&cached.netns).exists() {
-            cached.netns.as_str()
-        } else {
-            "" // the container (or that run of it) is gone
-        };
+        // Only a running container's current netns: a removed or restarted
+        // one leaves its old netns file behind, unmounted.
+        let live = cx.observed.container(container).is_some_and(|c| {
+            c.running() && c.id == o.entry.id && c.sandbox.as_deref() == Some(cached.netns.as_str())
+        });
+        let netns = if live { cached.netns.as_str() } else { "" };
         let dirs = self.dirs_of(&o.entry.network);
         let what = format!("{container}:{ifname} → {}", o.entry.network);
         let call = Call {
@@ -257,6 +264,15 @@ impl Backend for CniBackend {
             Ok(vec![])
         })
     }
+}
+
+/// Whether the netns file `netns` holds an interface named `ifname`.
+fn iface_exists(netns: &str, ifname: &str) -> bool {
+    let Ok(fd) = std::fs::File::open(netns) else {
+        return false;
+    };
+    crate::netns::run_in(Some(&fd), || nix::net::if_::if_nametoindex(ifname).is_ok())
+        .unwrap_or(false)
 }
 
 /// (network section, plugin type) for each plugin found in none of its
