@@ -108,6 +108,13 @@ pub async fn plan(l: &Loaded) -> Result<(Live, Plan)> {
     let t = std::time::Instant::now();
     let live = observe(&l.topo).await?;
     tracing::debug!(elapsed = ?t.elapsed(), links = live.observed.links.len(), routes = live.observed.routes.len(), "observed");
+    // What was observed, as the golden fixtures hold it (tests/fixtures/*/observed.json).
+    if let Some(path) = std::env::var_os("NETLOOM_CAPTURE_OBSERVED") {
+        let json = serde_json::to_string_pretty(&live.observed).unwrap_or_default();
+        if let Err(e) = std::fs::write(&path, json + "\n") {
+            tracing::warn!("cannot write {}: {e}", std::path::Path::new(&path).display());
+        }
+    }
     let t = std::time::Instant::now();
     let plan = plan_for(l, &live.observed);
     tracing::debug!(elapsed = ?t.elapsed(), changes = plan.changes.len(), "planned");
