@@ -59,7 +59,7 @@ pub enum Trigger {
     Resync,
     Hangup,
     Retry,
-    /// watch's own marker, queued right after a reconcile observed the
+    /// watch's own marker, queued right before a reconcile observes the
     /// live state: state events queued before it are covered by that view.
     Observed,
 }

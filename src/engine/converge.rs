@@ -14,10 +14,10 @@ pub trait Report {
     fn applied(&mut self, change: &crate::diff::Change);
     /// A readiness probe that answered.
     fn ready(&mut self, container: &str, target: &str, rtt: std::time::Duration);
-    /// The live state has just been observed, and what the plan or the
-    /// verification found holds for it (watch uses it to skip the echo of
-    /// its own apply).
-    fn observed(&mut self) {}
+    /// The live state is about to be observed (for the plan, and for each
+    /// verification attempt): what happened before now is in that view.
+    /// watch uses it to skip the echo of its own apply.
+    fn observing(&mut self) {}
 }
 
 /// What one pass of converge did.
@@ -40,8 +40,8 @@ pub async fn converge_with(
     report: &mut dyn Report,
     rollback: bool,
 ) -> Result<Converged> {
+    report.observing();
     let (mut live, plan) = super::plan(l).await?;
-    report.observed();
     let shown = report.plan(&plan);
     if !plan.conflicts.is_empty() {
         let detail = if shown {
@@ -85,7 +85,10 @@ pub async fn converge_with(
         };
         crate::exec::settle_ledger(&plan, &l.graph)
             .map_err(|e| Error::io("cannot write the ledger", e))?;
-        let observe = || async { super::observe(&l.topo).await.map(|live| live.observed) };
+        let observe = || {
+            report.observing();
+            async { super::observe(&l.topo).await.map(|live| live.observed) }
+        };
         let left = crate::verify::verify(&l.topo.name, &l.graph, observe)
             .await
             .map_err(|e| {
@@ -104,7 +107,6 @@ pub async fn converge_with(
             }
             return Err(e);
         }
-        report.observed();
     }
     let waiting = super::waiting(&plan, &l.graph);
     let mut failed = vec![];

@@ -112,7 +112,10 @@ pub async fn plan(l: &Loaded) -> Result<(Live, Plan)> {
     if let Some(path) = std::env::var_os("NETLOOM_CAPTURE_OBSERVED") {
         let json = serde_json::to_string_pretty(&live.observed).unwrap_or_default();
         if let Err(e) = std::fs::write(&path, json + "\n") {
-            tracing::warn!("cannot write {}: {e}", std::path::Path::new(&path).display());
+            tracing::warn!(
+                "cannot write {}: {e}",
+                std::path::Path::new(&path).display()
+            );
         }
     }
     let t = std::time::Instant::now();

@@ -60,18 +60,19 @@ impl Report for Logged<'_> {
         );
     }
 
-    fn observed(&mut self) {
+    fn observing(&mut self) {
         if self.tx.send(Trigger::Observed).is_ok() {
             *self.marks += 1;
         }
     }
 }
 
-/// Takes what was queued up to a reconcile's last observation (its markers
-/// are all queued by the time it returns). After a good reconcile, the
-/// kernel's and Docker's events among them are covered by that view (the
-/// echo of watch's own apply, mostly) and dropped; anything else is queued
-/// again. Returns how many were dropped.
+/// Takes what was queued before a reconcile's last observation began (its
+/// markers are all queued by the time it returns). After a good reconcile,
+/// the kernel's and Docker's events among them are covered by that view
+/// (the echo of watch's own apply, mostly) and dropped; anything else is
+/// queued again. Events that came during or after it stay. Returns how many
+/// were dropped.
 fn drain_observed(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<Trigger>,
     tx: &UnboundedSender<Trigger>,
