@@ -124,6 +124,12 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
     let wired = add_container_wiring(&mut g, topo);
     add_container_routes(&mut g, topo, &wired);
     add_cni(&mut g, topo);
+    for s in topo.services.values() {
+        g.add(
+            Resource::Service(crate::resource::ServiceRes::from_model(s, topo)),
+            Some(s.loc.clone()),
+        );
+    }
     add_explicit(&mut g, topo);
     if let Some(nk) = &netns_key {
         add_netns_edges(&mut g, nk);

@@ -78,9 +78,72 @@ pub struct Observed {
     /// The CNI attachments the ledger records, as their cache and CHECK found them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cni: Vec<CniObs>,
+    /// netloom's nftables tables of this topology (host's and topology netns's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nft: Vec<NftObs>,
+    /// nftables tables in the topology's netns that are not netloom's
+    /// (`family name`): destroy keeps that netns for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nft_foreign: Vec<String>,
     /// (CNI network section, plugin type) of plugins in none of its `plugin_dirs`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cni_missing: Vec<(String, String)>,
+}
+
+/// netloom's nftables table in one netns, read back by rule comments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NftObs {
+    /// In the host's netns (else the topology's).
+    pub host: bool,
+    /// (chain, comment) of every rule; rules without a comment have "".
+    pub rules: Vec<(String, String)>,
+    /// The table's own rules are all there, and no rule is someone else's.
+    pub base_ok: bool,
+    /// IPv4 forwarding is on in that netns.
+    pub forwarding: bool,
+}
+
+impl NftObs {
+    fn of_service<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a (String, String)> + 'a {
+        let prefix = format!("nl svc {name} ");
+        self.rules
+            .iter()
+            .filter(move |(_, c)| c.starts_with(&prefix))
+    }
+
+    /// The services that have rules here.
+    pub fn services(&self) -> BTreeSet<String> {
+        self.rules
+            .iter()
+            .filter_map(|(_, c)| {
+                c.strip_prefix("nl svc ")?
+                    .split(' ')
+                    .next()
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+
+    /// A service's rules, sorted.
+    pub fn rules_of(&self, name: &str) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self.of_service(name).cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The endpoints a service's rules lead to, by name.
+    pub fn endpoints_of(&self, name: &str) -> BTreeSet<String> {
+        let prefix = format!("nl svc {name} ep ");
+        self.rules
+            .iter()
+            .filter_map(|(_, c)| {
+                c.strip_prefix(&prefix)?
+                    .split(' ')
+                    .next()
+                    .map(str::to_string)
+            })
+            .collect()
+    }
 }
 
 /// One recorded CNI attachment.
@@ -293,11 +356,45 @@ pub struct ContainerObs {
     pub endpoints: BTreeMap<String, EndpointObs>,
     #[serde(default, skip_serializing_if = "is_default_mode")]
     pub network_mode: NetworkMode,
+    /// Docker labels (what service selectors match).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The healthcheck's verdict, when the container has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    /// From Docker's status line: "Up 5 minutes (healthy)".
+    pub fn from_status(status: &str) -> Option<Health> {
+        if status.contains("(healthy)") {
+            Some(Health::Healthy)
+        } else if status.contains("(unhealthy)") {
+            Some(Health::Unhealthy)
+        } else if status.contains("(health: starting)") {
+            Some(Health::Starting)
+        } else {
+            None
+        }
+    }
 }
 
 impl ContainerObs {
     pub fn running(&self) -> bool {
         self.state == ContainerState::Running
+    }
+
+    /// Running, and healthy where it has a healthcheck: it may serve.
+    pub fn ready(&self) -> bool {
+        self.running() && self.health.is_none_or(|h| h == Health::Healthy)
     }
 }
 
@@ -345,6 +442,11 @@ impl Observed {
 
     pub fn container(&self, name: &str) -> Option<&ContainerObs> {
         self.docker.as_ref().and_then(|d| d.container(name))
+    }
+
+    /// netloom's nftables table in the host's netns, or the topology's.
+    pub fn nft_table(&self, host: bool) -> Option<&NftObs> {
+        self.nft.iter().find(|t| t.host == host)
     }
 
     /// The recorded CNI attachment of this container interface.

@@ -7,6 +7,7 @@
 pub mod cni;
 pub mod docker;
 pub mod kernel;
+pub mod nft;
 pub mod wiring;
 
 use crate::diff::Change;
@@ -22,6 +23,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 pub use kernel::Index;
+pub use nft::rules_of as nft_rules_of;
 
 /// The ifindexes a step created, by interface name (in the topology's netns).
 pub type Created = Vec<(String, u32)>;
@@ -222,6 +224,10 @@ impl Registry {
         // After Docker: it reads the containers Docker found.
         if cni::needed(topo, &observed.ledger) {
             backends.push(Box::new(cni::CniBackend::new(topo)));
+        }
+        // After Docker too: endpoints are containers Docker found.
+        if nft::needed(topo, &observed.ledger) {
+            backends.push(Box::new(nft::NftBackend::new(topo)));
         }
         Ok(Registry { backends })
     }

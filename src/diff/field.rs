@@ -30,6 +30,10 @@ pub enum Field {
     Ipv4,
     Ipv6,
     Aliases,
+    /// A service's endpoint (a set member, by container name).
+    Endpoint,
+    /// A service's rules as a whole.
+    Rules,
 }
 
 impl Field {
@@ -45,12 +49,14 @@ impl Field {
             Field::Ipv4 => "ipv4",
             Field::Ipv6 => "ipv6",
             Field::Aliases => "aliases",
+            Field::Endpoint => "endpoint",
+            Field::Rules => "rules",
         }
     }
 
     /// Set members are shown as `+ address X` / `- address X`.
     pub fn is_member(self) -> bool {
-        self == Field::Address
+        matches!(self, Field::Address | Field::Endpoint)
     }
 }
 

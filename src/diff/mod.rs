@@ -223,7 +223,8 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
                 | Resource::Attachment(_)
                 | Resource::Iface(_)
                 | Resource::ContainerRoute(_)
-                | Resource::Cni(_) => false,
+                | Resource::Cni(_)
+                | Resource::Service(_) => false,
             };
             if affected {
                 let reason = format!("re-applied: depends on {} {}", c.kind, c.title);
@@ -245,7 +246,8 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
             | Resource::Network(_)
             | Resource::Attachment(_)
             | Resource::ContainerRoute(_)
-            | Resource::Cni(_) => continue,
+            | Resource::Cni(_)
+            | Resource::Service(_) => continue,
         };
         for r in desired.resources() {
             // Its peer may sit in another container, and which one is
@@ -259,7 +261,8 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
                 | Resource::Network(_)
                 | Resource::Attachment(_)
                 | Resource::Iface(_)
-                | Resource::Cni(_) => false,
+                | Resource::Cni(_)
+                | Resource::Service(_) => false,
             };
             let k = r.key();
             if !same_netns || skip(&k, &extra) {

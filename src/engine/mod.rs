@@ -149,6 +149,7 @@ pub fn waiting(plan: &Plan, graph: &DesiredGraph) -> BTreeSet<String> {
             Resource::Cni(c) => {
                 out.insert(c.container.clone());
             }
+            Resource::Service(_) => {}
             Resource::Netns(_)
             | Resource::Link(_)
             | Resource::Route(_)

@@ -75,7 +75,8 @@ fn redo_dependents(plan: &Plan, done: &[String], changes: &mut Vec<Staged>, last
         | Resource::Rule(_)
         | Resource::Attachment(_)
         | Resource::ContainerRoute(_)
-        | Resource::Cni(_) => true,
+        | Resource::Cni(_)
+        | Resource::Service(_) => true,
         Resource::Netns(_) | Resource::Network(_) | Resource::Iface(_) => false,
     };
     for s in changes.iter_mut() {

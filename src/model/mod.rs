@@ -5,11 +5,13 @@ mod cni;
 mod docker;
 mod names;
 mod routing;
+mod service;
 mod validate;
 mod wiring;
 
 pub use cni::{CniAttach, CniNet, DEFAULT_PLUGIN_DIRS, parse_version as parse_cni_version};
 pub use names::{check_ifname, check_scope_name};
+pub use service::{Port, Proto, Service, ServiceNet};
 pub use validate::build;
 
 use crate::diag::Loc;
@@ -37,6 +39,8 @@ pub struct Topology {
     pub links: Vec<ContainerLink>,
     /// CNI networks, by name.
     pub cni: BTreeMap<String, CniNet>,
+    /// Services (VIPs on nftables), by name.
+    pub services: BTreeMap<String, Service>,
 }
 
 /// A veth from a container's netns to a topology bridge.

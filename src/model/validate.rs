@@ -145,6 +145,13 @@ impl Validator {
             &mut self.diags,
         );
         let cni = super::cni::build(loaded, &mut containers, &mut ifnames, &mut self.diags);
+        let others = super::service::Others {
+            bridges: &bridges,
+            networks: &networks,
+            containers: &containers,
+            links: &links,
+        };
+        let services = super::service::build(loaded, &others, &mut self.diags);
         super::wiring::docker_overlaps(
             &netns,
             &bridges,
@@ -169,6 +176,7 @@ impl Validator {
             containers,
             links,
             cni,
+            services,
         })
     }
 

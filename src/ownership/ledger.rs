@@ -60,6 +60,9 @@ pub struct Ledger {
     /// are ever DEL'ed.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub cni: BTreeSet<CniEntry>,
+    /// Where netloom made an nftables table for services: "host", "netns".
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub nft: BTreeSet<String>,
 }
 
 /// Where locks and ledgers live: `$NETLOOM_RUN_DIR`, else `/run/netloom`.
@@ -132,6 +135,7 @@ impl Ledger {
             && self.links.is_empty()
             && self.ifaces.is_empty()
             && self.cni.is_empty()
+            && self.nft.is_empty()
     }
 
     /// The CNI attachment recorded for this container interface.

@@ -258,7 +258,8 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
             | Resource::Network(_)
             | Resource::Attachment(_)
             | Resource::ContainerRoute(_)
-            | Resource::Cni(_) => {}
+            | Resource::Cni(_)
+            | Resource::Service(_) => {}
         }
     }
     let mut gone: HashSet<&str> = HashSet::new();

@@ -15,6 +15,7 @@ mod netns;
 mod network;
 mod route;
 mod rule;
+mod service;
 
 pub use attachment::{AttachKey, AttachRes};
 pub use cni::{CniEntry, CniRes, addresses as cni_addresses, host_links as cni_host_links};
@@ -25,6 +26,7 @@ pub use netns::NetnsRes;
 pub use network::NetworkRes;
 pub use route::{RouteKey, RouteRes};
 pub use rule::RuleKey;
+pub use service::{Endpoint, ServiceRes};
 
 use crate::diff::Diff;
 use crate::graph::DesiredGraph;
@@ -67,6 +69,10 @@ pub enum ResourceKey {
         container: String,
         ifname: String,
     },
+    /// A service's rules in netloom's nftables table.
+    Service {
+        name: String,
+    },
 }
 
 impl fmt::Display for ResourceKey {
@@ -83,6 +89,7 @@ impl fmt::Display for ResourceKey {
                 write!(f, "container-route/{container}/{to}")
             }
             ResourceKey::Cni { container, ifname } => write!(f, "cni/{container}/{ifname}"),
+            ResourceKey::Service { name } => write!(f, "service/{name}"),
         }
     }
 }
@@ -99,6 +106,7 @@ pub enum Resource {
     Iface(IfaceRes),
     ContainerRoute(ContainerRouteRes),
     Cni(CniRes),
+    Service(ServiceRes),
 }
 
 /// The backend that observes and changes a kind.
@@ -113,6 +121,8 @@ pub enum BackendId {
     Wiring,
     /// Interfaces CNI plugins make in containers.
     Cni,
+    /// Service VIPs in netloom's nftables tables.
+    Nft,
 }
 
 impl fmt::Display for BackendId {
@@ -122,6 +132,7 @@ impl fmt::Display for BackendId {
             BackendId::Docker => "Docker",
             BackendId::Wiring => "container wiring",
             BackendId::Cni => "CNI",
+            BackendId::Nft => "nftables",
         })
     }
 }
@@ -132,6 +143,7 @@ pub enum Share<'a> {
     Docker(DockerRes<'a>),
     Wiring(WiringRes<'a>),
     Cni(&'a CniRes),
+    Nft(&'a ServiceRes),
 }
 
 pub enum KernelRes<'a> {
@@ -209,6 +221,7 @@ impl Resource {
             Resource::Iface(r) => r,
             Resource::ContainerRoute(r) => r,
             Resource::Cni(r) => r,
+            Resource::Service(r) => r,
         }
     }
 
@@ -237,6 +250,7 @@ impl Resource {
             Resource::Iface(r) => Share::Wiring(WiringRes::Iface(r)),
             Resource::ContainerRoute(r) => Share::Wiring(WiringRes::ContainerRoute(r)),
             Resource::Cni(r) => Share::Cni(r),
+            Resource::Service(r) => Share::Nft(r),
         }
     }
 
@@ -246,6 +260,7 @@ impl Resource {
             Share::Docker(_) => BackendId::Docker,
             Share::Wiring(_) => BackendId::Wiring,
             Share::Cni(_) => BackendId::Cni,
+            Share::Nft(_) => BackendId::Nft,
         }
     }
 
@@ -321,6 +336,7 @@ pub(crate) fn prune_all(cx: &DiffCx, out: &mut Diff) {
     iface::prune(cx, out);
     container_route::prune(cx, out);
     cni::prune(cx, out);
+    service::prune(cx, out);
     // Checks across the kinds' changes, once every change is known.
     attachment::address_clashes(cx, out);
     network::endpoint_notes(cx, out);

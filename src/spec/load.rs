@@ -1,7 +1,7 @@
 //! Reading topology files and directories into spanned spec sections.
 
 use super::{
-    BridgeSpec, CniSpec, ContainerSpec, LinkSpec, NetworkSpec, RouteSpec, RuleSpec,
+    BridgeSpec, CniSpec, ContainerSpec, LinkSpec, NetworkSpec, RouteSpec, RuleSpec, ServiceSpec,
     TopologySection, VethSpec, check_keys,
 };
 use crate::diag::{Diagnostic, FileId, Loc, SourceMap};
@@ -32,6 +32,7 @@ pub struct SpecFile {
     pub containers: Vec<Section<ContainerSpec>>,
     pub links: Vec<Section<LinkSpec>>,
     pub cni: Vec<Section<CniSpec>>,
+    pub services: Vec<Section<ServiceSpec>>,
     /// A section was left out for its errors: checks that look across
     /// sections would misreport what it declares.
     pub dropped: bool,
@@ -184,7 +185,8 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
         + out.networks.len()
         + out.containers.len()
         + out.links.len()
-        + out.cni.len();
+        + out.cni.len()
+        + out.services.len();
     out.dropped = kept < written;
     Some(out)
 }
@@ -261,6 +263,15 @@ fn section(
             diags,
         ),
         "cni" => named(file, said, "cni", key_loc, value, &mut out.cni, diags),
+        "service" => named(
+            file,
+            said,
+            "service",
+            key_loc,
+            value,
+            &mut out.services,
+            diags,
+        ),
         _ => {} // reported by check_keys
     }
 }

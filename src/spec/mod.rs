@@ -45,6 +45,56 @@ pub struct TopologyFile {
     /// CNI networks (plugin lists, as in a .conflist), by name.
     #[serde(default)]
     pub cni: BTreeMap<String, CniSpec>,
+    /// Services: virtual IPs over container endpoints, on nftables.
+    #[serde(default)]
+    pub service: BTreeMap<String, ServiceSpec>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// The virtual IPs (IPv4 and/or IPv6).
+    #[schemars(with = "Vec<String>")]
+    pub addresses: Spanned<Vec<Spanned<String>>>,
+    /// Ports the VIPs serve, each forwarded to `target` on the endpoints.
+    #[schemars(with = "Vec<PortSpec>")]
+    pub ports: Spanned<Vec<PortSpec>>,
+    /// A `[network.X]` (Docker) or `[bridge.X]`: endpoints are reached at
+    /// their address on it.
+    #[schemars(with = "String")]
+    pub network: Spanned<String>,
+    /// Running containers with all these Docker labels are endpoints.
+    #[serde(default)]
+    pub selector: BTreeMap<String, String>,
+    /// Containers by name that are endpoints (declared or not).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub endpoints: Vec<Spanned<String>>,
+    /// Session affinity.
+    pub affinity: Option<AffinitySpec>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortSpec {
+    /// The port on the VIPs.
+    #[schemars(with = "u16", range(min = 1, max = 65535))]
+    pub port: Spanned<i64>,
+    /// The port on the endpoints (default: `port`).
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub target: Option<Spanned<i64>>,
+    /// "tcp" (default) or "udp".
+    #[schemars(with = "Option<String>")]
+    pub protocol: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AffinitySpec {
+    /// A client IP keeps its endpoint for this long after its last new
+    /// connection ("30s", "10m", "3h").
+    #[schemars(with = "String")]
+    pub client_ip: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

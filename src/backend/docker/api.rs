@@ -5,7 +5,7 @@
 //! concurrent ones slower, so changes go one at a time; reads run in parallel.
 
 use crate::error::{Error, Result};
-use crate::observed::{ContainerObs, DockerObs, EndpointObs, NetworkObs};
+use crate::observed::{ContainerObs, DockerObs, EndpointObs, Health, NetworkObs};
 use crate::ownership::{HASH_LABEL, TOPOLOGY_LABEL};
 use crate::resource::{AttachRes, BackendId, NetworkRes};
 use bollard::Docker;
@@ -115,6 +115,8 @@ impl DockerApi {
                     pid: 0,
                     sandbox: None,
                     endpoints,
+                    health: c.status.as_deref().and_then(Health::from_status),
+                    labels: c.labels.unwrap_or_default().into_iter().collect(),
                 })
             })
             .collect();

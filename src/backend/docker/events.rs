@@ -29,10 +29,18 @@ pub async fn watch(tx: UnboundedSender<Trigger>, interest: BTreeSet<String>) {
                     .and_then(|a| a.attributes)
                     .and_then(|mut attrs| attrs.remove("name"))
                     .unwrap_or_default();
-                if interest.contains(&name)
-                    && ["start", "die", "destroy", "connect", "disconnect", "create"]
-                        .iter()
-                        .any(|a| action.starts_with(a))
+                if (interest.contains(&name) || interest.contains("*"))
+                    && [
+                        "start",
+                        "die",
+                        "destroy",
+                        "connect",
+                        "disconnect",
+                        "create",
+                        "health_status",
+                    ]
+                    .iter()
+                    .any(|a| action.starts_with(a))
                 {
                     let _ = tx.send(Trigger::Docker);
                 }

@@ -34,6 +34,8 @@ pub fn needed(topo: &Topology, ledger: &Ledger) -> bool {
         || ledger.docker
         || !ledger.attachments.is_empty()
         || !ledger.cni.is_empty()
+        || !topo.services.is_empty()
+        || !ledger.nft.is_empty()
 }
 
 pub struct DockerBackend {
@@ -55,7 +57,15 @@ impl DockerBackend {
                 .containers
                 .keys()
                 .chain(topo.networks.keys())
+                .chain(topo.services.values().flat_map(|s| s.endpoints.iter()))
                 .cloned()
+                // A selector matches containers by label: every one counts.
+                .chain(
+                    topo.services
+                        .values()
+                        .any(|s| !s.selector.is_empty())
+                        .then(|| "*".to_string()),
+                )
                 .collect(),
             ids: Mutex::new(HashMap::new()),
         })

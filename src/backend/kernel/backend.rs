@@ -250,6 +250,13 @@ impl Backend for KernelBackend {
                 let why = "it holds links this topology does not own".to_string();
                 return Ok(Whole::Kept { what, why });
             }
+            if !o.nft_foreign.is_empty() {
+                let why = format!(
+                    "it holds nftables tables this topology does not own: {}",
+                    o.nft_foreign.join(", ")
+                );
+                return Ok(Whole::Kept { what, why });
+            }
             let idle = netns::processes_in(name)
                 .map(|p| p.is_empty())
                 .unwrap_or(false);

@@ -1,0 +1,337 @@
+//! Services on nftables: one table per topology and netns
+//! (`inet netloom-<topology>`), replaced in one `nft -f` transaction per
+//! apply, read back with `nft -j` by its rules' comments. No other table is
+//! ever created, changed or deleted.
+
+pub mod render;
+
+use super::{ApplyCx, Backend, Lane, StepResult, Whole};
+use crate::backend::Created;
+use crate::diff::Change;
+use crate::error::{Error, Result};
+use crate::model::Topology;
+use crate::observed::{NftObs, Observed};
+use crate::ownership::Ledger;
+use crate::resource::{BackendId, Resource, ServiceRes};
+use futures::future::BoxFuture;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+pub use render::rules_of;
+
+/// Whether the topology has (or had) services.
+pub fn needed(topo: &Topology, ledger: &Ledger) -> bool {
+    !topo.services.is_empty() || !ledger.nft.is_empty()
+}
+
+pub fn table_name(topology: &str) -> String {
+    format!("netloom-{topology}")
+}
+
+pub struct NftBackend {
+    table: String,
+    netns: Option<String>,
+    services: Vec<ServiceRes>,
+    /// Where the last observation found a table (host: true).
+    seen: Vec<bool>,
+}
+
+impl NftBackend {
+    pub fn new(topo: &Topology) -> NftBackend {
+        NftBackend {
+            table: table_name(&topo.name),
+            netns: topo.netns.clone(),
+            services: topo
+                .services
+                .values()
+                .map(|s| ServiceRes::from_model(s, topo))
+                .collect(),
+            seen: vec![],
+        }
+    }
+
+    /// The netns of a location: `None` is the host's.
+    fn netns_of(&self, host: bool) -> Option<&str> {
+        if host { None } else { self.netns.as_deref() }
+    }
+
+    /// Runs `nft` in a location's netns with `stdin`.
+    async fn nft(
+        &self,
+        host: bool,
+        args: &[&str],
+        stdin: Option<String>,
+    ) -> Result<std::process::Output> {
+        let ns = self.netns_of(host).map(str::to_string);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let run = move || -> std::io::Result<std::process::Output> {
+            let go = || -> std::io::Result<std::process::Output> {
+                let mut c = Command::new("nft");
+                c.args(&args)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let mut child = c.spawn()?;
+                if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
+                    w.write_all(text.as_bytes())?;
+                }
+                child.wait_with_output()
+            };
+            match &ns {
+                None => go(),
+                Some(n) => {
+                    let fd = crate::netns::open(n)?;
+                    crate::netns::run_in(Some(&fd), go)?
+                }
+            }
+        };
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|e| Error::task("nft", e))?
+            .map_err(|e| Error::io("run nft (Debian: apt-get install nftables)", e))
+    }
+
+    async fn observe_one(&self, host: bool) -> Result<Option<NftObs>> {
+        if !host
+            && self
+                .netns
+                .as_deref()
+                .is_some_and(|n| !crate::netns::exists(n))
+        {
+            return Ok(None);
+        }
+        let out = self
+            .nft(host, &["-j", "list", "table", "inet", &self.table], None)
+            .await?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("No such file or directory") {
+                return Ok(None);
+            }
+            return Err(self.failed("list", &err));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| self.failed("list", &format!("unreadable JSON: {e}")))?;
+        let mut rules = vec![];
+        for o in v["nftables"].as_array().into_iter().flatten() {
+            if let Some(r) = o.get("rule") {
+                rules.push((
+                    r["chain"].as_str().unwrap_or_default().to_string(),
+                    r["comment"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        let base: Vec<(&str, &str)> = rules
+            .iter()
+            .filter(|(_, c)| c == render::BASE)
+            .map(|(ch, c)| (ch.as_str(), c.as_str()))
+            .collect();
+        let base_ok = base == render::BASE_RULES && rules.iter().all(|(_, c)| c.starts_with("nl "));
+        let forwarding = self.forwarding(host).await.unwrap_or(false);
+        Ok(Some(NftObs {
+            host,
+            rules,
+            base_ok,
+            forwarding,
+        }))
+    }
+
+    async fn forwarding(&self, host: bool) -> Result<bool> {
+        let ns = self.netns_of(host).map(str::to_string);
+        let read = move || -> std::io::Result<bool> {
+            let go = || {
+                std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|v| v.trim() == "1")
+            };
+            match &ns {
+                None => go(),
+                Some(n) => crate::netns::run_in(Some(&crate::netns::open(n)?), go)?,
+            }
+        };
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| Error::task("sysctl", e))?
+            .map_err(|e| Error::io("read ip_forward", e))
+    }
+
+    /// Turns forwarding on in the topology's netns (the VIPs are routed
+    /// through it); the host's is Docker's to set.
+    async fn enable_forwarding(&self, v6: bool) -> Result<()> {
+        let Some(n) = self.netns.clone() else {
+            return Ok(());
+        };
+        let write = move || -> std::io::Result<()> {
+            let fd = crate::netns::open(&n)?;
+            crate::netns::run_in(Some(&fd), || {
+                std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+                if v6 {
+                    std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+                }
+                Ok(())
+            })?
+        };
+        tokio::task::spawn_blocking(write)
+            .await
+            .map_err(|e| Error::task("sysctl", e))?
+            .map_err(|e| Error::io("turn on forwarding in the topology's netns", e))
+    }
+
+    /// Tables in the topology's netns other than netloom's.
+    async fn foreign_tables(&self) -> Result<Vec<String>> {
+        if self
+            .netns
+            .as_deref()
+            .is_none_or(|n| !crate::netns::exists(n))
+        {
+            return Ok(vec![]);
+        }
+        let out = self.nft(false, &["list", "tables"], None).await?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("table "))
+            .filter(|t| *t != format!("inet {}", self.table))
+            .map(str::to_string)
+            .collect())
+    }
+
+    fn failed(&self, op: &str, message: &str) -> Error {
+        Error::Backend {
+            backend: BackendId::Nft,
+            op: format!("nft {op}"),
+            object: format!("table inet {}", self.table),
+            errno: None,
+            message: message.trim().to_string(),
+        }
+    }
+
+    /// Replaces one location's table with every desired service there,
+    /// endpoints resolved against what was observed: one transaction.
+    async fn sync(&self, host: bool, observed: &Observed) -> Result<()> {
+        let mut here: Vec<ServiceRes> = self
+            .services
+            .iter()
+            .filter(|s| s.host == host)
+            .cloned()
+            .collect();
+        for s in &mut here {
+            s.endpoints = s.resolve(observed);
+        }
+        if !here.is_empty() && !host {
+            let v6 = here.iter().flat_map(|s| &s.vips).any(|v| v.is_ipv6());
+            self.enable_forwarding(v6).await?;
+        }
+        let script = render::script(&self.table, &here);
+        let out = self.nft(host, &["-f", "-"], Some(script)).await?;
+        if !out.status.success() {
+            return Err(self.failed("-f", &String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(())
+    }
+}
+
+impl Backend for NftBackend {
+    fn id(&self) -> BackendId {
+        BackendId::Nft
+    }
+
+    fn lane(&self) -> Lane {
+        Lane::Serial
+    }
+
+    fn runs_in_netns(&self) -> bool {
+        false
+    }
+
+    fn observe<'a>(
+        &'a mut self,
+        _topo: &'a Topology,
+        into: &'a mut Observed,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut out = vec![];
+            for host in [true, false] {
+                let wanted = self.services.iter().any(|s| s.host == host)
+                    || into
+                        .ledger
+                        .nft
+                        .contains(if host { "host" } else { "netns" });
+                // Without a netns of its own, the topology's is the host's.
+                if !wanted || (!host && self.netns.is_none()) {
+                    continue;
+                }
+                if let Some(t) = self.observe_one(host).await? {
+                    out.push(t);
+                }
+            }
+            self.seen = out.iter().map(|t| t.host).collect();
+            into.nft = out;
+            into.nft_foreign = self.foreign_tables().await?;
+            Ok(())
+        })
+    }
+
+    /// destroy removes the tables whole (whatever services they hold).
+    fn whole<'a>(&'a self, _t: &'a Topology, o: &'a Observed) -> BoxFuture<'a, Result<Whole>> {
+        Box::pin(async move {
+            if o.nft.is_empty() {
+                return Ok(Whole::No);
+            }
+            Ok(Whole::Yes {
+                what: format!("nftables table inet {}", self.table),
+            })
+        })
+    }
+
+    fn remove_whole<'a>(&'a mut self, _t: &'a Topology) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for host in self.seen.clone() {
+                let script = render::script(&self.table, &[]);
+                let out = self.nft(host, &["-f", "-"], Some(script)).await?;
+                if !out.status.success() {
+                    return Err(self.failed("-f", &String::from_utf8_lossy(&out.stderr)));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn apply<'a>(&'a self, c: &'a Change, cx: &'a ApplyCx<'a>) -> BoxFuture<'a, Result<Created>> {
+        Box::pin(async move {
+            let Some(Resource::Service(s)) = c.resource() else {
+                return Err(crate::backend::not_mine(self, c));
+            };
+            self.sync(s.host, cx.observed).await.map(|()| vec![])
+        })
+    }
+
+    /// One transaction per location, whatever the number of services changed.
+    fn apply_stage<'a>(
+        &'a self,
+        stage: Vec<&'a Change>,
+        cx: &'a ApplyCx<'a>,
+    ) -> BoxFuture<'a, Vec<StepResult>> {
+        Box::pin(async move {
+            let mut out = vec![];
+            for host in [true, false] {
+                let mine: Vec<&Change> = stage
+                    .iter()
+                    .copied()
+                    .filter(
+                        |c| matches!(c.resource(), Some(Resource::Service(s)) if s.host == host),
+                    )
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let r = self.sync(host, cx.observed).await;
+                for c in mine {
+                    let one = match &r {
+                        Ok(()) => Ok(vec![]),
+                        Err(e) => Err(Error::State(e.to_string())),
+                    };
+                    out.push((c.step_name(), one));
+                }
+            }
+            out
+        })
+    }
+}

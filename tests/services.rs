@@ -1,0 +1,243 @@
+//! Services: VIPs on real nftables over real containers (busybox `nc`
+//! servers that answer with their own name).
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// A container serving its name on :8080, with a label, on `network`.
+fn server(tag: &str, label: &str, network: &str) -> Ctr {
+    ensure_image();
+    let c = Ctr { name: unique(tag) };
+    must(&format!(
+        "docker run -d --name {n} --label app={label} --network {network} {IMAGE} \
+         /bin/busybox nc -ll -p 8080 -e /bin/busybox echo {n} >/dev/null",
+        n = c.name
+    ));
+    c
+}
+
+/// One connect from `client` to vip:80: who answered, or the error.
+fn connect(client: &Ctr, vip: &str) -> Result<String, String> {
+    let r = sh(&format!(
+        "docker exec {} /bin/busybox nc -w 2 {vip} 80",
+        client.name
+    ));
+    if r.code == 0 && !r.stdout.trim().is_empty() {
+        Ok(r.stdout.trim().to_string())
+    } else {
+        Err(r.stderr.trim().to_string())
+    }
+}
+
+/// Who answered `n` connects.
+fn spread(client: &Ctr, vip: &str, n: usize) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for _ in 0..n {
+        let who = connect(client, vip).unwrap_or_else(|e| format!("error: {e}"));
+        *m.entry(who).or_default() += 1;
+    }
+    m
+}
+
+fn tables_in(netns: Option<&str>) -> String {
+    let pre = netns
+        .map(|n| format!("ip netns exec {n} "))
+        .unwrap_or_default();
+    must(&format!("{pre}nft list tables"))
+}
+
+#[test]
+fn a_bridge_service_spreads_refuses_when_empty_repairs_drift_and_follows_containers() {
+    let (t, ns, d) = (Topo::new("nls"), Netns::named("nls"), Dir::new());
+    let (a, b) = (server("nlsa", "web", "none"), server("nlsb", "web", "none"));
+    let client = Ctr::run_mode("nlsc", "none");
+    let o = octet();
+    let body = |services: &str| {
+        format!(
+            "[topology]\nname = \"{}\"\nnetns = \"{}\"\n[bridge.br0]\naddresses = [\"10.97.{o}.1/24\"]\n\
+             [container.{}]\ninterfaces.eth1 = {{ bridge = \"br0\", addresses = [\"10.97.{o}.11/24\"] }}\n\
+             routes = [{{ to = \"10.96.{o}.0/24\", via = \"10.97.{o}.1\" }}]\n\
+             [container.{}]\ninterfaces.eth1 = {{ bridge = \"br0\", addresses = [\"10.97.{o}.12/24\"] }}\n\
+             [container.{}]\ninterfaces.eth1 = {{ bridge = \"br0\", addresses = [\"10.97.{o}.20/24\"] }}\n\
+             routes = [{{ to = \"10.96.{o}.0/24\", via = \"10.97.{o}.1\" }}]\n{services}",
+            t.name, ns.name, a.name, b.name, client.name
+        )
+    };
+    let web = format!(
+        "[service.web]\naddresses = [\"10.96.{o}.10\"]\nports = [{{ port = 80, target = 8080 }}]\n\
+         network = \"br0\"\nselector = {{ app = \"web\" }}\n"
+    );
+    let empty = format!(
+        "[service.empty]\naddresses = [\"10.96.{o}.11\"]\nports = [{{ port = 80 }}]\nnetwork = \"br0\"\n\
+         endpoints = [\"nobody-here\"]\n"
+    );
+    let f = d.write("lab.toml", &body(&format!("{web}{empty}")));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains(&format!("endpoints: {}, {}", a.name, b.name)),
+        "{r:?}"
+    );
+    let table = format!("table inet netloom-{}", t.name);
+    assert!(tables_in(Some(&ns.name)).contains(&table));
+    // A table of someone else's in the same netns: a decoy.
+    must(&format!(
+        "ip netns exec {n} nft add table inet decoy && ip netns exec {n} nft add chain inet decoy c && \
+         ip netns exec {n} nft add rule inet decoy c counter comment '\"decoy\"'",
+        n = ns.name
+    ));
+
+    // 20 connects from a client on the same bridge reach both endpoints.
+    let vip = format!("10.96.{o}.10");
+    let got = spread(&client, &vip, 20);
+    assert_eq!(got.values().sum::<usize>(), 20);
+    assert!(
+        got.get(&a.name).is_some_and(|n| *n > 0) && got.get(&b.name).is_some_and(|n| *n > 0),
+        "{got:?}"
+    );
+    // Hairpin: an endpoint reaches its own service.
+    assert!(connect(&a, &vip).is_ok());
+    // No endpoints: refused at once, not black-holed.
+    let t0 = Instant::now();
+    let e = connect(&client, &format!("10.96.{o}.11")).unwrap_err();
+    assert!(e.contains("refused"), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+
+    // A rule deleted by hand in netloom's table is drift, and repaired.
+    let handle = must(&format!(
+        "ip netns exec {} nft -a list chain inet netloom-{} services | grep dport | grep -o 'handle [0-9]*' | head -1",
+        ns.name, t.name
+    ));
+    must(&format!(
+        "ip netns exec {} nft delete rule inet netloom-{} services {}",
+        ns.name,
+        t.name,
+        handle.trim()
+    ));
+    let r = nl(&["plan", "--detailed-exitcode"], &[&f]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stdout.contains("~ service web") && r.stdout.contains("rules"),
+        "{r:?}"
+    );
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    assert!(connect(&client, &vip).is_ok());
+
+    // Under watch, endpoints follow the containers.
+    let w = WatchProc::start(&[&f], "30s");
+    eventually(
+        "watch is up",
+        10,
+        || w.log().contains("reconcile"),
+        || w.log(),
+    );
+    must(&format!("docker stop -t 0 {} >/dev/null", b.name));
+    let stopped = Instant::now();
+    eventually(
+        "the stopped endpoint is out of the rules",
+        5,
+        || {
+            !must(&format!(
+                "ip netns exec {} nft list table inet netloom-{}",
+                ns.name, t.name
+            ))
+            .contains(&b.name)
+        },
+        || w.log(),
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(1),
+        "{:?}\n{}",
+        stopped.elapsed(),
+        w.log()
+    );
+    let got = spread(&client, &vip, 10);
+    assert_eq!(got.get(&a.name), Some(&10), "{got:?}");
+    must(&format!("docker start {} >/dev/null", b.name));
+    eventually(
+        "it serves again",
+        10,
+        || spread(&client, &vip, 10).contains_key(&b.name),
+        || w.log(),
+    );
+    assert!(w.stop().success());
+
+    // Pruned: the empty service's rules go; the decoy stays.
+    d.write("lab.toml", &body(&web));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("- service empty"), "{r:?}");
+    let listed = must(&format!(
+        "ip netns exec {} nft list table inet netloom-{}",
+        ns.name, t.name
+    ));
+    assert!(!listed.contains(&format!("10.96.{o}.11")), "{listed}");
+    assert!(tables_in(Some(&ns.name)).contains("table inet decoy"));
+
+    // destroy: netloom's table goes, the decoy (and so the netns) stays.
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+    let left = tables_in(Some(&ns.name));
+    assert!(
+        !left.contains(&table) && left.contains("table inet decoy"),
+        "{left}"
+    );
+}
+
+#[test]
+fn a_docker_network_service_lives_in_the_host_netns_and_destroy_removes_its_table() {
+    ensure_image();
+    let t = Topo::new("nlsd");
+    let _nets = NetsOf {
+        topology: t.name.clone(),
+    };
+    let o = octet();
+    let net = format!("{}n", t.name);
+    let d = Dir::new();
+    // The network first (servers join it at start), then the service.
+    let base = format!(
+        "[topology]\nname = \"{}\"\n[network.{net}]\nsubnets = [\"10.98.{o}.0/24\"]\ninternal = true\n",
+        t.name
+    );
+    let f = d.write("lab.toml", &base);
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    let (a, b) = (
+        server("nlsda", &t.name, &net),
+        server("nlsdb", &t.name, &net),
+    );
+    let client = Ctr::run_mode("nlsdc", &net);
+    let vip = format!("10.96.{o}.20");
+    d.write(
+        "lab.toml",
+        &format!(
+            "{base}[service.api]\naddresses = [\"{vip}\"]\nports = [{{ port = 80, target = 8080 }}]\n\
+             network = \"{net}\"\nselector = {{ app = \"{}\" }}\n",
+            t.name
+        ),
+    );
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let table = format!("table inet netloom-{}", t.name);
+    assert!(tables_in(None).contains(&table));
+    // An internal network has no default route: the client routes the VIP
+    // through the network's gateway (the host).
+    let pid = client.inspect()["State"]["Pid"].as_u64().unwrap();
+    must(&format!(
+        "nsenter -t {pid} -n ip route add {vip}/32 via 10.98.{o}.1"
+    ));
+    let got = spread(&client, &vip, 20);
+    assert!(
+        got.get(&a.name).is_some_and(|n| *n > 0) && got.get(&b.name).is_some_and(|n| *n > 0),
+        "{got:?}"
+    );
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+    drop(a);
+    drop(b);
+    drop(client);
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+    assert!(!tables_in(None).contains(&table));
+}
