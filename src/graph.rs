@@ -443,18 +443,8 @@ fn add_explicit(g: &mut DesiredGraph, topo: &Topology) {
 fn add_cni(g: &mut DesiredGraph, topo: &Topology) {
     for c in topo.containers.values() {
         for a in c.cni.values() {
-            let net = &topo.cni[&a.network];
-            g.add(
-                Resource::Cni(crate::resource::CniRes {
-                    container: c.name.clone(),
-                    ifname: a.ifname.clone(),
-                    network: net.name.clone(),
-                    net_name: net.net_name.clone(),
-                    config: net.conflist(),
-                    dirs: net.dirs.clone(),
-                }),
-                Some(a.loc.clone()),
-            );
+            let r = crate::resource::CniRes::from_model(&c.name, a, &topo.cni[&a.network]);
+            g.add(Resource::Cni(r), Some(a.loc.clone()));
         }
     }
 }

@@ -36,6 +36,22 @@ pub struct CniRes {
 }
 
 impl CniRes {
+    /// The desired attachment of `container`'s `a` to `net`.
+    pub fn from_model(
+        container: &str,
+        a: &crate::model::CniAttach,
+        net: &crate::model::CniNet,
+    ) -> CniRes {
+        CniRes {
+            container: container.to_string(),
+            ifname: a.ifname.clone(),
+            network: net.name.clone(),
+            net_name: net.net_name.clone(),
+            config: net.conflist(),
+            dirs: net.dirs.clone(),
+        }
+    }
+
     /// The cached view of a recorded attachment (for plans and DEL).
     pub fn recorded(o: &CniObs) -> CniRes {
         CniRes {

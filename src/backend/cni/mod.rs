@@ -41,15 +41,7 @@ impl CniBackend {
         let mut desired = HashMap::new();
         for c in topo.containers.values() {
             for a in c.cni.values() {
-                let net = &topo.cni[&a.network];
-                let r = CniRes {
-                    container: c.name.clone(),
-                    ifname: a.ifname.clone(),
-                    network: net.name.clone(),
-                    net_name: net.net_name.clone(),
-                    config: net.conflist(),
-                    dirs: net.dirs.clone(),
-                };
+                let r = CniRes::from_model(&c.name, a, &topo.cni[&a.network]);
                 desired.insert((c.name.clone(), a.ifname.clone()), r);
             }
         }

@@ -90,7 +90,15 @@ impl Kernel {
             .await
             .map_err(|e| Error::kernel("configure", format!("link {host}"), e))?;
         into.kernel
-            .configure_end(&d.container, &d.name, d.mtu, mark, &d.addresses, true)
+            .configure_end(
+                &d.container,
+                &d.name,
+                d.mtu,
+                mark,
+                &d.addresses,
+                true,
+                false,
+            )
             .await
     }
 
@@ -138,10 +146,18 @@ impl Kernel {
             },
         )
         .await?;
-        self.configure_end(&d.container, &d.name, d.mtu, mark, &d.addresses, true)
+        self.configure_end(&d.container, &d.name, d.mtu, mark, &d.addresses, true, true)
             .await?;
         peer.kernel
-            .configure_end(peer_container, peer_name, d.mtu, mark, peer_addresses, true)
+            .configure_end(
+                peer_container,
+                peer_name,
+                d.mtu,
+                mark,
+                peer_addresses,
+                true,
+                true,
+            )
             .await
     }
 
@@ -149,6 +165,10 @@ impl Kernel {
     /// as its addresses (the kernel's IPv6 link-local ones aside).
     /// `fresh`: just created, so it is brought up only after its addresses
     /// (and announces them); an existing one is never taken down.
+    /// `p2p`: the end of a link whose both ends netloom made, where no other
+    /// host can hold an address: IPv6 addresses skip duplicate address
+    /// detection (which would keep them tentative for a second or more).
+    #[allow(clippy::too_many_arguments)]
     pub async fn configure_end(
         &self,
         container: &str,
@@ -157,6 +177,7 @@ impl Kernel {
         mark: &str,
         want: &BTreeSet<IpNet>,
         fresh: bool,
+        p2p: bool,
     ) -> Result<()> {
         let object = || format!("{container}:{name}");
         // Announce the interface's addresses when it comes up (gratuitous ARP,
@@ -167,6 +188,13 @@ impl Kernel {
                 .await?;
             let _ = self
                 .sysctl(&format!("ipv6/conf/{name}/ndisc_notify"), "1")
+                .await; // absent with IPv6 off
+        }
+        // The kernel's own link-local address too: no DAD on a link that
+        // only netloom's two ends share.
+        if p2p {
+            let _ = self
+                .sysctl(&format!("ipv6/conf/{name}/accept_dad"), "0")
                 .await; // absent with IPv6 off
         }
         let msg = LinkUnspec::new_with_name(name).mtu(mtu).alias(mark);
@@ -207,11 +235,18 @@ impl Kernel {
             self.del_address_here(link.index, a, &object()).await?;
         }
         for a in want.difference(&have) {
-            self.handle
+            let mut req = self
+                .handle
                 .address()
                 .add(link.index, a.addr(), a.prefix_len())
-                .replace()
-                .execute()
+                .replace();
+            if p2p && a.addr().is_ipv6() {
+                use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+                req.message_mut()
+                    .attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
+            req.execute()
                 .await
                 .map_err(|e| Error::kernel("add address", format!("{a} on {}", object()), e))?;
         }

@@ -97,8 +97,17 @@ impl WiringBackend {
 
     async fn update(&self, d: &IfaceRes, cx: &ApplyCx<'_>) -> Result<()> {
         let here = self.netns_of(&d.container)?;
+        let p2p = matches!(d.peer, IfacePeer::Container { .. });
         here.kernel
-            .configure_end(&d.container, &d.name, d.mtu, cx.mark, &d.addresses, false)
+            .configure_end(
+                &d.container,
+                &d.name,
+                d.mtu,
+                cx.mark,
+                &d.addresses,
+                false,
+                p2p,
+            )
             .await?;
         match &d.peer {
             IfacePeer::Bridge { host, bridge } => {
@@ -114,7 +123,7 @@ impl WiringBackend {
             } => {
                 self.netns_of(container)?
                     .kernel
-                    .configure_end(container, name, d.mtu, cx.mark, addresses, false)
+                    .configure_end(container, name, d.mtu, cx.mark, addresses, false, true)
                     .await
             }
             IfacePeer::Unknown => Ok(()),
