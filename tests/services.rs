@@ -99,14 +99,29 @@ fn a_bridge_service_spreads_refuses_when_empty_repairs_drift_and_follows_contain
         got.get(&a.name).is_some_and(|n| *n > 0) && got.get(&b.name).is_some_and(|n| *n > 0),
         "{got:?}"
     );
-    // Hairpin: an endpoint reaches its own service.
-    assert!(connect(&a, &vip).is_ok());
+    // Hairpin: an endpoint reaches its own service, itself included.
+    let hairpin = spread(&a, &vip, 10);
+    assert_eq!(
+        hairpin.keys().filter(|k| k.starts_with("error")).count(),
+        0,
+        "{hairpin:?}"
+    );
+    assert!(hairpin.contains_key(&a.name), "{hairpin:?}");
     // No endpoints: refused at once, not black-holed.
     let t0 = Instant::now();
     let e = connect(&client, &format!("10.96.{o}.11")).unwrap_err();
     assert!(e.contains("refused"), "{e}");
     assert!(t0.elapsed() < Duration::from_secs(1));
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+    // show lists each service's VIPs, ports and live endpoints.
+    let r = nl(&["show"], &[&f]);
+    assert!(
+        r.stdout.contains(&format!(
+            "{vip} port 80/tcp → endpoints {}, {}",
+            a.name, b.name
+        )),
+        "{r:?}"
+    );
 
     // A rule deleted by hand in netloom's table is drift, and repaired.
     let handle = must(&format!(

@@ -179,12 +179,21 @@ impl Kind for ServiceRes {
     }
 
     fn live(&self, o: &Observed) -> String {
+        let vips: Vec<String> = self.vips.iter().map(ToString::to_string).collect();
+        let ports: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("{}/{}", p.port, p.protocol.as_str()))
+            .collect();
+        let serves = format!("{} port {}", vips.join(", "), ports.join(", "));
         let seen = o.nft_table(self.host).map(|t| t.endpoints_of(&self.name));
         match seen {
-            None => "no table".into(),
-            Some(eps) if eps.is_empty() => "no endpoints: connections are refused".into(),
+            None => format!("{serves}: no table"),
+            Some(eps) if eps.is_empty() => {
+                format!("{serves}: no endpoints, connections are refused")
+            }
             Some(eps) => format!(
-                "endpoints: {}",
+                "{serves} → endpoints {}",
                 eps.into_iter().collect::<Vec<_>>().join(", ")
             ),
         }

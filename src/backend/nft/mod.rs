@@ -166,6 +166,17 @@ impl NftBackend {
                 if v6 {
                     std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
                 }
+                // With br_netfilter loaded (Docker loads it), a connection
+                // DNATed back to the endpoint it came from would be bridged
+                // out of the port it came in by, which a bridge refuses:
+                // hairpin fails. Service traffic here is routed, so the
+                // bridge-level hooks are turned off in this netns.
+                for f in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
+                    let p = format!("/proc/sys/net/bridge/{f}");
+                    if std::path::Path::new(&p).exists() {
+                        std::fs::write(&p, "0")?;
+                    }
+                }
                 Ok(())
             })?
         };
@@ -284,6 +295,15 @@ impl Backend for NftBackend {
     fn remove_whole<'a>(&'a mut self, _t: &'a Topology) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             for host in self.seen.clone() {
+                // Gone already with the topology's netns (removed whole first).
+                if !host
+                    && self
+                        .netns
+                        .as_deref()
+                        .is_some_and(|n| !crate::netns::exists(n))
+                {
+                    continue;
+                }
                 let script = render::script(&self.table, &[]);
                 let out = self.nft(host, &["-f", "-"], Some(script)).await?;
                 if !out.status.success() {
