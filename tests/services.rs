@@ -201,6 +201,16 @@ fn a_bridge_service_spreads_refuses_when_empty_repairs_drift_and_follows_contain
         !left.contains(&table) && left.contains("table inet decoy"),
         "{left}"
     );
+
+    // Without the decoy, destroy removes the netns whole, table and all.
+    must(&format!(
+        "ip netns exec {} nft delete table inet decoy",
+        ns.name
+    ));
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    let r = nl(&["destroy"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!ns.exists());
 }
 
 #[test]
