@@ -266,3 +266,56 @@ fn a_docker_network_service_lives_in_the_host_netns_and_destroy_removes_its_tabl
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
     assert!(!tables_in(None).contains(&table));
 }
+
+#[test]
+fn an_ipv6_vip_spreads_and_client_ip_affinity_keeps_one_endpoint() {
+    let (t, ns, d) = (Topo::new("nls6"), Netns::named("nls6"), Dir::new());
+    let (a, b) = (
+        server("nls6a", "web6", "none"),
+        server("nls6b", "web6", "none"),
+    );
+    let client = Ctr::run_mode("nls6c", "none");
+    let o = octet();
+    let iface = |c: &Ctr, host: u8, route: bool| {
+        format!(
+            "[container.{}]\ninterfaces.eth1 = {{ bridge = \"br0\", addresses = [\"10.95.{o}.{host}/24\", \"fd00:95:{o}::{host}/64\"] }}\n{}",
+            c.name,
+            if route {
+                format!(
+                    "routes = [{{ to = \"10.94.{o}.0/24\", via = \"10.95.{o}.1\" }}, {{ to = \"fd00:94:{o}::/64\", via = \"fd00:95:{o}::1\" }}]\n"
+                )
+            } else {
+                String::new()
+            }
+        )
+    };
+    let f = d.write(
+        "lab.toml",
+        &format!(
+            "[topology]\nname = \"{}\"\nnetns = \"{}\"\n[bridge.br0]\naddresses = [\"10.95.{o}.1/24\", \"fd00:95:{o}::1/64\"]\n\
+             {}{}{}\
+             [service.v6]\naddresses = [\"fd00:94:{o}::10\"]\nports = [{{ port = 80, target = 8080 }}]\nnetwork = \"br0\"\nselector = {{ app = \"web6\" }}\n\
+             [service.sticky]\naddresses = [\"10.94.{o}.20\"]\nports = [{{ port = 80, target = 8080 }}]\nnetwork = \"br0\"\nselector = {{ app = \"web6\" }}\n\
+             affinity = {{ client_ip = \"10m\" }}\n",
+            t.name,
+            ns.name,
+            iface(&a, 11, false),
+            iface(&b, 12, false),
+            iface(&client, 20, true)
+        ),
+    );
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // IPv6: both endpoints, at their IPv6 addresses.
+    let got = spread(&client, &format!("fd00:94:{o}::10"), 20);
+    assert!(
+        got.get(&a.name).is_some_and(|n| *n > 0) && got.get(&b.name).is_some_and(|n| *n > 0),
+        "{got:?}"
+    );
+    // Affinity: every connect from one client lands on one endpoint.
+    let got = spread(&client, &format!("10.94.{o}.20"), 10);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(!got.keys().next().unwrap().starts_with("error"), "{got:?}");
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+}
