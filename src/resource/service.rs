@@ -207,7 +207,11 @@ fn diff_service(cx: &DiffCx, r: &Resource, d: &ServiceRes, out: &mut Diff) {
     let mut want = d.clone();
     want.endpoints = d.resolve(cx.observed);
     let resolved = Resource::Service(want.clone());
-    let Some(table) = cx.observed.nft_table(d.host) else {
+    let Some(table) = cx
+        .observed
+        .nft_table(d.host)
+        .filter(|t| t.services().contains(&d.name))
+    else {
         return out.push(Action::Create, &resolved);
     };
     let have = table.endpoints_of(&d.name);
