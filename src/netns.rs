@@ -123,9 +123,83 @@ pub fn processes_in(name: &str) -> io::Result<Vec<u32>> {
     Ok(pids)
 }
 
-/// ICMP echo from inside the netns `fd` to `dst`: up to `tries` requests,
-/// each waiting up to `timeout` for its reply. The round trip, or `None`.
+/// ICMP (or ICMPv6) echo from inside the netns `fd` to `dst`: up to
+/// `tries` requests, each waiting up to `timeout` for its reply. The round
+/// trip, or `None`.
 pub fn ping(
+    fd: &File,
+    dst: std::net::IpAddr,
+    timeout: std::time::Duration,
+    tries: u32,
+) -> io::Result<Option<std::time::Duration>> {
+    match dst {
+        std::net::IpAddr::V4(d) => ping4(fd, d, timeout, tries),
+        std::net::IpAddr::V6(d) => ping6(fd, d, timeout, tries),
+    }
+}
+
+/// ICMPv6 echo. On a raw ICMPv6 socket the kernel fills in the checksum
+/// and delivers the ICMP message without the IPv6 header.
+fn ping6(
+    fd: &File,
+    dst: std::net::Ipv6Addr,
+    timeout: std::time::Duration,
+    tries: u32,
+) -> io::Result<Option<std::time::Duration>> {
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn6, recvfrom, sendto,
+        setsockopt, socket, sockopt,
+    };
+    use std::os::fd::AsRawFd;
+    run_in(
+        Some(fd),
+        move || -> io::Result<Option<std::time::Duration>> {
+            let sock = socket(
+                AddressFamily::Inet6,
+                SockType::Raw,
+                SockFlag::SOCK_CLOEXEC,
+                SockProtocol::IcmpV6,
+            )?;
+            setsockopt(
+                &sock,
+                sockopt::ReceiveTimeout,
+                &nix::sys::time::TimeVal::new(0, 100_000),
+            )?;
+            let id = (std::process::id() & 0xffff) as u16;
+            let to = SockaddrIn6::from(std::net::SocketAddrV6::new(dst, 0, 0, 0));
+            for seq in 0..tries as u16 {
+                let [i0, i1] = id.to_be_bytes();
+                let [s0, s1] = seq.to_be_bytes();
+                // Echo request (128), code 0, checksum left to the kernel.
+                let pkt = [
+                    128u8, 0, 0, 0, i0, i1, s0, s1, b'n', b'l', b'o', b'o', b'm', 0, 0, 0,
+                ];
+                let start = std::time::Instant::now();
+                sendto(sock.as_raw_fd(), &pkt, &to, MsgFlags::empty())?;
+                let mut buf = [0u8; 1500];
+                while start.elapsed() < timeout {
+                    let (n, from) = match recvfrom::<SockaddrIn6>(sock.as_raw_fd(), &mut buf) {
+                        Ok(x) => x,
+                        Err(nix::errno::Errno::EAGAIN) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    // Every ICMPv6 message comes here: pick our echo reply (129).
+                    if n >= 8
+                        && buf[0] == 129
+                        && from.is_some_and(|f| f.ip() == dst)
+                        && buf[4..6] == id.to_be_bytes()
+                        && buf[6..8] == seq.to_be_bytes()
+                    {
+                        return Ok(Some(start.elapsed()));
+                    }
+                }
+            }
+            Ok(None)
+        },
+    )?
+}
+
+fn ping4(
     fd: &File,
     dst: std::net::Ipv4Addr,
     timeout: std::time::Duration,

@@ -16,8 +16,14 @@ fn a_dual_stack_ring_into_fresh_containers_applies_first_time_every_time() {
         let ctrs: Vec<Ctr> = (0..NODES).map(|_| Ctr::run_mode("nlfn", "none")).collect();
         let o = octet();
         let mut body = format!("[topology]\nname = \"{}\"\n", t.name);
-        for c in &ctrs {
+        for (i, c) in ctrs.iter().enumerate() {
             body += &format!("[container.{}]\n", c.name);
+            // The first node's readiness: its ring neighbour, over IPv6.
+            if i == 0 {
+                body += &format!(
+                    "ready = {{ ping = \"fd00:99:{o}::1\", retries = 3, timeout_ms = 500 }}\n"
+                );
+            }
         }
         // A ring: node i's eth1 to node i+1's eth2, IPv4 /31 and IPv6 /127.
         for i in 0..NODES {
@@ -33,6 +39,10 @@ fn a_dual_stack_ring_into_fresh_containers_applies_first_time_every_time() {
         let f = d.write("lab.toml", &body);
         let r = nl(&["apply"], &[&f]);
         assert_eq!(r.code, 0, "round {round}: {r:?}");
+        assert!(
+            r.all().contains(&format!("reaches fd00:99:{o}::1")),
+            "the IPv6 readiness probe answered: {r:?}"
+        );
         // Both families work over a link at once: no address is tentative.
         let peer = format!("fd00:99:{o}::1");
         let v6 = sh(&format!(
@@ -47,6 +57,17 @@ fn a_dual_stack_ring_into_fresh_containers_applies_first_time_every_time() {
         ));
         assert!(!addrs.contains("tentative"), "{addrs}");
         assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+        if round == 0 {
+            // A probe of an address node 0 has no route to fails the apply.
+            let unreachable = body.replace(
+                &format!("ping = \"fd00:99:{o}::1\""),
+                &format!("ping = \"fd00:99:{o}::3\""),
+            );
+            d.write("lab.toml", &unreachable);
+            let r = nl(&["apply"], &[&f]);
+            assert_eq!(r.code, 1, "{r:?}");
+            assert!(r.stderr.contains("readiness probe of"), "{r:?}");
+        }
         assert_eq!(nl(&["destroy"], &[&f]).code, 0);
     }
 }

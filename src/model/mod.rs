@@ -76,7 +76,7 @@ pub struct ContainerRoute {
 /// Ping from inside the container after apply: readiness, not a sleep.
 #[derive(Debug, Clone)]
 pub struct Ready {
-    pub ping: std::net::Ipv4Addr,
+    pub ping: IpAddr,
     pub retries: u32,
     pub timeout_ms: u64,
 }

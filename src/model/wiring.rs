@@ -183,9 +183,9 @@ fn ready(file: usize, r: &ReadySpec, diags: &mut Vec<Diagnostic>) -> Option<Read
             diags.push(
                 Diagnostic::at(
                     &loc_of(file, &r.ping),
-                    format!("`{}` is not an IPv4 address", r.ping.get_ref()),
+                    format!("`{}` is not an IP address", r.ping.get_ref()),
                 )
-                .help("the readiness probe pings one IPv4 address"),
+                .help("the readiness probe pings one IPv4 or IPv6 address"),
             );
             None
         }

@@ -344,7 +344,7 @@ pub struct ContainerRouteSpec {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadySpec {
-    /// IPv4 address to ping from inside the container after apply.
+    /// IPv4 or IPv6 address to ping from inside the container after apply.
     #[schemars(with = "String")]
     pub ping: Spanned<String>,
     /// Tries before giving up (default 5), each waiting up to `timeout_ms`.
