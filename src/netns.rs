@@ -132,139 +132,65 @@ pub fn ping(
     timeout: std::time::Duration,
     tries: u32,
 ) -> io::Result<Option<std::time::Duration>> {
-    match dst {
-        std::net::IpAddr::V4(d) => ping4(fd, d, timeout, tries),
-        std::net::IpAddr::V6(d) => ping6(fd, d, timeout, tries),
-    }
-}
-
-/// ICMPv6 echo. On a raw ICMPv6 socket the kernel fills in the checksum
-/// and delivers the ICMP message without the IPv6 header.
-fn ping6(
-    fd: &File,
-    dst: std::net::Ipv6Addr,
-    timeout: std::time::Duration,
-    tries: u32,
-) -> io::Result<Option<std::time::Duration>> {
     use nix::sys::socket::{
-        AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn6, recvfrom, sendto,
-        setsockopt, socket, sockopt,
+        AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrStorage, recvfrom,
+        sendto, setsockopt, socket, sockopt,
     };
     use std::os::fd::AsRawFd;
+    // (family, protocol, echo request type, echo reply type)
+    let (family, proto, request, reply) = match dst {
+        std::net::IpAddr::V4(_) => (AddressFamily::Inet, SockProtocol::Icmp, 8u8, 0u8),
+        std::net::IpAddr::V6(_) => (AddressFamily::Inet6, SockProtocol::IcmpV6, 128, 129),
+    };
     run_in(
         Some(fd),
         move || -> io::Result<Option<std::time::Duration>> {
-            let sock = socket(
-                AddressFamily::Inet6,
-                SockType::Raw,
-                SockFlag::SOCK_CLOEXEC,
-                SockProtocol::IcmpV6,
-            )?;
+            let sock = socket(family, SockType::Raw, SockFlag::SOCK_CLOEXEC, proto)?;
             setsockopt(
                 &sock,
                 sockopt::ReceiveTimeout,
                 &nix::sys::time::TimeVal::new(0, 100_000),
             )?;
             let id = (std::process::id() & 0xffff) as u16;
-            let to = SockaddrIn6::from(std::net::SocketAddrV6::new(dst, 0, 0, 0));
+            let to = SockaddrStorage::from(std::net::SocketAddr::new(dst, 0));
             for seq in 0..tries as u16 {
                 let [i0, i1] = id.to_be_bytes();
                 let [s0, s1] = seq.to_be_bytes();
-                // Echo request (128), code 0, checksum left to the kernel.
-                let pkt = [
-                    128u8, 0, 0, 0, i0, i1, s0, s1, b'n', b'l', b'o', b'o', b'm', 0, 0, 0,
+                let mut pkt = [
+                    request, 0, 0, 0, i0, i1, s0, s1, b'n', b'l', b'o', b'o', b'm', 0, 0, 0,
                 ];
+                // On a raw ICMPv6 socket the kernel fills in the checksum.
+                if dst.is_ipv4() {
+                    let sum = checksum(&pkt);
+                    pkt[2..4].copy_from_slice(&sum.to_be_bytes());
+                }
                 let start = std::time::Instant::now();
                 sendto(sock.as_raw_fd(), &pkt, &to, MsgFlags::empty())?;
                 let mut buf = [0u8; 1500];
                 while start.elapsed() < timeout {
-                    let (n, from) = match recvfrom::<SockaddrIn6>(sock.as_raw_fd(), &mut buf) {
+                    let (n, from) = match recvfrom::<SockaddrStorage>(sock.as_raw_fd(), &mut buf) {
                         Ok(x) => x,
                         Err(nix::errno::Errno::EAGAIN) => continue,
                         Err(e) => return Err(e.into()),
                     };
-                    // Every ICMPv6 message comes here: pick our echo reply (129).
-                    if n >= 8
-                        && buf[0] == 129
-                        && from.is_some_and(|f| f.ip() == dst)
-                        && buf[4..6] == id.to_be_bytes()
-                        && buf[6..8] == seq.to_be_bytes()
-                    {
-                        return Ok(Some(start.elapsed()));
-                    }
-                }
-            }
-            Ok(None)
-        },
-    )?
-}
-
-fn ping4(
-    fd: &File,
-    dst: std::net::Ipv4Addr,
-    timeout: std::time::Duration,
-    tries: u32,
-) -> io::Result<Option<std::time::Duration>> {
-    use nix::sys::socket::{
-        AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn, recv, sendto,
-        setsockopt, socket, sockopt,
-    };
-    use std::os::fd::AsRawFd;
-    run_in(
-        Some(fd),
-        move || -> io::Result<Option<std::time::Duration>> {
-            let sock = socket(
-                AddressFamily::Inet,
-                SockType::Raw,
-                SockFlag::SOCK_CLOEXEC,
-                SockProtocol::Icmp,
-            )?;
-            setsockopt(
-                &sock,
-                sockopt::ReceiveTimeout,
-                &nix::sys::time::TimeVal::new(0, 100_000),
-            )?;
-            let id = (std::process::id() & 0xffff) as u16;
-            let to = SockaddrIn::from(std::net::SocketAddrV4::new(dst, 0));
-            for seq in 0..tries as u16 {
-                let mut pkt = [
-                    8u8,
-                    0,
-                    0,
-                    0,
-                    (id >> 8) as u8,
-                    id as u8,
-                    (seq >> 8) as u8,
-                    seq as u8,
-                    b'n',
-                    b'l',
-                    b'o',
-                    b'o',
-                    b'm',
-                    0,
-                    0,
-                    0,
-                ];
-                let sum = checksum(&pkt);
-                pkt[2..4].copy_from_slice(&sum.to_be_bytes());
-                let start = std::time::Instant::now();
-                sendto(sock.as_raw_fd(), &pkt, &to, MsgFlags::empty())?;
-                let mut buf = [0u8; 1500];
-                while start.elapsed() < timeout {
-                    let n = match recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                        Ok(n) => n,
-                        Err(nix::errno::Errno::EAGAIN) => continue,
-                        Err(e) => return Err(e.into()),
+                    let from = from.and_then(|f| {
+                        f.as_sockaddr_in()
+                            .map(|a| std::net::IpAddr::V4(a.ip()))
+                            .or_else(|| f.as_sockaddr_in6().map(|a| std::net::IpAddr::V6(a.ip())))
+                    });
+                    // A raw socket sees every ICMP message (IPv4's with
+                    // their IP header): pick our echo reply.
+                    let skip = if dst.is_ipv4() {
+                        ((buf[0] & 0x0f) as usize) * 4
+                    } else {
+                        0
                     };
-                    // A raw socket sees every ICMP packet: pick our echo reply.
-                    let ihl = ((buf[0] & 0x0f) as usize) * 4;
-                    let Some(icmp) = buf.get(ihl..n) else {
+                    let Some(icmp) = buf.get(skip..n) else {
                         continue;
                     };
-                    let from = std::net::Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
                     if icmp.len() >= 8
-                        && icmp[0] == 0
-                        && from == dst
+                        && icmp[0] == reply
+                        && from == Some(dst)
                         && icmp[4..6] == id.to_be_bytes()
                         && icmp[6..8] == seq.to_be_bytes()
                     {

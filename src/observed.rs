@@ -99,7 +99,8 @@ pub struct NftObs {
     pub rules: Vec<(String, String)>,
     /// The table's own rules are all there, and no rule is someone else's.
     pub base_ok: bool,
-    /// IPv4 forwarding is on in that netns.
+    /// IPv4 forwarding is on in that netns (always true for the host's,
+    /// which is Docker's to set).
     pub forwarding: bool,
 }
 
@@ -491,4 +492,26 @@ pub fn managed_addresses(l: &LinkObs) -> BTreeSet<IpNet> {
 /// IPv6 link-local addresses are the kernel's own; they are never managed.
 pub fn is_kernel_link_local(net: &IpNet) -> bool {
     matches!(net, IpNet::V6(n) if n.addr().segments()[0] & 0xffc0 == 0xfe80)
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::Health;
+
+    #[test]
+    fn health_is_read_from_dockers_status_line() {
+        assert_eq!(
+            Health::from_status("Up 5 minutes (healthy)"),
+            Some(Health::Healthy)
+        );
+        assert_eq!(
+            Health::from_status("Up 2 seconds (health: starting)"),
+            Some(Health::Starting)
+        );
+        assert_eq!(
+            Health::from_status("Up 1 minute (unhealthy)"),
+            Some(Health::Unhealthy)
+        );
+        assert_eq!(Health::from_status("Up 3 hours"), None);
+    }
 }

@@ -142,6 +142,21 @@ fn a_bridge_service_spreads_refuses_when_empty_repairs_drift_and_follows_contain
     );
     assert_eq!(nl(&["apply"], &[&f]).code, 0);
     assert!(connect(&client, &vip).is_ok());
+    // So is forwarding turned off in the topology's netns.
+    must(&format!(
+        "ip netns exec {} sysctl -qw net.ipv4.ip_forward=0",
+        ns.name
+    ));
+    let r = nl(&["plan", "--detailed-exitcode"], &[&f]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("ip_forward"), "{r:?}");
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    let on = must(&format!(
+        "ip netns exec {} sysctl -n net.ipv4.ip_forward",
+        ns.name
+    ));
+    assert_eq!(on.trim(), "1");
+    assert!(connect(&client, &vip).is_ok());
 
     // Under watch, endpoints follow the containers.
     let w = WatchProc::start(&[&f], "30s");

@@ -34,6 +34,8 @@ pub enum Field {
     Endpoint,
     /// A service's rules as a whole.
     Rules,
+    /// IP forwarding in the netns a service's rules live in.
+    Forwarding,
 }
 
 impl Field {
@@ -51,6 +53,7 @@ impl Field {
             Field::Aliases => "aliases",
             Field::Endpoint => "endpoint",
             Field::Rules => "rules",
+            Field::Forwarding => "ip_forward",
         }
     }
 

@@ -67,6 +67,22 @@ impl ServiceRes {
         }
     }
 
+    /// A service known only from its rules in a table (for a prune).
+    pub fn recorded(name: String, host: bool) -> ServiceRes {
+        ServiceRes {
+            name,
+            host,
+            vips: vec![],
+            ports: vec![],
+            network: ServiceNet::Bridge(String::new()),
+            selector: BTreeMap::new(),
+            names: BTreeSet::new(),
+            affinity: None,
+            members: BTreeMap::new(),
+            endpoints: vec![],
+        }
+    }
+
     /// The ready containers this service spreads over, by name.
     pub fn resolve(&self, o: &Observed) -> Vec<Endpoint> {
         let Some(docker) = o.docker.as_ref() else {
@@ -235,16 +251,25 @@ fn diff_service(cx: &DiffCx, r: &Resource, d: &ServiceRes, out: &mut Diff) {
     }
     let rules_match =
         table.rules_of(&d.name) == crate::backend::nft_rules_of(&want) && table.base_ok;
-    if fields.is_empty() && rules_match {
-        return;
-    }
-    if fields.is_empty() {
+    // Rules that differ beyond the endpoints: edited by hand.
+    if !rules_match && fields.is_empty() {
         fields.push(FieldChange::new(
             Side::Own,
             Field::Rules,
             Some(Value::Text("changed by hand".into())),
             Some(Value::Text("netloom's".into())),
         ));
+    }
+    if !table.forwarding {
+        fields.push(FieldChange::new(
+            Side::Own,
+            Field::Forwarding,
+            Some(Value::Bool(false)),
+            Some(Value::Bool(true)),
+        ));
+    }
+    if fields.is_empty() {
+        return;
     }
     out.change(Action::Update, &resolved, None, fields, None);
 }
@@ -258,18 +283,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
             if cx.keys.contains(&key) {
                 continue;
             }
-            out.delete(Resource::Service(ServiceRes {
-                name,
-                host: t.host,
-                vips: vec![],
-                ports: vec![],
-                network: ServiceNet::Bridge(String::new()),
-                selector: BTreeMap::new(),
-                names: BTreeSet::new(),
-                affinity: None,
-                members: BTreeMap::new(),
-                endpoints: vec![],
-            }));
+            out.delete(Resource::Service(ServiceRes::recorded(name, t.host)));
         }
     }
 }

@@ -55,6 +55,24 @@ impl NftBackend {
         if host { None } else { self.netns.as_deref() }
     }
 
+    /// Runs `f` on a blocking thread inside a location's netns.
+    async fn in_netns<T: Send + 'static>(
+        &self,
+        host: bool,
+        what: &str,
+        f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let ns = self.netns_of(host).map(str::to_string);
+        let run = move || match &ns {
+            None => f(),
+            Some(n) => crate::netns::run_in(Some(&crate::netns::open(n)?), f)?,
+        };
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|e| Error::task(what, e))?
+            .map_err(|e| Error::io(what.to_string(), e))
+    }
+
     /// Runs `nft` in a location's netns with `stdin`.
     async fn nft(
         &self,
@@ -62,33 +80,24 @@ impl NftBackend {
         args: &[&str],
         stdin: Option<String>,
     ) -> Result<std::process::Output> {
-        let ns = self.netns_of(host).map(str::to_string);
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let run = move || -> std::io::Result<std::process::Output> {
-            let go = || -> std::io::Result<std::process::Output> {
-                let mut c = Command::new("nft");
-                c.args(&args)
+        self.in_netns(
+            host,
+            "run nft (Debian: apt-get install nftables)",
+            move || {
+                let mut child = Command::new("nft")
+                    .args(&args)
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
-                    .stderr(Stdio::piped());
-                let mut child = c.spawn()?;
+                    .stderr(Stdio::piped())
+                    .spawn()?;
                 if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
                     w.write_all(text.as_bytes())?;
                 }
                 child.wait_with_output()
-            };
-            match &ns {
-                None => go(),
-                Some(n) => {
-                    let fd = crate::netns::open(n)?;
-                    crate::netns::run_in(Some(&fd), go)?
-                }
-            }
-        };
-        tokio::task::spawn_blocking(run)
-            .await
-            .map_err(|e| Error::task("nft", e))?
-            .map_err(|e| Error::io("run nft (Debian: apt-get install nftables)", e))
+            },
+        )
+        .await
     }
 
     async fn observe_one(&self, host: bool) -> Result<Option<NftObs>> {
@@ -127,7 +136,8 @@ impl NftBackend {
             .map(|(ch, c)| (ch.as_str(), c.as_str()))
             .collect();
         let base_ok = base == render::BASE_RULES && rules.iter().all(|(_, c)| c.starts_with("nl "));
-        let forwarding = self.forwarding(host).await.unwrap_or(false);
+        // The host's is Docker's to set: not read, not changed.
+        let forwarding = host || self.forwarding(host).await?;
         Ok(Some(NftObs {
             host,
             rules,
@@ -137,40 +147,31 @@ impl NftBackend {
     }
 
     async fn forwarding(&self, host: bool) -> Result<bool> {
-        let ns = self.netns_of(host).map(str::to_string);
-        let read = move || -> std::io::Result<bool> {
-            let go = || {
-                std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|v| v.trim() == "1")
-            };
-            match &ns {
-                None => go(),
-                Some(n) => crate::netns::run_in(Some(&crate::netns::open(n)?), go)?,
-            }
-        };
-        tokio::task::spawn_blocking(read)
-            .await
-            .map_err(|e| Error::task("sysctl", e))?
-            .map_err(|e| Error::io("read ip_forward", e))
+        self.in_netns(host, "read ip_forward", || {
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|v| v.trim() == "1")
+        })
+        .await
     }
 
     /// Turns forwarding on in the topology's netns (the VIPs are routed
     /// through it); the host's is Docker's to set.
     async fn enable_forwarding(&self, v6: bool) -> Result<()> {
-        let Some(n) = self.netns.clone() else {
+        if self.netns.is_none() {
             return Ok(());
-        };
-        let write = move || -> std::io::Result<()> {
-            let fd = crate::netns::open(&n)?;
-            crate::netns::run_in(Some(&fd), || {
+        }
+        self.in_netns(
+            false,
+            "turn on forwarding in the topology's netns",
+            move || {
                 std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
                 if v6 {
                     std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
                 }
                 // With br_netfilter loaded (Docker loads it), a connection
-                // DNATed back to the endpoint it came from would be bridged
-                // out of the port it came in by, which a bridge refuses:
-                // hairpin fails. Service traffic here is routed, so the
-                // bridge-level hooks are turned off in this netns.
+                // DNATed back to the endpoint it came from would be bridged out
+                // of the port it came in by, which a bridge refuses: hairpin
+                // fails. Service traffic here is routed, so the bridge-level
+                // hooks are turned off in this netns.
                 for f in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
                     let p = format!("/proc/sys/net/bridge/{f}");
                     if std::path::Path::new(&p).exists() {
@@ -178,12 +179,9 @@ impl NftBackend {
                     }
                 }
                 Ok(())
-            })?
-        };
-        tokio::task::spawn_blocking(write)
-            .await
-            .map_err(|e| Error::task("sysctl", e))?
-            .map_err(|e| Error::io("turn on forwarding in the topology's netns", e))
+            },
+        )
+        .await
     }
 
     /// Tables in the topology's netns other than netloom's.
@@ -246,10 +244,6 @@ impl Backend for NftBackend {
 
     fn lane(&self) -> Lane {
         Lane::Serial
-    }
-
-    fn runs_in_netns(&self) -> bool {
-        false
     }
 
     fn observe<'a>(
