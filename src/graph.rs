@@ -130,6 +130,7 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
             Some(s.loc.clone()),
         );
     }
+    add_bgp(&mut g, topo);
     add_explicit(&mut g, topo);
     if let Some(nk) = &netns_key {
         add_netns_edges(&mut g, nk);
@@ -445,6 +446,36 @@ fn add_cni(g: &mut DesiredGraph, topo: &Topology) {
         for a in c.cni.values() {
             let r = crate::resource::CniRes::from_model(&c.name, a, &topo.cni[&a.network]);
             g.add(Resource::Cni(r), Some(a.loc.clone()));
+        }
+    }
+}
+
+/// The speaker first; a peer after the policies it uses, so its first
+/// routes already meet them.
+fn add_bgp(g: &mut DesiredGraph, topo: &Topology) {
+    use crate::resource::{BgpKey, BgpRes};
+    let Some(b) = &topo.bgp else { return };
+    let speaker = ResourceKey::Bgp(BgpKey::Speaker);
+    for r in BgpRes::from_model(b, &topo.name) {
+        let loc = match &r {
+            BgpRes::Peer(p) => b.peers.get(&p.name).map(|p| p.loc.clone()),
+            BgpRes::Policy(p) => b.policies.get(&p.name).and_then(|p| p.loc.clone()),
+            _ => Some(b.loc.clone()),
+        };
+        let is_speaker = matches!(r, BgpRes::Speaker(_));
+        let i = g.add(Resource::Bgp(r), loc);
+        if !is_speaker {
+            g.edge(&speaker, i);
+        }
+    }
+    for p in b.peers.values() {
+        let Some(&i) = g.index.get(&ResourceKey::Bgp(BgpKey::Peer {
+            name: p.name.clone(),
+        })) else {
+            continue;
+        };
+        for pol in p.import.iter().chain(&p.export) {
+            g.edge(&ResourceKey::Bgp(BgpKey::Policy { name: pol.clone() }), i);
         }
     }
 }

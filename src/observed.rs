@@ -88,6 +88,71 @@ pub struct Observed {
     /// (CNI network section, plugin type) of plugins in none of its `plugin_dirs`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cni_missing: Vec<(String, String)>,
+    /// The topology's BGP speaker, as gobgpd reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpObs>,
+}
+
+/// gobgpd's state, and the learned routes in the kernel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpObs {
+    /// gobgpd answered on its API socket.
+    pub running: bool,
+    /// 0: gobgpd runs but was never started (or lost its state in a restart).
+    pub asn: u32,
+    pub router_id: String,
+    pub listen_port: i32,
+    #[serde(default)]
+    pub peers: Vec<BgpPeerObs>,
+    /// Prefixes this speaker originates (local paths).
+    #[serde(default)]
+    pub local: Vec<IpNet>,
+    /// Best paths learned from peers.
+    #[serde(default)]
+    pub best: Vec<BgpLearned>,
+    /// The global import and export policy lists, as compiled statements.
+    #[serde(default)]
+    pub import: Vec<crate::resource::GoPolicy>,
+    #[serde(default)]
+    pub export: Vec<crate::resource::GoPolicy>,
+    /// Routes with netloom's BGP protocol number in the topology's netns.
+    #[serde(default)]
+    pub kernel: Vec<BgpKernelRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpPeerObs {
+    pub address: std::net::IpAddr,
+    pub asn: u32,
+    pub password: Option<crate::model::Secret>,
+    pub hold_time: u32,
+    pub passive: bool,
+    pub multihop: Option<u32>,
+    pub families: Vec<crate::model::Fam>,
+    pub max_prefixes: Option<u32>,
+    /// "established", "active", "idle", …
+    pub state: String,
+    /// Unix time the session came up (established only).
+    pub up_since: Option<i64>,
+    pub received: u64,
+    /// Received and accepted by import policy (counted from adj-in).
+    pub accepted: u64,
+    pub advertised: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BgpLearned {
+    pub prefix: IpNet,
+    pub nexthop: std::net::IpAddr,
+    /// The peer's address.
+    pub peer: std::net::IpAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BgpKernelRoute {
+    pub table: u32,
+    pub prefix: IpNet,
+    pub via: Option<std::net::IpAddr>,
 }
 
 /// netloom's nftables table in one netns, read back by rule comments.

@@ -4,6 +4,7 @@
 //! the `Backend` trait; a new backend is one folder here plus its entry in
 //! `Registry::connect`.
 
+pub mod bgp;
 pub mod cni;
 pub mod docker;
 pub mod kernel;
@@ -58,6 +59,8 @@ pub enum Trigger {
     File,
     Docker,
     Netlink,
+    /// gobgpd: a session changed state, a best path changed, or it went away.
+    Bgp,
     Resync,
     Hangup,
     Retry,
@@ -228,6 +231,9 @@ impl Registry {
         // After Docker too: endpoints are containers Docker found.
         if nft::needed(topo, &observed.ledger) {
             backends.push(Box::new(nft::NftBackend::new(topo)));
+        }
+        if bgp::needed(topo, &observed.ledger) {
+            backends.push(Box::new(bgp::BgpBackend::new(topo, &observed.ledger)));
         }
         Ok(Registry { backends })
     }

@@ -36,6 +36,22 @@ pub enum Field {
     Rules,
     /// IP forwarding in the netns a service's rules live in.
     Forwarding,
+    Asn,
+    RouterId,
+    ListenPort,
+    /// A BGP password: shown only as changed, never its value.
+    Password,
+    HoldTime,
+    Passive,
+    Multihop,
+    Families,
+    MaxPrefixes,
+    /// A learned route in the kernel (a set member).
+    Route,
+    /// The order of BGP policies gobgpd applies.
+    Policies,
+    /// A BGP policy's compiled statements for one peer and direction.
+    Statements,
 }
 
 impl Field {
@@ -54,12 +70,24 @@ impl Field {
             Field::Endpoint => "endpoint",
             Field::Rules => "rules",
             Field::Forwarding => "ip_forward",
+            Field::Asn => "asn",
+            Field::RouterId => "router_id",
+            Field::ListenPort => "listen_port",
+            Field::Password => "password",
+            Field::HoldTime => "hold_time",
+            Field::Passive => "passive",
+            Field::Multihop => "multihop",
+            Field::Families => "families",
+            Field::MaxPrefixes => "max_prefixes",
+            Field::Route => "route",
+            Field::Policies => "policies",
+            Field::Statements => "statements",
         }
     }
 
     /// Set members are shown as `+ address X` / `- address X`.
     pub fn is_member(self) -> bool {
-        matches!(self, Field::Address | Field::Endpoint)
+        matches!(self, Field::Address | Field::Endpoint | Field::Route)
     }
 }
 

@@ -224,7 +224,8 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
                 | Resource::Iface(_)
                 | Resource::ContainerRoute(_)
                 | Resource::Cni(_)
-                | Resource::Service(_) => false,
+                | Resource::Service(_)
+                | Resource::Bgp(_) => false,
             };
             if affected {
                 let reason = format!("re-applied: depends on {} {}", c.kind, c.title);
@@ -247,7 +248,8 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
             | Resource::Attachment(_)
             | Resource::ContainerRoute(_)
             | Resource::Cni(_)
-            | Resource::Service(_) => continue,
+            | Resource::Service(_)
+            | Resource::Bgp(_) => continue,
         };
         for r in desired.resources() {
             // Its peer may sit in another container, and which one is
@@ -262,7 +264,8 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
                 | Resource::Attachment(_)
                 | Resource::Iface(_)
                 | Resource::Cni(_)
-                | Resource::Service(_) => false,
+                | Resource::Service(_)
+                | Resource::Bgp(_) => false,
             };
             let k = r.key();
             if !same_netns || skip(&k, &extra) {

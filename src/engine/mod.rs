@@ -149,7 +149,7 @@ pub fn waiting(plan: &Plan, graph: &DesiredGraph) -> BTreeSet<String> {
             Resource::Cni(c) => {
                 out.insert(c.container.clone());
             }
-            Resource::Service(_) => {}
+            Resource::Service(_) | Resource::Bgp(_) => {}
             Resource::Netns(_)
             | Resource::Link(_)
             | Resource::Route(_)

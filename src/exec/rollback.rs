@@ -77,6 +77,7 @@ fn redo_dependents(plan: &Plan, done: &[String], changes: &mut Vec<Staged>, last
         | Resource::ContainerRoute(_)
         | Resource::Cni(_)
         | Resource::Service(_) => true,
+        Resource::Bgp(b) => !matches!(b, crate::resource::BgpRes::Speaker(_)),
         Resource::Netns(_) | Resource::Network(_) | Resource::Iface(_) => false,
     };
     for s in changes.iter_mut() {

@@ -1,6 +1,7 @@
 //! The validated topology: names checked, addresses parsed, references
 //! resolved. Built only when the files have no errors.
 
+mod bgp;
 mod cni;
 mod docker;
 mod names;
@@ -9,6 +10,9 @@ mod service;
 mod validate;
 mod wiring;
 
+pub use bgp::{
+    Bgp, Community, Fam, Peer as BgpPeer, Policy as BgpPolicy, PrefixMatch, Secret, Term as BgpTerm,
+};
 pub use cni::{CniAttach, CniNet, DEFAULT_PLUGIN_DIRS, parse_version as parse_cni_version};
 pub use names::{check_ifname, check_scope_name};
 pub use service::{Port, Proto, Service, ServiceNet};
@@ -41,6 +45,8 @@ pub struct Topology {
     pub cni: BTreeMap<String, CniNet>,
     /// Services (VIPs on nftables), by name.
     pub services: BTreeMap<String, Service>,
+    /// The BGP speaker, if `[bgp]` is declared.
+    pub bgp: Option<Bgp>,
 }
 
 /// A veth from a container's netns to a topology bridge.

@@ -152,6 +152,7 @@ impl Validator {
             links: &links,
         };
         let services = super::service::build(loaded, &others, &mut self.diags);
+        let bgp = super::bgp::build(loaded, &mut self.diags);
         super::wiring::docker_overlaps(
             &netns,
             &bridges,
@@ -177,6 +178,7 @@ impl Validator {
             links,
             cni,
             services,
+            bgp,
         })
     }
 

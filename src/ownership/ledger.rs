@@ -63,6 +63,25 @@ pub struct Ledger {
     /// Where netloom made an nftables table for services: "host", "netns".
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub nft: BTreeSet<String>,
+    /// The BGP speaker netloom programs for this topology (recorded before
+    /// it is started), so destroy and prunes stop it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpLedger>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpLedger {
+    /// gobgpd's API socket.
+    pub socket: PathBuf,
+    /// netloom started this gobgpd (else: an existing one at `[bgp] api`).
+    pub managed: bool,
+    /// The kernel table learned routes go in.
+    #[serde(default = "main_table")]
+    pub table: u32,
+}
+
+fn main_table() -> u32 {
+    crate::model::MAIN_TABLE
 }
 
 /// Where locks and ledgers live: `$NETLOOM_RUN_DIR`, else `/run/netloom`.
@@ -136,6 +155,7 @@ impl Ledger {
             && self.ifaces.is_empty()
             && self.cni.is_empty()
             && self.nft.is_empty()
+            && self.bgp.is_none()
     }
 
     /// The CNI attachment recorded for this container interface.

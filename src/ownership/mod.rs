@@ -15,6 +15,11 @@ pub const HASH_LABEL: &str = "netloom.config-hash";
 /// Route and rule protocol number that marks objects netloom made. Unused by
 /// the kernel (< 4) and by the routing daemons listed in iproute2's rt_protos.
 pub const NETLOOM_PROTO: u8 = 78;
+/// The route protocol number of routes netloom installs from BGP (`ip route
+/// show proto 79`); distinct from its static routes' 78.
+pub const NETLOOM_BGP_PROTO: u8 = 79;
+/// The metric of learned BGP routes.
+pub const BGP_ROUTE_METRIC: u32 = 20;
 
 /// The ifalias that marks a link (and a netns's `lo`) as owned by a topology.
 pub fn link_mark(topology: &str) -> String {
@@ -49,6 +54,7 @@ pub fn proto_name(p: u8) -> String {
         16 => "dhcp",
         186 => "bgp",
         NETLOOM_PROTO => "netloom",
+        NETLOOM_BGP_PROTO => "netloom-bgp",
         _ => "",
     };
     if name.is_empty() {

@@ -259,7 +259,8 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
             | Resource::Attachment(_)
             | Resource::ContainerRoute(_)
             | Resource::Cni(_)
-            | Resource::Service(_) => {}
+            | Resource::Service(_)
+            | Resource::Bgp(_) => {}
         }
     }
     let mut gone: HashSet<&str> = HashSet::new();

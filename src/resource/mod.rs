@@ -7,6 +7,7 @@
 //! does not compile until it has all of it.
 
 mod attachment;
+pub mod bgp;
 mod cni;
 mod container_route;
 mod iface;
@@ -18,6 +19,7 @@ mod rule;
 mod service;
 
 pub use attachment::{AttachKey, AttachRes};
+pub use bgp::{BgpKey, BgpRes, GoPolicy, GoStmt};
 pub use cni::{CniEntry, CniRes, addresses as cni_addresses, host_links as cni_host_links};
 pub use container_route::ContainerRouteRes;
 pub use iface::{IfacePeer, IfaceRes};
@@ -73,6 +75,8 @@ pub enum ResourceKey {
     Service {
         name: String,
     },
+    /// A part of the topology's BGP speaker.
+    Bgp(BgpKey),
 }
 
 impl fmt::Display for ResourceKey {
@@ -90,6 +94,7 @@ impl fmt::Display for ResourceKey {
             }
             ResourceKey::Cni { container, ifname } => write!(f, "cni/{container}/{ifname}"),
             ResourceKey::Service { name } => write!(f, "service/{name}"),
+            ResourceKey::Bgp(k) => write!(f, "bgp/{k}"),
         }
     }
 }
@@ -107,6 +112,7 @@ pub enum Resource {
     ContainerRoute(ContainerRouteRes),
     Cni(CniRes),
     Service(ServiceRes),
+    Bgp(BgpRes),
 }
 
 /// The backend that observes and changes a kind.
@@ -123,6 +129,8 @@ pub enum BackendId {
     Cni,
     /// Service VIPs in netloom's nftables tables.
     Nft,
+    /// The topology's gobgpd, and the routes it learns.
+    Bgp,
 }
 
 impl fmt::Display for BackendId {
@@ -133,6 +141,7 @@ impl fmt::Display for BackendId {
             BackendId::Wiring => "container wiring",
             BackendId::Cni => "CNI",
             BackendId::Nft => "nftables",
+            BackendId::Bgp => "BGP",
         })
     }
 }
@@ -144,6 +153,7 @@ pub enum Share<'a> {
     Wiring(WiringRes<'a>),
     Cni(&'a CniRes),
     Nft(&'a ServiceRes),
+    Bgp(&'a BgpRes),
 }
 
 pub enum KernelRes<'a> {
@@ -222,6 +232,7 @@ impl Resource {
             Resource::ContainerRoute(r) => r,
             Resource::Cni(r) => r,
             Resource::Service(r) => r,
+            Resource::Bgp(r) => r,
         }
     }
 
@@ -251,6 +262,7 @@ impl Resource {
             Resource::ContainerRoute(r) => Share::Wiring(WiringRes::ContainerRoute(r)),
             Resource::Cni(r) => Share::Cni(r),
             Resource::Service(r) => Share::Nft(r),
+            Resource::Bgp(r) => Share::Bgp(r),
         }
     }
 
@@ -261,6 +273,7 @@ impl Resource {
             Share::Wiring(_) => BackendId::Wiring,
             Share::Cni(_) => BackendId::Cni,
             Share::Nft(_) => BackendId::Nft,
+            Share::Bgp(_) => BackendId::Bgp,
         }
     }
 
@@ -337,6 +350,7 @@ pub(crate) fn prune_all(cx: &DiffCx, out: &mut Diff) {
     container_route::prune(cx, out);
     cni::prune(cx, out);
     service::prune(cx, out);
+    bgp::prune(cx, out);
     // Checks across the kinds' changes, once every change is known.
     attachment::address_clashes(cx, out);
     network::endpoint_notes(cx, out);

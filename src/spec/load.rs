@@ -1,8 +1,8 @@
 //! Reading topology files and directories into spanned spec sections.
 
 use super::{
-    BridgeSpec, CniSpec, ContainerSpec, LinkSpec, NetworkSpec, RouteSpec, RuleSpec, ServiceSpec,
-    TopologySection, VethSpec, check_keys,
+    BgpSpec, BridgeSpec, CniSpec, ContainerSpec, LinkSpec, NetworkSpec, RouteSpec, RuleSpec,
+    ServiceSpec, TopologySection, VethSpec, check_keys,
 };
 use crate::diag::{Diagnostic, FileId, Loc, SourceMap};
 use serde::de::DeserializeOwned;
@@ -33,6 +33,7 @@ pub struct SpecFile {
     pub links: Vec<Section<LinkSpec>>,
     pub cni: Vec<Section<CniSpec>>,
     pub services: Vec<Section<ServiceSpec>>,
+    pub bgp: Option<Section<BgpSpec>>,
     /// A section was left out for its errors: checks that look across
     /// sections would misreport what it declares.
     pub dropped: bool,
@@ -170,7 +171,7 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
         let key_loc = Loc::new(file, key.span());
         let key: &str = key.get_ref().as_ref();
         written += match (key, value.get_ref()) {
-            ("topology", _) => 1,
+            ("topology" | "bgp", _) => 1,
             (_, DeValue::Table(t)) => t.len(),
             (_, DeValue::Array(a)) => a.len(),
             _ => 1,
@@ -186,7 +187,8 @@ fn parse_file(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<S
         + out.containers.len()
         + out.links.len()
         + out.cni.len()
-        + out.services.len();
+        + out.services.len()
+        + usize::from(out.bgp.is_some());
     out.dropped = kept < written;
     Some(out)
 }
@@ -263,6 +265,15 @@ fn section(
             diags,
         ),
         "cni" => named(file, said, "cni", key_loc, value, &mut out.cni, diags),
+        "bgp" => {
+            if let Some(spec) = typed(file, said, value, diags) {
+                out.bgp = Some(Section {
+                    name: "bgp".into(),
+                    name_loc: key_loc,
+                    spec,
+                });
+            }
+        }
         "service" => named(
             file,
             said,

@@ -48,6 +48,137 @@ pub struct TopologyFile {
     /// Services: virtual IPs over container endpoints, on nftables.
     #[serde(default)]
     pub service: BTreeMap<String, ServiceSpec>,
+    /// The topology's BGP speaker (gobgpd): peers, announcements, policy.
+    pub bgp: Option<BgpSpec>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BgpSpec {
+    /// The speaker's AS number (1–4294967295).
+    #[schemars(with = "u32")]
+    pub asn: Spanned<i64>,
+    /// The BGP router id: an IPv4 address.
+    #[schemars(with = "String")]
+    pub router_id: Spanned<String>,
+    /// Prefixes this speaker originates (next hop self).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub announce: Vec<Spanned<String>>,
+    /// Learned best routes go into the kernel (default true).
+    pub install: Option<bool>,
+    /// Kernel table for learned routes (default 254, main).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub table: Option<Spanned<i64>>,
+    /// TCP port gobgpd listens on for BGP (default 179; -1: do not listen).
+    #[schemars(with = "Option<i32>")]
+    pub listen_port: Option<Spanned<i64>>,
+    /// Drive an existing gobgpd at this API ("unix:///path.sock") instead
+    /// of the one netloom runs for the topology. The topology owns it outright.
+    #[schemars(with = "Option<String>")]
+    pub api: Option<Spanned<String>>,
+    /// Peers, by name.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, BgpPeerSpec>")]
+    pub peer: BTreeMap<Spanned<String>, BgpPeerSpec>,
+    /// Route policies, by name, used by peers' `import` and `export`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, BgpPolicySpec>")]
+    pub policy: BTreeMap<Spanned<String>, BgpPolicySpec>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BgpPeerSpec {
+    /// The neighbour's address (IPv4 or IPv6).
+    #[schemars(with = "String")]
+    pub address: Spanned<String>,
+    /// The neighbour's AS number.
+    #[schemars(with = "u32")]
+    pub asn: Spanned<i64>,
+    /// TCP MD5 password: `{ env = "VAR" }` or `{ file = "/path" }` (a
+    /// literal string is a warning: it would be committed to git).
+    #[schemars(with = "Option<PasswordSpec>")]
+    pub password: Option<Spanned<PasswordSpec>>,
+    /// Allow `password` as a literal string without a warning.
+    pub allow_literal_password: Option<bool>,
+    /// Hold time in seconds (0, or 3 and more; default 90); keepalive is a third of it.
+    #[schemars(with = "Option<u32>")]
+    pub hold_time: Option<Spanned<i64>>,
+    /// Wait for the neighbour to connect (default false).
+    pub passive: Option<bool>,
+    /// eBGP multihop TTL.
+    #[schemars(with = "Option<u8>", range(min = 1, max = 255))]
+    pub multihop: Option<Spanned<i64>>,
+    /// Address families: "ipv4", "ipv6" (default: the family of `address`).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub families: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Most prefixes accepted from the neighbour, per family.
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub max_prefixes: Option<Spanned<i64>>,
+    /// Policies applied in order to routes from this peer.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub import: Vec<Spanned<String>>,
+    /// Policies applied in order to routes sent to this peer.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub export: Vec<Spanned<String>>,
+}
+
+/// A secret's source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PasswordSpec {
+    Literal(String),
+    Env { env: String },
+    File { file: String },
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BgpPolicySpec {
+    /// For routes no term matches: "accept" or "reject" (omitted: they
+    /// go on to the peer's next policy, and are accepted after the last).
+    #[schemars(with = "Option<String>")]
+    pub default: Option<Spanned<String>>,
+    /// Terms, tried in order; the first that matches decides.
+    #[serde(default)]
+    pub term: Vec<BgpTermSpec>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BgpTermSpec {
+    /// Prefix list: "10.0.0.0/8" (exact), "10.0.0.0/8 le 24", "10.0.0.0/8 ge 16 le 24".
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub prefixes: Vec<Spanned<String>>,
+    /// Matches routes carrying any of these communities ("ASN:VALUE").
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub communities: Vec<Spanned<String>>,
+    /// "accept" (default) or "reject".
+    #[schemars(with = "Option<String>")]
+    pub action: Option<Spanned<String>>,
+    /// Attributes set on accepted routes.
+    pub set: Option<BgpSetSpec>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BgpSetSpec {
+    /// Communities added ("ASN:VALUE").
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub communities: Vec<Spanned<String>>,
+    #[schemars(with = "Option<u32>")]
+    pub local_pref: Option<Spanned<i64>>,
+    #[schemars(with = "Option<u32>")]
+    pub med: Option<Spanned<i64>>,
+    /// Prepend the speaker's own AS this many times.
+    #[schemars(with = "Option<u8>", range(min = 1, max = 32))]
+    pub prepend: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -43,13 +43,14 @@ fn resolve<'a>(mut schema: &'a Value, root: &'a Value) -> &'a Value {
             }
         } else if let Some(alts) = schema.get("anyOf").or_else(|| schema.get("oneOf")) {
             // Option<T> is `anyOf [T, null]`: the non-null branch describes the keys.
-            let next = alts.as_array().and_then(|a| {
-                a.iter()
-                    .find(|s| s.get("type").and_then(Value::as_str) != Some("null"))
-            });
-            match next {
-                Some(s) => schema = s,
-                None => return schema,
+            let mut branches =
+                alts.as_array().into_iter().flatten().filter(|s| {
+                    resolve(s, root).get("type").and_then(Value::as_str) != Some("null")
+                });
+            // A real choice (a string or a table): serde tells them apart.
+            match (branches.next(), branches.next()) {
+                (Some(s), None) => schema = s,
+                _ => return schema,
             }
         } else {
             return schema;

@@ -257,8 +257,15 @@ impl Backend for KernelBackend {
                 );
                 return Ok(Whole::Kept { what, why });
             }
+            // netloom's own gobgpd is stopped before the netns goes.
+            let ours = o
+                .ledger
+                .bgp
+                .as_ref()
+                .filter(|b| b.managed)
+                .and_then(|b| crate::backend::bgp::daemon::running_pid(&topo.name, &b.socket));
             let idle = netns::processes_in(name)
-                .map(|p| p.is_empty())
+                .map(|p| p.iter().all(|pid| Some(*pid) == ours))
                 .unwrap_or(false);
             if !idle {
                 let why = "a process still uses it".to_string();
@@ -333,6 +340,7 @@ pub fn foreign_in_netns(routes: &[RouteObs], observed: &Observed) -> Vec<String>
             r.protocol != KERNEL
                 && r.protocol != RA
                 && !(r.protocol == NETLOOM_PROTO && ledger.routes.contains(&r.route.key))
+                && !(r.protocol == crate::ownership::NETLOOM_BGP_PROTO && ledger.bgp.is_some())
         })
         .map(|r| format!("route {}", r.route.key));
     let rules = observed

@@ -356,6 +356,49 @@ impl Kernel {
         .map_err(|e| Error::io("dump routes", e))
     }
 
+    /// Every unicast route of one table (both families), of any protocol.
+    pub async fn table_routes(&self, table: u32) -> Result<Vec<crate::observed::RouteObs>> {
+        let dumper = self.dumper.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut d = dumper.lock().expect("dump socket lock");
+            let mut out = vec![];
+            for family in [crate::model::Family::Ipv4, crate::model::Family::Ipv6] {
+                out.extend(d.routes(family, table)?.into_iter().map(|(o, _)| o));
+            }
+            Ok::<_, std::io::Error>(out)
+        })
+        .await
+        .map_err(|e| Error::task("dump", e))?
+        .map_err(|e| Error::io("dump routes", e))
+    }
+
+    /// Sets a gateway route under another protocol number than netloom's
+    /// static one (learned BGP routes).
+    pub async fn replace_route_as(&self, r: &RouteRes, protocol: u8) -> Result<()> {
+        let mut msg = route_message_as(r, protocol);
+        if let Some(v) = r.via {
+            msg.attributes.push(RouteAttribute::Gateway(route_addr(v)));
+        }
+        self.request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
+        .await
+        .map_err(|e| Error::kernel("set", format!("route {}", r.key), e))?;
+        Ok(())
+    }
+
+    pub async fn delete_route_as(&self, r: &RouteRes, protocol: u8) -> Result<()> {
+        let mut msg = route_message_as(r, protocol);
+        msg.header.scope = RouteScope::NoWhere;
+        match self.request(RouteNetlinkMessage::DelRoute(msg), 0).await {
+            Err(e) if crate::error::errno(&e) == Some(ESRCH) => Ok(()),
+            r2 => r2
+                .map(|_| ())
+                .map_err(|e| Error::kernel("delete", format!("route {}", r.key), e)),
+        }
+    }
+
     async fn set_route(&self, r: &RouteRes, idx: &Index, flags: u16) -> Result<()> {
         let mut msg = route_message(r);
         if let Some(d) = &r.dev {
@@ -438,11 +481,15 @@ fn route_addr(ip: IpAddr) -> RouteAddress {
 }
 
 fn route_message(r: &RouteRes) -> RouteMessage {
+    route_message_as(r, NETLOOM_PROTO)
+}
+
+fn route_message_as(r: &RouteRes, protocol: u8) -> RouteMessage {
     let mut msg = RouteMessage::default();
     let to = r.key.to;
     msg.header.address_family = family_of(&to.addr());
     msg.header.destination_prefix_length = to.prefix_len();
-    msg.header.protocol = RouteProtocol::Other(NETLOOM_PROTO);
+    msg.header.protocol = RouteProtocol::Other(protocol);
     msg.header.scope = RouteScope::Universe;
     msg.header.kind = RouteType::Unicast;
     msg.header.table = if r.key.table < 256 {

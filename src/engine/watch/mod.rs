@@ -83,7 +83,7 @@ fn drain_observed(
     while seen < marks {
         match rx.try_recv() {
             Ok(Trigger::Observed) => seen += 1,
-            Ok(Trigger::Netlink | Trigger::Docker) if covered => dropped += 1,
+            Ok(Trigger::Netlink | Trigger::Docker | Trigger::Bgp) if covered => dropped += 1,
             Ok(t) => keep.push(t),
             Err(_) => break,
         }
@@ -206,7 +206,7 @@ pub async fn run(
                     && Some(c.pending) == st.pending
                     && triggers
                         .keys()
-                        .all(|t| matches!(t, Trigger::Netlink | Trigger::Docker));
+                        .all(|t| matches!(t, Trigger::Netlink | Trigger::Docker | Trigger::Bgp));
                 let line = format!(
                     "reconcile trigger={cause} changes={} pending={} duration={took:.0?} result=ok revision={}{serving}",
                     c.changes,
