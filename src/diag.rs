@@ -96,6 +96,8 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// Further locations that take part (the other duplicate, the rest of a cycle).
     pub related: Vec<(Loc, String)>,
+    /// The source line holds a secret: show the position, not the line.
+    pub conceal: bool,
 }
 
 impl Diagnostic {
@@ -106,6 +108,7 @@ impl Diagnostic {
             message: message.into(),
             help: None,
             related: vec![],
+            conceal: false,
         }
     }
 
@@ -122,6 +125,12 @@ impl Diagnostic {
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    /// Renders without the source line (it holds a password).
+    pub fn concealed(mut self) -> Self {
+        self.conceal = true;
         self
     }
 
@@ -145,7 +154,9 @@ impl Diagnostic {
         match &self.loc {
             Some(loc) => {
                 let _ = writeln!(out, "{}: {sev}: {}", map.position(loc), self.message);
-                snippet(&mut out, map, loc);
+                if !self.conceal {
+                    snippet(&mut out, map, loc);
+                }
             }
             None => {
                 let _ = writeln!(out, "{sev}: {}", self.message);

@@ -14,6 +14,15 @@ pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) ->
     let mut out: Vec<String> = d
         .changes
         .iter()
+        // Learned routes follow gobgpd, which moves on by itself (a session
+        // coming up, a soft reset this apply asked for): the next apply or
+        // watch's next reconcile installs them; not a failure of this one.
+        .filter(|c| {
+            !matches!(
+                c.key,
+                crate::resource::ResourceKey::Bgp(crate::resource::BgpKey::Routes { .. })
+            )
+        })
         .map(|c| {
             let fields: Vec<String> = c.fields.iter().map(FieldChange::mismatch).collect();
             let what = match c.action {

@@ -40,9 +40,78 @@ pub struct ShowReport {
     pub entries: Vec<Entry>,
     /// Readiness probes (`ready = { ping }`) of running containers.
     pub ready: Vec<ProbeResult>,
+    /// The BGP speaker's sessions, announcements and installed routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpShow>,
     /// A `watch` of this topology that is running, and what it serves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch: Option<super::watch::served::Served>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BgpShow {
+    pub running: bool,
+    pub asn: u32,
+    pub router_id: String,
+    pub peers: Vec<BgpPeerShow>,
+    pub announced: Vec<String>,
+    /// Learned routes netloom installed in the kernel.
+    pub installed: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BgpPeerShow {
+    pub name: String,
+    pub address: String,
+    pub asn: u32,
+    /// established, active, idle, …; "not configured" when gobgpd lacks it.
+    pub state: String,
+    pub uptime_seconds: Option<i64>,
+    pub received: u64,
+    /// Received and accepted by import policy.
+    pub accepted: u64,
+    pub advertised: u64,
+}
+
+fn bgp_show(l: &Loaded, o: &crate::observed::Observed) -> Option<BgpShow> {
+    let b = l.topo.bgp.as_ref()?;
+    let live = o.bgp.clone().unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let peers = b
+        .peers
+        .values()
+        .map(|p| {
+            let seen = live.peers.iter().find(|x| x.address == p.address);
+            BgpPeerShow {
+                name: p.name.clone(),
+                address: p.address.to_string(),
+                asn: p.asn,
+                state: seen.map_or("not configured".into(), |x| x.state.clone()),
+                uptime_seconds: seen.and_then(|x| x.up_since).map(|t| (now - t).max(0)),
+                received: seen.map_or(0, |x| x.received),
+                accepted: seen.map_or(0, |x| x.accepted),
+                advertised: seen.map_or(0, |x| x.advertised),
+            }
+        })
+        .collect();
+    Some(BgpShow {
+        running: live.running,
+        asn: live.asn,
+        router_id: live.router_id.clone(),
+        peers,
+        announced: live.local.iter().map(ToString::to_string).collect(),
+        installed: live
+            .kernel
+            .iter()
+            .map(|k| match k.via {
+                Some(v) => format!("{} via {v} table {}", k.prefix, k.table),
+                None => format!("{} table {}", k.prefix, k.table),
+            })
+            .collect(),
+    })
 }
 
 impl ShowReport {
@@ -133,6 +202,7 @@ pub async fn show(l: &Loaded) -> Result<ShowReport> {
         netns: l.topo.netns.clone(),
         entries,
         ready,
+        bgp: bgp_show(l, observed),
         watch: super::watch::served::read(&l.topo.name),
     })
 }

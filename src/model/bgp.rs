@@ -452,7 +452,8 @@ fn peer(
                 if p.allow_literal_password != Some(true) {
                     diags.push(
                         Diagnostic::warning(&ploc, format!("peer `{name}`'s password is written in the topology file"))
-                            .help("it would be committed to git with the file: use password = { env = \"VAR\" } or { file = \"/path\" }, or set allow_literal_password = true"),
+                            .help("it would be committed to git with the file: use password = { env = \"VAR\" } or { file = \"/path\" }, or set allow_literal_password = true")
+                            .concealed(),
                     );
                 }
                 Some(Secret::new(s.clone()))

@@ -1,0 +1,465 @@
+//! BGP against a real peer: netloom's gobgpd in the topology's netns, BIRD
+//! in a netns of its own, a veth between them. Sessions use TCP MD5.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+
+/// BIRD and a topology netns wired to each other; both daemons are stopped
+/// by pid when the lab goes.
+struct Lab {
+    topo: Topo,
+    ns: Netns,
+    bird_ns: Netns,
+    dir: Dir,
+    o: u8,
+    password: String,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        let (ns, bird_ns) = (Netns::precreated(tag), Netns::precreated("nlbird"));
+        let o = octet();
+        let (a, b) = (unique("nlga"), unique("nlgb"));
+        must(&format!(
+            "ip link add {a} netns {} type veth peer name {b} netns {}",
+            ns.name, bird_ns.name
+        ));
+        for (n, dev, host) in [(&ns.name, &a, 1), (&bird_ns.name, &b, 2)] {
+            must(&format!(
+                "ip -n {n} addr add 10.150.{o}.{host}/24 dev {dev} && \
+                 ip -n {n} addr add fd00:150:{o}::{host}/64 dev {dev} nodad && \
+                 ip -n {n} link set {dev} up && ip -n {n} link set lo up"
+            ));
+        }
+        let lab = Lab {
+            topo: Topo::new(tag),
+            ns,
+            bird_ns,
+            dir: Dir::new(),
+            o,
+            password: format!("pw-{}-secret", unique("x")),
+        };
+        lab.bird(&lab.password.clone(), true);
+        lab
+    }
+
+    fn bird_sock(&self) -> PathBuf {
+        self.dir.path.join("bird.sock")
+    }
+
+    /// (Re)writes BIRD's config and starts or reloads it. `extra`: whether
+    /// it exports 10.30.o.0/24 (rejected by netloom's import policy) and
+    /// 10.20.o.0/24 (accepted).
+    fn bird(&self, password: &str, with_routes: bool) {
+        let o = self.o;
+        let routes = if with_routes {
+            format!("route 10.20.{o}.0/24 blackhole; route 10.30.{o}.0/24 blackhole;")
+        } else {
+            String::new()
+        };
+        let timers = "hold time 6; keepalive time 2; connect delay time 1; connect retry time 2; error wait time 1,5;";
+        let conf = format!(
+            "router id 10.150.{o}.2;\nprotocol device {{}}\n\
+             protocol static s4 {{ ipv4; {routes} }}\n\
+             protocol static s6 {{ ipv6; route fd00:20:{o}::/64 blackhole; }}\n\
+             protocol bgp r1 {{ local 10.150.{o}.2 as 65002; neighbor 10.150.{o}.1 as 65001; password \"{password}\"; {timers}\n\
+               ipv4 {{ import all; export all; }}; }}\n\
+             protocol bgp r1v6 {{ local fd00:150:{o}::2 as 65002; neighbor fd00:150:{o}::1 as 65001; password \"{password}\"; {timers}\n\
+               ipv6 {{ import all; export all; }}; }}\n"
+        );
+        let path = self.dir.write("bird.conf", &conf);
+        let sock = self.bird_sock();
+        if sock.exists() {
+            must(&format!("birdc -s {} configure", sock.display()));
+        } else {
+            must(&format!(
+                "ip netns exec {} bird -c {} -s {} -P {}",
+                self.bird_ns.name,
+                path.display(),
+                sock.display(),
+                self.dir.path.join("bird.pid").display()
+            ));
+        }
+    }
+
+    fn birdc(&self, cmd: &str) -> String {
+        sh(&format!("birdc -s {} {cmd}", self.bird_sock().display())).stdout
+    }
+
+    /// The topology: speaker, two sessions to BIRD (v4 and v6), policies.
+    fn topology(&self, password_env: &str, import_also_30: bool) -> String {
+        let o = self.o;
+        let extra = if import_also_30 {
+            format!("\n[[bgp.policy.from-r2.term]]\nprefixes = [\"10.30.{o}.0/24\"]\n")
+        } else {
+            String::new()
+        };
+        format!(
+            "[topology]\nname = \"{t}\"\nnetns = \"{ns}\"\n\n[bgp]\nasn = 65001\nrouter_id = \"10.150.{o}.1\"\n\
+             announce = [\"192.168.{o}.0/24\", \"fd00:100:{o}::/64\"]\n\n\
+             [bgp.peer.r2]\naddress = \"10.150.{o}.2\"\nasn = 65002\npassword = {{ env = \"{password_env}\" }}\n\
+             hold_time = 6\nimport = [\"from-r2\"]\nexport = [\"to-r2\"]\n\n\
+             [bgp.peer.r2v6]\naddress = \"fd00:150:{o}::2\"\nasn = 65002\npassword = {{ env = \"{password_env}\" }}\n\
+             hold_time = 6\n\n\
+             [bgp.policy.from-r2]\ndefault = \"reject\"\n[[bgp.policy.from-r2.term]]\nprefixes = [\"10.20.0.0/16 le 24\"]\n{extra}\n\
+             [bgp.policy.to-r2]\n[[bgp.policy.to-r2.term]]\nprefixes = [\"192.168.{o}.0/24\"]\nset = {{ communities = [\"65001:666\"] }}\n",
+            t = self.topo.name,
+            ns = self.ns.name,
+        )
+    }
+
+    fn nl(&self, args: &[&str], file: &std::path::Path, password: &str) -> Run {
+        let mut c = netloom();
+        c.env("LAB_BGP_PW", password).args(args).arg(file);
+        run(c)
+    }
+
+    fn gobgpd_pid(&self) -> Option<u32> {
+        let p = run_dir().join(format!("{}.gobgpd.pid", self.topo.name));
+        let pid: u32 = std::fs::read_to_string(p).ok()?.trim().parse().ok()?;
+        std::path::Path::new(&format!("/proc/{pid}"))
+            .exists()
+            .then_some(pid)
+    }
+
+    fn kernel_bgp_routes(&self) -> String {
+        must(&format!("ip -n {} route show proto 79", self.ns.name))
+            + &must(&format!("ip -n {} -6 route show proto 79", self.ns.name))
+    }
+
+    fn established(&self, file: &std::path::Path) -> usize {
+        let r = self.nl(&["show", "--format", "json"], file, &self.password);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_default();
+        v["bgp"]["peers"]
+            .as_array()
+            .map(|a| a.iter().filter(|p| p["state"] == "established").count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(pid) = self.gobgpd_pid() {
+            let _ = sh(&format!("kill -9 {pid}"));
+        }
+        let _ = sh(&format!(
+            "kill -9 $(cat {}) 2>/dev/null",
+            self.dir.path.join("bird.pid").display()
+        ));
+        let _ = std::fs::remove_file(run_dir().join(format!("{}.gobgpd.pid", self.topo.name)));
+        let _ = std::fs::remove_file(run_dir().join(format!("{}.gobgp.sock", self.topo.name)));
+        let _ = std::fs::remove_file(run_dir().join(format!("{}.gobgpd.log", self.topo.name)));
+    }
+}
+
+#[test]
+fn sessions_come_up_with_md5_and_routes_flow_through_policy_both_ways() {
+    let lab = Lab::new("nlg");
+    let o = lab.o;
+    let f = lab
+        .dir
+        .write("lab.toml", &lab.topology("LAB_BGP_PW", false));
+    let decoy = format!("10.40.{o}.0/24");
+    must(&format!(
+        "ip -n {} route add {decoy} via 10.150.{o}.2 proto static",
+        lab.ns.name
+    ));
+
+    let plan = lab.nl(&["plan"], &f, &lab.password);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(plan.stdout.contains("+ bgp speaker"), "{plan:?}");
+    assert!(plan.stdout.contains("+ bgp peer r2"), "{plan:?}");
+    let apply = lab.nl(&["apply"], &f, &lab.password);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let pid = lab.gobgpd_pid().expect("gobgpd runs after apply exits");
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        cmdline.contains("--pprof-disable") && cmdline.contains("unix://"),
+        "{cmdline}"
+    );
+    // gobgpd runs inside the topology's netns.
+    assert_eq!(
+        must(&format!("readlink /proc/{pid}/ns/net")),
+        must(&format!(
+            "ip netns exec {} readlink /proc/self/ns/net",
+            lab.ns.name
+        ))
+    );
+
+    eventually(
+        "both sessions established",
+        20,
+        || lab.established(&f) == 2,
+        || lab.birdc("show protocols all"),
+    );
+    // BIRD has both announcements, and the export policy's community on the v4 one.
+    eventually(
+        "BIRD receives the v4 and v6 announcements",
+        10,
+        || {
+            let r = lab.birdc("show route all");
+            r.contains(&format!("192.168.{o}.0/24")) && r.contains(&format!("fd00:100:{o}::/64"))
+        },
+        || lab.birdc("show route all"),
+    );
+    let v4 = lab.birdc(&format!("show route all 192.168.{o}.0/24"));
+    assert!(v4.contains("BGP.community: (65001,666)"), "{v4}");
+    assert!(v4.contains("AS65001"), "{v4}");
+
+    // apply installs the best paths known now: 10.20 (accepted), never 10.30.
+    eventually(
+        "learned routes installed",
+        15,
+        || {
+            lab.nl(&["apply"], &f, &lab.password);
+            lab.kernel_bgp_routes()
+                .contains(&format!("10.20.{o}.0/24 via 10.150.{o}.2"))
+                && lab
+                    .kernel_bgp_routes()
+                    .contains(&format!("fd00:20:{o}::/64"))
+        },
+        || lab.kernel_bgp_routes(),
+    );
+    assert!(
+        !lab.kernel_bgp_routes().contains(&format!("10.30.{o}.0/24")),
+        "{}",
+        lab.kernel_bgp_routes()
+    );
+    let again = lab.nl(&["plan", "--detailed-exitcode"], &f, &lab.password);
+    assert_eq!(
+        again.code, 0,
+        "a converged BGP topology plans nothing: {again:?}"
+    );
+
+    // show: per peer, state and counts; rejected routes are received, not accepted.
+    let show = lab.nl(&["show", "--format", "json"], &f, &lab.password);
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    let r2 = v["bgp"]["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "r2")
+        .unwrap()
+        .clone();
+    assert_eq!(r2["state"], "established", "{r2}");
+    assert_eq!(r2["received"], 2, "{r2}");
+    assert_eq!(r2["accepted"], 1, "{r2}");
+    assert!(r2["advertised"].as_u64().unwrap() >= 1, "{r2}");
+    let text = lab.nl(&["show"], &f, &lab.password);
+    assert!(text.stdout.contains("established for"), "{text:?}");
+
+    // The password is in no output, log or file netloom writes.
+    let debug = {
+        let mut c = netloom();
+        c.env("LAB_BGP_PW", &lab.password)
+            .env("RUST_LOG", "netloom=trace")
+            .args(["apply"])
+            .arg(&f);
+        run(c)
+    };
+    let mut outputs = vec![plan.all(), apply.all(), show.all(), text.all(), debug.all()];
+    for fmt in ["json", "markdown"] {
+        outputs.push(lab.nl(&["plan", "--format", fmt], &f, &lab.password).all());
+    }
+    outputs.push(
+        std::fs::read_to_string(run_dir().join(format!("{}.ledger.json", lab.topo.name))).unwrap(),
+    );
+    for out in &outputs {
+        assert!(!out.contains(&lab.password), "the password leaked: {out}");
+    }
+
+    // destroy stops gobgpd, removes the learned routes, leaves the decoy.
+    let d = lab.nl(&["destroy"], &f, &lab.password);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert!(!d.all().contains(&lab.password));
+    assert!(
+        lab.gobgpd_pid().is_none(),
+        "gobgpd still runs after destroy"
+    );
+    assert_eq!(
+        lab.kernel_bgp_routes().trim(),
+        "",
+        "learned routes left behind"
+    );
+    assert!(
+        must(&format!("ip -n {} route show {decoy}", lab.ns.name)).contains("proto static"),
+        "the decoy route of another protocol must stay"
+    );
+}
+
+#[test]
+fn a_wrong_password_keeps_the_session_down_a_peer_change_resets_it_and_a_policy_edit_does_not() {
+    let lab = Lab::new("nlgp");
+    let o = lab.o;
+    let f = lab
+        .dir
+        .write("lab.toml", &lab.topology("LAB_BGP_PW", false));
+    let wrong = format!("{}-wrong", lab.password);
+    let r = lab.nl(&["apply"], &f, &wrong);
+    assert_eq!(r.code, 0, "{r:?}");
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let show = lab.nl(&["show", "--format", "json"], &f, &wrong);
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    for p in v["bgp"]["peers"].as_array().unwrap() {
+        assert_ne!(
+            p["state"], "established",
+            "a wrong MD5 password must keep {p} down"
+        );
+    }
+    assert!(!show.all().contains(&wrong));
+
+    // The right password: the plan says the sessions reset, apply does it.
+    let plan = lab.nl(&["plan"], &f, &lab.password);
+    assert!(plan.stdout.contains("-/+ bgp peer r2"), "{plan:?}");
+    assert!(
+        plan.stdout.contains("resets the BGP session with r2"),
+        "{plan:?}"
+    );
+    assert!(plan.stdout.contains("password"), "{plan:?}");
+    assert!(
+        !plan.all().contains(&lab.password) && !plan.all().contains(&wrong),
+        "{plan:?}"
+    );
+    let r = lab.nl(&["apply"], &f, &lab.password);
+    assert_eq!(r.code, 0, "{r:?}");
+    eventually(
+        "sessions established",
+        20,
+        || lab.established(&f) == 2,
+        || lab.birdc("show protocols all"),
+    );
+    eventually(
+        "10.20 installed",
+        15,
+        || {
+            lab.nl(&["apply"], &f, &lab.password);
+            lab.kernel_bgp_routes().contains(&format!("10.20.{o}.0/24"))
+        },
+        || lab.kernel_bgp_routes(),
+    );
+    let up = |name: &str| -> i64 {
+        let s = lab.nl(&["show", "--format", "json"], &f, &lab.password);
+        let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+        v["bgp"]["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["uptime_seconds"]
+            .as_i64()
+            .unwrap_or(-1)
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let before = up("r2");
+    assert!(before >= 1, "uptime {before}");
+
+    // A policy edit: planned as an update that keeps the session, applied
+    // by a soft reset, and 10.30 arrives in the kernel.
+    f.parent().unwrap();
+    std::fs::write(&f, lab.topology("LAB_BGP_PW", true)).unwrap();
+    let plan = lab.nl(&["plan"], &f, &lab.password);
+    assert!(plan.stdout.contains("~ bgp policy from-r2"), "{plan:?}");
+    assert!(plan.stdout.contains("sessions stay up"), "{plan:?}");
+    assert!(!plan.stdout.contains("-/+ bgp peer"), "{plan:?}");
+    let r = lab.nl(&["apply"], &f, &lab.password);
+    assert_eq!(r.code, 0, "{r:?}");
+    eventually(
+        "10.30 installed after the policy edit",
+        15,
+        || {
+            lab.nl(&["apply"], &f, &lab.password);
+            lab.kernel_bgp_routes().contains(&format!("10.30.{o}.0/24"))
+        },
+        || lab.kernel_bgp_routes(),
+    );
+    assert!(up("r2") >= before, "the policy edit reset the session");
+}
+
+#[test]
+fn watch_follows_withdrawals_and_restarts_a_killed_gobgpd() {
+    let lab = Lab::new("nlgw");
+    let o = lab.o;
+    let f = lab
+        .dir
+        .write("lab.toml", &lab.topology("LAB_BGP_PW", false));
+    let w = WatchProc::start_env(&[&f], "60s", &[("LAB_BGP_PW", &lab.password)]);
+    let route = format!("10.20.{o}.0/24 via 10.150.{o}.2");
+    eventually(
+        "watch installs the learned route",
+        30,
+        || lab.kernel_bgp_routes().contains(&route),
+        || w.log(),
+    );
+
+    // BIRD withdraws: the kernel route goes.
+    lab.bird(&lab.password, false);
+    eventually(
+        "the withdrawn route leaves the kernel",
+        20,
+        || !lab.kernel_bgp_routes().contains(&route),
+        || w.log(),
+    );
+
+    // gobgpd killed: watch starts and programs a new one; BIRD sees the
+    // announcement again.
+    lab.bird(&lab.password, true);
+    eventually(
+        "route back",
+        20,
+        || lab.kernel_bgp_routes().contains(&route),
+        || w.log(),
+    );
+    let old = lab.gobgpd_pid().unwrap();
+    must(&format!("kill -9 {old}"));
+    eventually(
+        "a new gobgpd, programmed",
+        30,
+        || lab.gobgpd_pid().is_some_and(|p| p != old) && lab.established(&f) == 2,
+        || format!("{}\n{}", w.log(), lab.birdc("show protocols")),
+    );
+    eventually(
+        "BIRD sees the announcement again",
+        20,
+        || {
+            lab.birdc(&format!("show route 192.168.{o}.0/24"))
+                .contains("AS65001")
+        },
+        || lab.birdc("show route"),
+    );
+    eventually(
+        "the learned route is back",
+        20,
+        || lab.kernel_bgp_routes().contains(&route),
+        || w.log(),
+    );
+    assert!(!w.log().contains(&lab.password));
+    assert!(w.stop().success());
+}
+
+#[test]
+fn a_literal_password_is_a_warning_unless_allowed_and_is_never_echoed() {
+    let d = Dir::new();
+    let body = |allow: &str| {
+        format!(
+            "[topology]\nname = \"{}\"\n[bgp]\nasn = 65001\nrouter_id = \"10.0.0.1\"\n\
+             [bgp.peer.r2]\naddress = \"10.0.0.2\"\nasn = 65002\npassword = \"hunter2-literal\"\n{allow}",
+            unique("nlgl")
+        )
+    };
+    let f = d.write("a.toml", &body(""));
+    let r = nl(&["validate"], &[&f]);
+    assert_eq!(r.code, 0, "a warning does not refuse the file: {r:?}");
+    assert!(
+        r.all()
+            .contains("a.toml:9:12: warning: peer `r2`'s password is written in the topology file"),
+        "{r:?}"
+    );
+    assert!(r.all().contains("allow_literal_password"), "{r:?}");
+    assert!(!r.all().contains("hunter2-literal"), "{r:?}");
+    let f = d.write("b.toml", &body("allow_literal_password = true\n"));
+    let r = nl(&["validate"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.all().contains("warning"), "{r:?}");
+}
