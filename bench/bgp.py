@@ -62,7 +62,7 @@ class Lab:
             f"ipv4 {{ import all; export all; }}; }}\n" for i in range(self.peers))
         conf = os.path.join(self.dir, "bird.conf")
         with open(conf, "w") as f:
-            f.write(f"router id 10.250.1.1;\nprotocol device {{}}\nprotocol static s {{ ipv4; {static} }}\n{peers}")
+            f.write(f"router id 10.250.1.1;\nprotocol device {{}}\nprotocol static statics {{ ipv4; {static} }}\n{peers}")
         sock = os.path.join(self.dir, "bird.sock")
         if os.path.exists(sock):
             sh(f"birdc -s {sock} configure")
@@ -88,7 +88,7 @@ class Lab:
                                         "--pprof-disable", "-p"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait("manual gobgpd", lambda: os.path.exists(sock))
         time.sleep(0.2)
-        sh(f"gobgp -u {sock} global as 65001 router-id 10.250.0.1")
+        sh(f"gobgp --target unix://{sock} global as 65001 router-id 10.250.0.1")
         return sock
 
     def stop_manual(self):
@@ -113,11 +113,11 @@ def announce(n, rounds):
         if r.returncode:
             sys.exit(r.stderr)
         nl.append(timed([NETLOOM, "apply", full], env=lab.env))
-        got = sh(f"gobgp -u {lab.env['NETLOOM_RUN_DIR']}/{lab.a}.gobgp.sock global rib summary")
+        got = sh(f"gobgp --target unix://{lab.env['NETLOOM_RUN_DIR']}/{lab.a}.gobgp.sock global rib summary")
         assert f"{n}" in got, got
         lab.nl("destroy", full)
         sock = lab.gobgpd()
-        script = "".join(f"gobgp -u {sock} global rib add -a ipv4 {p}\n" for p in prefixes(n))
+        script = "".join(f"gobgp --target unix://{sock} global rib add -a ipv4 {p}\n" for p in prefixes(n))
         cli.append(timed(["sh", "-c", script]))
         lab.stop_manual()
         sock = lab.gobgpd()
@@ -149,7 +149,7 @@ def learned(n):
     # The floor: the same routes with `ip -batch` into a fresh netns.
     ns = "nlbgbatch"
     sh(f"ip netns del {ns}", check=False)
-    sh(f"ip netns add {ns} && ip -n {ns} link add d0 type dummy && ip -n {ns} link set d0 up && ip -n {ns} addr add 10.250.0.1/16 dev d0")
+    sh(f"ip netns add {ns} && ip -n {ns} link add d0 type veth peer name d1 && ip -n {ns} link set d1 up && ip -n {ns} link set d0 up && ip -n {ns} addr add 10.250.0.1/16 dev d0")
     batch = os.path.join(tempfile.gettempdir(), "nlbg.batch")
     with open(batch, "w") as f:
         f.write("".join(f"route add {p} via 10.250.1.1 proto 79 metric 20\n" for p in prefixes(n)))
@@ -183,12 +183,16 @@ def main():
     ap.add_argument("-n", type=int, default=1000)
     ap.add_argument("--peers", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", choices=["announce", "learned", "noop"])
     a = ap.parse_args()
     if not os.path.exists(FLOOR):
         sys.exit("build first: cargo build --release --examples")
-    announce(a.n, a.rounds)
-    learned(a.n)
-    noop(a.n, a.peers, a.rounds + 2)
+    if a.only in (None, "announce"):
+        announce(a.n, a.rounds)
+    if a.only in (None, "learned"):
+        learned(a.n)
+    if a.only in (None, "noop"):
+        noop(a.n, a.peers, a.rounds + 2)
 
 
 if __name__ == "__main__":

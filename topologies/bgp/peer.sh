@@ -18,7 +18,7 @@ up)
     ip -n bgppeer link set lo up
   fi
   ip netns exec bgppeer bird -c "$here/bird.conf" -s "$run/bird.sock" -P "$run/bird.pid"
-  echo "BIRD runs in netns bgppeer; now: BGPLAB_PASSWORD=lab-secret netloom apply $here/lab.toml"
+  echo "BIRD runs in netns bgppeer; now: netloom apply $here/lab.toml"
   ;;
 routes)
   birdc -s "$run/bird.sock" show route all
