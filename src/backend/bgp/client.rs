@@ -47,15 +47,19 @@ impl Gobgp {
         PathAndQuery::try_from(format!("/{}/{method}", pb::SERVICE)).expect("a valid method path")
     }
 
+    async fn ready(&mut self) -> Result<(), Status> {
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))
+    }
+
     pub async fn unary<Q, R>(&mut self, method: &str, req: Q) -> Result<R, Status>
     where
         Q: prost::Message + Send + Sync + 'static,
         R: prost::Message + Default + Send + Sync + 'static,
     {
-        self.grpc
-            .ready()
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        self.ready().await?;
         let codec = tonic_prost::ProstCodec::<Q, R>::default();
         let r = self
             .grpc
@@ -88,10 +92,7 @@ impl Gobgp {
         Q: prost::Message + Send + Sync + 'static,
         R: prost::Message + Default + Send + Sync + 'static,
     {
-        self.grpc
-            .ready()
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        self.ready().await?;
         let codec = tonic_prost::ProstCodec::<Q, R>::default();
         let r = self
             .grpc
