@@ -463,3 +463,84 @@ fn a_literal_password_is_a_warning_unless_allowed_and_is_never_echoed() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!r.all().contains("warning"), "{r:?}");
 }
+
+#[test]
+fn an_existing_gobgpd_at_api_is_programmed_not_started_and_peer_options_read_back_unchanged() {
+    let lab = Lab::new("nlgx");
+    let o = lab.o;
+    let sock = lab.dir.path.join("own.sock");
+    let mut own = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns.name,
+            "gobgpd",
+            "--pprof-disable",
+            "-p",
+        ])
+        .arg(format!("--api-hosts=unix://{}", sock.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("own gobgpd up", 10, || sock.exists(), String::new);
+    let topo = format!(
+        "[topology]\nname = \"{t}\"\nnetns = \"{ns}\"\n[bgp]\nasn = 65001\nrouter_id = \"10.150.{o}.1\"\n\
+         api = \"unix://{s}\"\nannounce = [\"192.168.{o}.0/24\"]\n\
+         [bgp.peer.r2]\naddress = \"10.150.{o}.2\"\nasn = 65002\npassword = {{ env = \"LAB_BGP_PW\" }}\n\
+         hold_time = 6\npassive = true\nmultihop = 2\nmax_prefixes = 100\n",
+        t = lab.topo.name,
+        ns = lab.ns.name,
+        s = sock.display()
+    );
+    let f = lab.dir.write("ext.toml", &topo);
+    let r = lab.nl(&["apply"], &f, &lab.password);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        lab.gobgpd_pid().is_none(),
+        "netloom must not start its own gobgpd"
+    );
+    eventually(
+        "passive session established",
+        20,
+        || lab.established(&f) == 1,
+        || lab.birdc("show protocols all"),
+    );
+    // Install what arrived, then: passive, multihop, max_prefixes and hold
+    // time read back as written (no perpetual replace).
+    assert_eq!(lab.nl(&["apply"], &f, &lab.password).code, 0);
+    let p = lab.nl(&["plan", "--detailed-exitcode"], &f, &lab.password);
+    assert_eq!(p.code, 0, "{p:?}");
+    eventually(
+        "BIRD receives the announcement",
+        10,
+        || {
+            lab.birdc(&format!("show route 192.168.{o}.0/24"))
+                .contains("AS65001")
+        },
+        || lab.birdc("show route"),
+    );
+    // A changed option is a session reset, planned as such.
+    std::fs::write(&f, topo.replace("max_prefixes = 100", "max_prefixes = 200")).unwrap();
+    let p = lab.nl(&["plan"], &f, &lab.password);
+    assert!(
+        p.stdout
+            .contains("-/+ bgp peer r2  # resets the BGP session with r2"),
+        "{p:?}"
+    );
+    assert!(p.stdout.contains("max_prefixes: 100 → 200"), "{p:?}");
+    // destroy stops BGP in that gobgpd, and leaves the process to its owner.
+    let d = lab.nl(&["destroy"], &f, &lab.password);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert!(
+        own.try_wait().unwrap().is_none(),
+        "destroy must not stop a gobgpd netloom did not start"
+    );
+    let g = sh(&format!("gobgp --target unix://{} global", sock.display()));
+    assert!(
+        !g.stdout.contains("65001"),
+        "BGP still started in gobgpd after destroy: {g:?}"
+    );
+    let _ = own.kill();
+    let _ = own.wait();
+}

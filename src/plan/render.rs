@@ -60,6 +60,10 @@ fn change_lines(out: &mut String, c: &Change) {
             if let Some(r) = &c.desired {
                 r.kind().details(out);
             }
+            // A replace also says what made it one.
+            for f in &c.fields {
+                let _ = writeln!(out, "      {f}");
+            }
         }
         Action::Update => {
             for f in &c.fields {

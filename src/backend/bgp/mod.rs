@@ -35,6 +35,9 @@ pub struct BgpBackend {
     bgp: Option<Bgp>,
     socket: PathBuf,
     table: u32,
+    /// One connection for every call of a run (a channel multiplexes them);
+    /// dropped when gobgpd is (re)started.
+    conn: tokio::sync::Mutex<Option<Gobgp>>,
 }
 
 fn failed(op: &str, object: impl Into<String>, s: &tonic::Status) -> Error {
@@ -68,16 +71,28 @@ impl BgpBackend {
             bgp: topo.bgp.clone(),
             socket,
             table,
+            conn: tokio::sync::Mutex::new(None),
         }
     }
 
     async fn client(&self) -> Result<Gobgp> {
-        Gobgp::connect(&self.socket, Duration::from_secs(2))
+        let mut conn = self.conn.lock().await;
+        if let Some(c) = conn.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = Gobgp::connect(&self.socket, Duration::from_secs(2))
             .await
             .map_err(|e| Error::Unavailable {
                 backend: BackendId::Bgp,
                 message: format!("cannot reach gobgpd at {}: {e}", self.socket.display()),
-            })
+            })?;
+        *conn = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Forgets the connection (gobgpd is being replaced).
+    async fn reconnect(&self) {
+        *self.conn.lock().await = None;
     }
 
     async fn kernel(&self) -> Result<Option<Kernel>> {
@@ -150,6 +165,8 @@ impl BgpBackend {
     async fn speaker(&self, c: &Change, s: &SpeakerRes) -> Result<()> {
         match c.action {
             Action::Create => {
+                // Whatever was connected before may be a gobgpd that is gone.
+                self.reconnect().await;
                 let reachable = match Gobgp::connect(&self.socket, Duration::from_secs(1)).await {
                     Ok(mut g) => g.get_bgp().await.ok().map(|gl| (g, gl.asn)),
                     Err(_) => None,
@@ -160,6 +177,7 @@ impl BgpBackend {
                     Some((mut g, _)) => self.push_policies(&mut g).await,
                     None if s.managed => {
                         // A hung gobgpd of ours holds the socket: replace it.
+                        self.reconnect().await;
                         daemon::stop(&self.topology, &self.socket).await?;
                         daemon::start(&self.topology, self.netns.as_deref(), &self.socket).await?;
                         self.start(s, None).await.map(|_| ())
@@ -185,6 +203,7 @@ impl BgpBackend {
                 self.push_policies(&mut g).await
             }
             Action::Delete => {
+                self.reconnect().await;
                 if s.managed {
                     daemon::stop(&self.topology, &s.socket).await
                 } else {
