@@ -107,7 +107,7 @@ class Lab:
 def announce(n, rounds):
     lab = Lab("an", 1)
     empty, full = lab.topology([], 1), lab.topology(prefixes(n), 1)
-    nl, cli, floor = [], [], []
+    nl, cli, floor, stream = [], [], [], []
     for _ in range(rounds):
         r = lab.nl("apply", empty)
         if r.returncode:
@@ -123,12 +123,16 @@ def announce(n, rounds):
         sock = lab.gobgpd()
         floor.append(timed([FLOOR, sock, str(n)]))
         lab.stop_manual()
+        sock = lab.gobgpd()
+        stream.append(timed([FLOOR, sock, str(n), "stream"]))
+        lab.stop_manual()
     lab.close(full)
     m = statistics.median
     print(f"announce {n} prefixes (median of {rounds}):")
     print(f"  netloom apply        {m(nl) * 1000:8.0f} ms")
     print(f"  gobgp CLI loop       {m(cli) * 1000:8.0f} ms   netloom/CLI   = {m(nl) / m(cli):.3f}x  (target <= 0.1x)")
-    print(f"  minimal gRPC client  {m(floor) * 1000:8.0f} ms   netloom/floor = {m(nl) / m(floor):.2f}x  (target <= 1.2x)")
+    print(f"  minimal gRPC client  {m(floor) * 1000:8.0f} ms   netloom/floor = {m(nl) / m(floor):.2f}x  (target <= 1.2x; AddPath per prefix)")
+    print(f"  same, AddPathStream  {m(stream) * 1000:8.0f} ms   netloom/it    = {m(nl) / m(stream):.2f}x  (what netloom sends)")
 
 
 def learned(n):

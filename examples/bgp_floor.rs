@@ -1,6 +1,8 @@
 //! The benchmark floor for announcements: the same AddPath calls netloom
 //! makes, from a client that does nothing else (no files, no observation).
-//! `bgp_floor SOCKET N` announces 10.(100+i/250).(i%250).0/24 for i < N.
+//! `bgp_floor SOCKET N [stream]` announces 10.(100+i/250).(i%250).0/24 for
+//! i < N: one AddPath call each (32 in flight), or with `stream` all in one
+//! AddPathStream call, as netloom sends a stage's new announcements.
 
 use netloom::backend::bgp::{client::Gobgp, render};
 

@@ -163,6 +163,28 @@ impl Gobgp {
         Ok(())
     }
 
+    /// Adds many local paths in one client-streaming call, `chunk` per message.
+    pub async fn add_paths(&mut self, paths: Vec<pb::Path>, chunk: usize) -> Result<(), Status> {
+        self.ready().await?;
+        let mut msgs = vec![];
+        let mut it = paths.into_iter().peekable();
+        while it.peek().is_some() {
+            msgs.push(pb::AddPathStreamRequest {
+                table_type: pb::TABLE_GLOBAL,
+                paths: it.by_ref().take(chunk.max(1)).collect(),
+            });
+        }
+        let codec = tonic_prost::ProstCodec::<pb::AddPathStreamRequest, pb::Empty>::default();
+        self.grpc
+            .client_streaming(
+                tonic::Request::new(futures::stream::iter(msgs)),
+                Self::path("AddPathStream"),
+                codec,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Deletes one local path. The path must be given: without one,
     /// gobgpd deletes every local path.
     pub async fn delete_path(&mut self, path: pb::Path) -> Result<(), Status> {

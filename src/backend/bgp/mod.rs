@@ -10,7 +10,7 @@ pub mod observe;
 pub mod pb;
 pub mod render;
 
-use super::{ApplyCx, Backend, Created, Lane, Trigger, TriggerSource};
+use super::{ApplyCx, Backend, Created, Lane, StepResult, Trigger, TriggerSource};
 use crate::backend::kernel::Kernel;
 use crate::diff::{Action, Change};
 use crate::error::{Error, Result};
@@ -115,9 +115,19 @@ impl BgpBackend {
         if g.asn == 0 {
             return Ok(());
         }
-        into.peers = observe::peers(&mut c).await?;
-        observe::rib(&mut c, into).await?;
-        observe::policies(&mut c, into).await?;
+        // Three independent reads, on one multiplexed connection.
+        let (mut c2, mut c3) = (c.clone(), c.clone());
+        let (mut rib, mut pol) = (BgpObs::default(), BgpObs::default());
+        let (peers, r, p) = tokio::join!(
+            observe::peers(&mut c),
+            observe::rib(&mut c2, &mut rib),
+            observe::policies(&mut c3, &mut pol)
+        );
+        into.peers = peers?;
+        r?;
+        p?;
+        (into.local, into.best) = (rib.local, rib.best);
+        (into.import, into.export) = (pol.import, pol.export);
         Ok(())
     }
 
@@ -425,6 +435,50 @@ impl Backend for BgpBackend {
 
     fn apply<'a>(&'a self, c: &'a Change, cx: &'a ApplyCx<'a>) -> BoxFuture<'a, Result<Created>> {
         Box::pin(async move { self.apply_one(c, cx).await.map(|()| vec![]) })
+    }
+
+    /// New announcements go to gobgpd in one AddPathStream call; the rest
+    /// run in the lane.
+    fn apply_stage<'a>(
+        &'a self,
+        stage: Vec<&'a Change>,
+        cx: &'a ApplyCx<'a>,
+    ) -> BoxFuture<'a, Vec<StepResult>> {
+        Box::pin(async move {
+            let (adds, rest): (Vec<&Change>, Vec<&Change>) = stage.into_iter().partition(|c| {
+                c.action != Action::Delete
+                    && matches!(c.resource(), Some(Resource::Bgp(BgpRes::Announce(_))))
+            });
+            let mut out = super::run_in_lane(self, rest, cx).await;
+            if adds.len() > 1 {
+                let paths = adds
+                    .iter()
+                    .filter_map(|c| match c.resource() {
+                        Some(Resource::Bgp(BgpRes::Announce(a))) => {
+                            Some(render::announcement(a.prefix))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let r = match self.client().await {
+                    Ok(mut g) => g
+                        .add_paths(paths, 250)
+                        .await
+                        .map_err(|e| failed("announce", format!("{} prefixes", adds.len()), &e)),
+                    Err(e) => Err(e),
+                };
+                for c in adds {
+                    let one = match &r {
+                        Ok(()) => Ok(vec![]),
+                        Err(e) => Err(Error::State(e.to_string())),
+                    };
+                    out.push((c.step_name(), one));
+                }
+            } else {
+                out.extend(super::run_in_lane(self, adds, cx).await);
+            }
+            out
+        })
     }
 
     fn triggers(&self) -> Vec<TriggerSource> {

@@ -308,6 +308,14 @@ pub struct AddPathResponse {
 }
 
 #[derive(Clone, PartialEq, Message)]
+pub struct AddPathStreamRequest {
+    #[prost(int32, tag = "1")]
+    pub table_type: i32,
+    #[prost(message, repeated, tag = "3")]
+    pub paths: Vec<Path>,
+}
+
+#[derive(Clone, PartialEq, Message)]
 pub struct DeletePathRequest {
     #[prost(int32, tag = "1")]
     pub table_type: i32,
