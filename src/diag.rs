@@ -178,10 +178,39 @@ pub const MAX_SHOWN: usize = 50;
 /// Characters of a source line shown on each side of the column, for long lines.
 const CONTEXT: usize = 60;
 
+/// A literal `password = "…"` on a shown line becomes `"****"` (same
+/// width, so carets still line up): the file holds it, reports never do.
+fn redact_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("password") {
+        let (head, tail) = rest.split_at(i + "password".len());
+        out.push_str(head);
+        let after = tail.trim_start();
+        let Some(value) = after.strip_prefix('=').map(str::trim_start) else {
+            rest = tail;
+            continue;
+        };
+        let Some(inner) = value.strip_prefix('"') else {
+            rest = tail;
+            continue;
+        };
+        let lead = tail.len() - value.len();
+        out.push_str(&tail[..lead]);
+        out.push('"');
+        let end = inner.find('"').unwrap_or(inner.len());
+        out.extend(std::iter::repeat_n('*', inner[..end].chars().count()));
+        rest = &inner[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn snippet(out: &mut String, map: &SourceMap, loc: &Loc) {
     let f = &map.files[loc.file];
     let (line, col) = f.line_col(loc.span.start);
-    let text = f.line_text(line);
+    let redacted = redact_passwords(f.line_text(line));
+    let text = redacted.as_str();
     let (end_line, end_col) = f.line_col(loc.span.end.max(loc.span.start));
     let width = if end_line == line && end_col > col {
         end_col - col
@@ -218,6 +247,21 @@ fn snippet(out: &mut String, map: &SourceMap, loc: &Loc) {
         " ".repeat(caret_at),
         "^".repeat(width)
     );
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn literal_passwords_are_starred_in_place() {
+        let r = super::redact_passwords(r#"peer.r2 = { password = "hunter2", asn = 1 }"#);
+        assert_eq!(r, r#"peer.r2 = { password = "*******", asn = 1 }"#);
+        let r =
+            super::redact_passwords(r#"password = { env = "X" }  allow_literal_password = true"#);
+        assert_eq!(
+            r,
+            r#"password = { env = "X" }  allow_literal_password = true"#
+        );
+    }
 }
 
 /// Renders every diagnostic, errors and warnings in file order.

@@ -118,6 +118,10 @@ pub struct BgpObs {
     /// Routes with netloom's BGP protocol number in the topology's netns.
     #[serde(default)]
     pub kernel: Vec<BgpKernelRoute>,
+    /// Prefixes of the learned-route table that hold another protocol's
+    /// route at the learned routes' metric: left alone, never replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_taken: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

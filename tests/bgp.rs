@@ -55,19 +55,23 @@ impl Lab {
     fn bird(&self, password: &str, with_routes: bool) {
         let o = self.o;
         let routes = if with_routes {
-            format!("route 10.20.{o}.0/24 blackhole; route 10.30.{o}.0/24 blackhole;")
+            format!(
+                "route 10.20.{o}.0/24 blackhole; route 10.30.{o}.0/24 blackhole; \
+                 route 10.31.{o}.0/24 blackhole {{ bgp_community.add((65002,100)); }};"
+            )
         } else {
             String::new()
         };
         let timers = "hold time 6; keepalive time 2; connect delay time 1; connect retry time 2; error wait time 1,5;";
         let conf = format!(
-            "router id 10.150.{o}.2;\nprotocol device {{}}\n\
+            "router id 10.150.{o}.2;\nlog \"{log}\" all;\nprotocol device {{}}\n\
              protocol static s4 {{ ipv4; {routes} }}\n\
              protocol static s6 {{ ipv6; route fd00:20:{o}::/64 blackhole; }}\n\
              protocol bgp r1 {{ local 10.150.{o}.2 as 65002; neighbor 10.150.{o}.1 as 65001; password \"{password}\"; {timers}\n\
                ipv4 {{ import all; export all; }}; }}\n\
              protocol bgp r1v6 {{ local fd00:150:{o}::2 as 65002; neighbor fd00:150:{o}::1 as 65001; password \"{password}\"; {timers}\n\
-               ipv6 {{ import all; export all; }}; }}\n"
+               ipv6 {{ import all; export all; }}; }}\n",
+            log = self.dir.path.join("bird.log").display()
         );
         let path = self.dir.write("bird.conf", &conf);
         let sock = self.bird_sock();
@@ -103,8 +107,10 @@ impl Lab {
              hold_time = 6\nimport = [\"from-r2\"]\nexport = [\"to-r2\"]\n\n\
              [bgp.peer.r2v6]\naddress = \"fd00:150:{o}::2\"\nasn = 65002\npassword = {{ env = \"{password_env}\" }}\n\
              hold_time = 6\n\n\
-             [bgp.policy.from-r2]\ndefault = \"reject\"\n[[bgp.policy.from-r2.term]]\nprefixes = [\"10.20.0.0/16 le 24\"]\n{extra}\n\
-             [bgp.policy.to-r2]\n[[bgp.policy.to-r2.term]]\nprefixes = [\"192.168.{o}.0/24\"]\nset = {{ communities = [\"65001:666\"] }}\n",
+             [bgp.policy.from-r2]\ndefault = \"reject\"\n[[bgp.policy.from-r2.term]]\nprefixes = [\"10.20.0.0/16 le 24\"]\n\
+             [[bgp.policy.from-r2.term]]\ncommunities = [\"65002:100\"]\nset = {{ local_pref = 200 }}\n{extra}\n\
+             [bgp.policy.to-r2]\n[[bgp.policy.to-r2.term]]\nprefixes = [\"192.168.{o}.0/24\"]\n\
+             set = {{ communities = [\"65001:666\"], med = 7, prepend = 2 }}\n",
             t = self.topo.name,
             ns = self.ns.name,
         )
@@ -206,7 +212,8 @@ fn sessions_come_up_with_md5_and_routes_flow_through_policy_both_ways() {
     );
     let v4 = lab.birdc(&format!("show route all 192.168.{o}.0/24"));
     assert!(v4.contains("BGP.community: (65001,666)"), "{v4}");
-    assert!(v4.contains("AS65001"), "{v4}");
+    assert!(v4.contains("BGP.med: 7"), "{v4}");
+    assert!(v4.contains("BGP.as_path: 65001 65001 65001"), "{v4}");
 
     // apply installs the best paths known now: 10.20 (accepted), never 10.30.
     eventually(
@@ -214,13 +221,26 @@ fn sessions_come_up_with_md5_and_routes_flow_through_policy_both_ways() {
         15,
         || {
             lab.nl(&["apply"], &f, &lab.password);
-            lab.kernel_bgp_routes()
-                .contains(&format!("10.20.{o}.0/24 via 10.150.{o}.2"))
-                && lab
-                    .kernel_bgp_routes()
-                    .contains(&format!("fd00:20:{o}::/64"))
+            let k = lab.kernel_bgp_routes();
+            k.contains(&format!("10.20.{o}.0/24 via 10.150.{o}.2"))
+                && k.contains(&format!("10.31.{o}.0/24 via 10.150.{o}.2"))
+                && k.contains(&format!("fd00:20:{o}::/64"))
         },
-        || lab.kernel_bgp_routes(),
+        || {
+            let g = format!(
+                "gobgp --target unix://{}",
+                run_dir()
+                    .join(format!("{}.gobgp.sock", lab.topo.name))
+                    .display()
+            );
+            format!(
+                "{}\n{}\n{}\n{}",
+                lab.kernel_bgp_routes(),
+                sh(&format!("{g} global rib")).stdout,
+                sh(&format!("{g} neighbor 10.150.{o}.2 adj-in")).stdout,
+                lab.birdc("show route all")
+            )
+        },
     );
     assert!(
         !lab.kernel_bgp_routes().contains(&format!("10.30.{o}.0/24")),
@@ -244,8 +264,9 @@ fn sessions_come_up_with_md5_and_routes_flow_through_policy_both_ways() {
         .unwrap()
         .clone();
     assert_eq!(r2["state"], "established", "{r2}");
-    assert_eq!(r2["received"], 2, "{r2}");
-    assert_eq!(r2["accepted"], 1, "{r2}");
+    let birdlog = std::fs::read_to_string(lab.dir.path.join("bird.log")).unwrap_or_default();
+    assert_eq!(r2["received"], 3, "{r2}\n{birdlog}");
+    assert_eq!(r2["accepted"], 2, "{r2}");
     assert!(r2["advertised"].as_u64().unwrap() >= 1, "{r2}");
     let text = lab.nl(&["show"], &f, &lab.password);
     assert!(text.stdout.contains("established for"), "{text:?}");
@@ -374,7 +395,33 @@ fn a_wrong_password_keeps_the_session_down_a_peer_change_resets_it_and_a_policy_
         },
         || lab.kernel_bgp_routes(),
     );
-    assert!(up("r2") >= before, "the policy edit reset the session");
+    assert_eq!(up("r2"), before, "the policy edit reset the session");
+
+    // An announcement dropped from the files is withdrawn: BIRD loses it.
+    let fewer = lab
+        .topology("LAB_BGP_PW", true)
+        .replace(&format!("\"192.168.{o}.0/24\", "), "");
+    std::fs::write(&f, fewer).unwrap();
+    let plan = lab.nl(&["plan"], &f, &lab.password);
+    assert!(
+        plan.stdout
+            .contains(&format!("- bgp announce 192.168.{o}.0/24")),
+        "{plan:?}"
+    );
+    assert_eq!(lab.nl(&["apply"], &f, &lab.password).code, 0);
+    eventually(
+        "BIRD no longer has the withdrawn prefix",
+        10,
+        || {
+            !lab.birdc(&format!("show route 192.168.{o}.0/24"))
+                .contains("AS65001")
+        },
+        || lab.birdc("show route"),
+    );
+    assert!(
+        lab.birdc(&format!("show route fd00:100:{o}::/64"))
+            .contains("AS65001")
+    );
 }
 
 #[test]

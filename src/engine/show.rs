@@ -67,6 +67,8 @@ pub struct BgpPeerShow {
     /// established, active, idle, …; "not configured" when gobgpd lacks it.
     pub state: String,
     pub uptime_seconds: Option<i64>,
+    /// Unix time the session came up (stays the same while it stays up).
+    pub up_since: Option<i64>,
     pub received: u64,
     /// Received and accepted by import policy.
     pub accepted: u64,
@@ -91,6 +93,7 @@ fn bgp_show(l: &Loaded, o: &crate::observed::Observed) -> Option<BgpShow> {
                 asn: p.asn,
                 state: seen.map_or("not configured".into(), |x| x.state.clone()),
                 uptime_seconds: seen.and_then(|x| x.up_since).map(|t| (now - t).max(0)),
+                up_since: seen.and_then(|x| x.up_since),
                 received: seen.map_or(0, |x| x.received),
                 accepted: seen.map_or(0, |x| x.accepted),
                 advertised: seen.map_or(0, |x| x.advertised),

@@ -522,6 +522,16 @@ fn peer(
                     }
                 }
             }
+            if out.contains(r.get_ref()) {
+                diags.push(
+                    Diagnostic::at(
+                        &rloc,
+                        format!("{dirn} policy `{}` is listed twice", r.get_ref()),
+                    )
+                    .help("list each policy once: they apply in order"),
+                );
+                continue;
+            }
             out.push(r.get_ref().clone());
         }
         out

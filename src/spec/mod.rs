@@ -102,7 +102,7 @@ pub struct BgpPeerSpec {
     pub password: Option<Spanned<PasswordSpec>>,
     /// Allow `password` as a literal string without a warning.
     pub allow_literal_password: Option<bool>,
-    /// Hold time in seconds (0, or 3 and more; default 90); keepalive is a third of it.
+    /// Hold time in seconds (3–65535; default 90); keepalive is a third of it.
     #[schemars(with = "Option<u32>")]
     pub hold_time: Option<Spanned<i64>>,
     /// Wait for the neighbour to connect (default false).
@@ -126,13 +126,23 @@ pub struct BgpPeerSpec {
     pub export: Vec<Spanned<String>>,
 }
 
-/// A secret's source.
-#[derive(Debug, Deserialize, JsonSchema)]
+/// A secret's source. Its Debug never shows a literal.
+#[derive(Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum PasswordSpec {
     Literal(String),
     Env { env: String },
     File { file: String },
+}
+
+impl std::fmt::Debug for PasswordSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordSpec::Literal(_) => f.write_str("Literal((redacted))"),
+            PasswordSpec::Env { env } => write!(f, "Env({env})"),
+            PasswordSpec::File { file } => write!(f, "File({file})"),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

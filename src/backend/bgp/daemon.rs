@@ -59,7 +59,10 @@ pub async fn start(topology: &str, netns: Option<&str>, socket: &Path) -> Result
         .map_err(|e| Error::io("open gobgpd's log file", e))?;
     let api = format!("unix://{}", socket.display());
     let spawn = move || {
+        // A clean environment: netloom's may hold the peers' passwords.
         Command::new("gobgpd")
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .args(["--api-hosts", &api, "--pprof-disable", "-p", "-l", "info"])
             .stdin(Stdio::null())
             .stdout(log)

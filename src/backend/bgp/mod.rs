@@ -35,6 +35,9 @@ pub struct BgpBackend {
     bgp: Option<Bgp>,
     socket: PathBuf,
     table: u32,
+    /// The table the ledger says learned routes went in before (to prune
+    /// them when `table` changes).
+    old_table: Option<u32>,
     /// One connection for every call of a run (a channel multiplexes them);
     /// dropped when gobgpd is (re)started.
     conn: tokio::sync::Mutex<Option<Gobgp>>,
@@ -71,6 +74,7 @@ impl BgpBackend {
             bgp: topo.bgp.clone(),
             socket,
             table,
+            old_table: ledger.bgp.as_ref().map(|l| l.table).filter(|t| *t != table),
             conn: tokio::sync::Mutex::new(None),
         }
     }
@@ -201,6 +205,24 @@ impl BgpBackend {
                     }),
                 }
             }
+            Action::Replace
+                if let Some(Resource::Bgp(BgpRes::Speaker(old))) = &c.current
+                    && (old.socket != s.socket || old.managed != s.managed) =>
+            {
+                self.reconnect().await;
+                if old.managed {
+                    daemon::stop(&self.topology, &old.socket).await?;
+                } else if let Ok(mut g) = Gobgp::connect(&old.socket, Duration::from_secs(1)).await
+                {
+                    let _ = g.stop_bgp().await;
+                }
+                let create = Change {
+                    action: Action::Create,
+                    current: None,
+                    ..c.clone()
+                };
+                Box::pin(self.speaker(&create, s)).await
+            }
             Action::Replace => {
                 let mut g = self.client().await?;
                 g.stop_bgp()
@@ -305,8 +327,22 @@ impl BgpBackend {
             .buffer_unordered(64)
             .collect()
             .await;
-        results.into_iter().collect::<Result<Vec<()>>>()?;
-        Ok(())
+        // One route the kernel refuses (a next hop not on a connected
+        // network) must not keep the others out: all are tried, then the
+        // refused ones are reported.
+        let refused: Vec<String> = results
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| e.to_string()))
+            .collect();
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::State(format!(
+                "{} learned route(s) refused by the kernel: {}",
+                refused.len(),
+                refused.join("; ")
+            )))
+        }
     }
 
     async fn apply_one(&self, c: &Change, cx: &ApplyCx<'_>) -> Result<()> {
@@ -415,17 +451,20 @@ impl Backend for BgpBackend {
             if into.netns_exists
                 && let Some(k) = self.kernel().await?
             {
-                obs.kernel = k
-                    .table_routes(self.table)
-                    .await?
-                    .into_iter()
-                    .filter(|r| r.protocol == NETLOOM_BGP_PROTO)
-                    .map(|r| BgpKernelRoute {
-                        table: r.route.key.table,
-                        prefix: r.route.key.to,
-                        via: r.route.via,
-                    })
-                    .collect();
+                for table in std::iter::once(self.table).chain(self.old_table) {
+                    for r in k.table_routes(table).await? {
+                        if r.protocol == NETLOOM_BGP_PROTO {
+                            obs.kernel.push(BgpKernelRoute {
+                                table,
+                                prefix: r.route.key.to,
+                                via: r.route.via,
+                            });
+                        } else if r.route.key.metric == BGP_ROUTE_METRIC && table == self.table {
+                            // Someone else's route where a learned one would go.
+                            obs.kernel_taken.push(r.route.key.to);
+                        }
+                    }
+                }
                 obs.kernel.sort();
             }
             into.bgp = Some(obs);

@@ -229,6 +229,7 @@ pub async fn policies(c: &mut Gobgp, into: &mut BgpObs) -> Result<(), Status> {
                         med: act.med.map(|m| m.value as u32),
                         prepend: act.as_prepend.map(|a| (a.asn, a.repeat)),
                     }
+                    .canonical()
                 })
                 .collect();
             out.push(GoPolicy {

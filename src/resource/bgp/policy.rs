@@ -46,6 +46,21 @@ pub struct GoPolicy {
     pub statements: Vec<GoStmt>,
 }
 
+impl GoStmt {
+    /// Sets in one order: gobgpd returns a prefix set sorted, whatever
+    /// order it was given.
+    pub fn canonical(mut self) -> GoStmt {
+        self.prefixes.sort();
+        self.prefixes.dedup();
+        self.communities.sort();
+        self.communities.dedup();
+        self.neighbor.sort();
+        self.set_communities.sort();
+        self.set_communities.dedup();
+        self
+    }
+}
+
 pub fn instance_name(dir: &str, peer: &str, policy: &str) -> String {
     format!("nl/{dir}/{peer}/{policy}")
 }
@@ -76,24 +91,27 @@ fn statements(p: &BgpPolicy, peer: IpAddr, asn: u32) -> Vec<GoStmt> {
             groups.push(vec![]);
         }
         for prefixes in groups {
-            out.push(GoStmt {
-                prefixes,
-                communities: t.communities.clone(),
-                neighbor: vec![peer],
-                verdict: if t.accept {
-                    Verdict::Accept
-                } else {
-                    Verdict::Reject
-                },
-                set_communities: if t.accept {
-                    t.set_communities.clone()
-                } else {
-                    vec![]
-                },
-                local_pref: t.local_pref.filter(|_| t.accept),
-                med: t.med.filter(|_| t.accept),
-                prepend: t.prepend.filter(|_| t.accept).map(|n| (asn, n)),
-            });
+            out.push(
+                GoStmt {
+                    prefixes,
+                    communities: t.communities.clone(),
+                    neighbor: vec![peer],
+                    verdict: if t.accept {
+                        Verdict::Accept
+                    } else {
+                        Verdict::Reject
+                    },
+                    set_communities: if t.accept {
+                        t.set_communities.clone()
+                    } else {
+                        vec![]
+                    },
+                    local_pref: t.local_pref.filter(|_| t.accept),
+                    med: t.med.filter(|_| t.accept),
+                    prepend: t.prepend.filter(|_| t.accept).map(|n| (asn, n)),
+                }
+                .canonical(),
+            );
         }
     }
     if let Some(d) = p.default {

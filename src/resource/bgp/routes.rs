@@ -33,7 +33,12 @@ impl RoutesRes {
     /// The routes the best paths ask for (one per prefix).
     pub fn resolve(&self, o: &Observed, live: bool) -> Vec<(IpNet, IpAddr)> {
         let mut out: Vec<(IpNet, IpAddr)> = match o.bgp.as_ref() {
-            Some(b) if live => b.best.iter().map(|l| (l.prefix, l.nexthop)).collect(),
+            Some(b) if live => b
+                .best
+                .iter()
+                .filter(|l| !b.kernel_taken.contains(&l.prefix))
+                .map(|l| (l.prefix, l.nexthop))
+                .collect(),
             _ => vec![],
         };
         out.sort();
@@ -112,7 +117,33 @@ impl Kind for RoutesRes {
             .flat_map(|b| &b.kernel)
             .filter(|k| k.table == self.table)
             .count();
-        format!("{n} learned route(s) in table {}", self.table)
+        let routes: Vec<String> = o
+            .bgp
+            .iter()
+            .flat_map(|b| &b.kernel)
+            .filter(|k| k.table == self.table)
+            .take(20)
+            .map(|k| match k.via {
+                Some(v) => format!("{} via {v}", k.prefix),
+                None => k.prefix.to_string(),
+            })
+            .collect();
+        let more = if n > routes.len() { ", …" } else { "" };
+        let taken = o.bgp.as_ref().map_or(0, |b| b.kernel_taken.len());
+        let taken = if taken > 0 {
+            format!("; {taken} prefix(es) left to another protocol's route")
+        } else {
+            String::new()
+        };
+        if routes.is_empty() {
+            format!("no learned routes in table {}{taken}", self.table)
+        } else {
+            format!(
+                "{n} learned route(s) in table {}: {}{more}{taken}",
+                self.table,
+                routes.join(", ")
+            )
+        }
     }
 }
 

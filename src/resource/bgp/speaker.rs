@@ -102,6 +102,28 @@ impl Kind for SpeakerRes {
     }
 
     fn diff(&self, r: &Resource, cx: &DiffCx, out: &mut Diff) {
+        // From netloom's gobgpd to one at `api`, or back: the old one stops.
+        if let Some(l) = &cx.observed.ledger.bgp
+            && (l.socket != self.socket || l.managed != self.managed)
+        {
+            let why = match (l.managed, self.managed) {
+                (true, false) => format!(
+                    "stops netloom's gobgpd and programs the one at {}",
+                    self.socket.display()
+                ),
+                (false, true) => format!(
+                    "stops BGP in the gobgpd at {} and starts netloom's own",
+                    l.socket.display()
+                ),
+                _ => format!(
+                    "moves BGP from {} to {}",
+                    l.socket.display(),
+                    self.socket.display()
+                ),
+            };
+            let current = Resource::Bgp(BgpRes::Speaker(SpeakerRes::recorded(l)));
+            return out.change(Action::Replace, r, Some(current), vec![], Some(why));
+        }
         let Some(o) = cx.observed.bgp.as_ref().filter(|o| o.running) else {
             let why = cx
                 .observed
