@@ -422,6 +422,46 @@ fn a_wrong_password_keeps_the_session_down_a_peer_change_resets_it_and_a_policy_
         lab.birdc(&format!("show route fd00:100:{o}::/64"))
             .contains("AS65001")
     );
+
+    // A new router id restarts BGP in gobgpd, said so in the plan; every
+    // peer, path and policy is programmed again.
+    let moved = std::fs::read_to_string(&f).unwrap().replace(
+        &format!("router_id = \"10.150.{o}.1\""),
+        "router_id = \"10.150.255.1\"",
+    );
+    std::fs::write(&f, moved).unwrap();
+    let plan = lab.nl(&["plan"], &f, &lab.password);
+    assert!(
+        plan.stdout
+            .contains("-/+ bgp speaker  # restarts BGP in gobgpd: every session resets"),
+        "{plan:?}"
+    );
+    assert!(plan.stdout.contains("router_id: 10.150."), "{plan:?}");
+    assert_eq!(lab.nl(&["apply"], &f, &lab.password).code, 0);
+    eventually(
+        "sessions back after the restart",
+        20,
+        || lab.established(&f) == 2,
+        || lab.birdc("show protocols all"),
+    );
+    eventually(
+        "BIRD sees the new router id",
+        10,
+        || {
+            lab.birdc("show protocols all r1v6")
+                .contains("10.150.255.1")
+        },
+        || lab.birdc("show protocols all r1v6"),
+    );
+    eventually(
+        "BIRD has the v6 announcement again",
+        10,
+        || {
+            lab.birdc(&format!("show route fd00:100:{o}::/64"))
+                .contains("AS65001")
+        },
+        || lab.birdc("show route"),
+    );
 }
 
 #[test]
@@ -590,4 +630,96 @@ fn an_existing_gobgpd_at_api_is_programmed_not_started_and_peer_options_read_bac
     );
     let _ = own.kill();
     let _ = own.wait();
+}
+
+/// The README's BGP lab, as a new user runs it (names made unique): the
+/// session comes up, routes flow both ways, a policy edit takes effect.
+#[test]
+fn the_readme_bgp_lab_works_and_a_policy_edit_takes_effect() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/bgp");
+    let (t, d) = (Topo::new("nlgr"), Dir::new());
+    let (lab_ns, peer_ns) = (Netns::named("nlgrl"), Netns::named("nlgrp"));
+    let lab = std::fs::read_to_string(root.join("lab.toml"))
+        .unwrap()
+        .replace("name = \"bgplab\"", &format!("name = \"{}\"", t.name))
+        .replace(
+            "netns = \"bgplab\"",
+            &format!("netns = \"{}\"", lab_ns.name),
+        );
+    let f = d.write("lab.toml", &lab);
+    std::fs::copy(root.join("r2.key"), d.path.join("r2.key")).unwrap();
+    let peer = |cmd: &str| {
+        let mut c = std::process::Command::new("bash");
+        c.arg(root.join("peer.sh"))
+            .arg(cmd)
+            .env("BGPLAB_NS", &lab_ns.name)
+            .env("BGPPEER_NS", &peer_ns.name)
+            .env("BGPPEER_RUN", d.path.join("peer"));
+        run(c)
+    };
+    struct Down<'a>(&'a dyn Fn(&str) -> Run);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            (self.0)("down");
+        }
+    }
+    let r = peer("up");
+    assert_eq!(r.code, 0, "{r:?}");
+    let _down = Down(&peer);
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let gobgpd = || {
+        std::fs::read_to_string(run_dir().join(format!("{}.gobgpd.pid", t.name)))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+    };
+    struct Kill(Option<u32>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(p) = self.0 {
+                let _ = sh(&format!("kill -9 {p}"));
+            }
+        }
+    }
+    let _kill = Kill(gobgpd());
+    eventually(
+        "the session is up in show",
+        20,
+        || nl(&["show"], &[&f]).stdout.contains("established for"),
+        || nl(&["show"], &[&f]).all(),
+    );
+    eventually(
+        "BIRD has the announcement with the community",
+        10,
+        || peer("routes").stdout.contains("BGP.community: (65001,100)"),
+        || peer("routes").all(),
+    );
+    let routes = || must(&format!("ip -n {} route show proto 79", lab_ns.name));
+    eventually(
+        "r2's accepted route in the kernel",
+        15,
+        || {
+            nl(&["apply"], &[&f]);
+            routes().contains("10.20.1.0/24 via 10.255.0.2")
+        },
+        routes,
+    );
+    assert!(!routes().contains("10.30.1.0/24"), "{}", routes());
+    // The user edits the import policy: accept 10.30 instead of 10.20.
+    std::fs::write(&f, lab.replace("10.20.0.0/16 le 24", "10.30.0.0/16 le 24")).unwrap();
+    let p = nl(&["plan"], &[&f]);
+    assert!(p.stdout.contains("~ bgp policy from-r2"), "{p:?}");
+    eventually(
+        "the edited policy in effect",
+        15,
+        || {
+            nl(&["apply"], &[&f]);
+            let r = routes();
+            r.contains("10.30.1.0/24 via 10.255.0.2") && !r.contains("10.20.1.0/24")
+        },
+        routes,
+    );
+    let r = nl(&["destroy"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.all().contains("lab-secret"));
 }

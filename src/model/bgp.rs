@@ -373,14 +373,14 @@ fn peer(
     let hold_time = match &p.hold_time {
         None => DEFAULT_HOLD_TIME,
         Some(h) => match u32::try_from(*h.get_ref()) {
-            Ok(v) if v == 0 || (3..=65535).contains(&v) => v,
+            Ok(v) if (3..=65535).contains(&v) => v,
             _ => {
                 diags.push(
                     Diagnostic::at(
                         &loc_of(file, h),
                         format!("hold_time {} is not allowed", h.get_ref()),
                     )
-                    .help("BGP hold times are 0 (no keepalives) or 3–65535 seconds (RFC 4271)"),
+                    .help("hold times are 3–65535 seconds (RFC 4271 also allows 0, but gobgpd turns 0 into its default of 90)"),
                 );
                 0
             }
