@@ -149,6 +149,8 @@ def learned(n):
     took = time.perf_counter() - t
     w.terminate()
     w.wait()
+    log.close()
+    reconciles = [l for l in open(os.path.join(lab.dir, "watch.log")) if "reconcile trigger" in l]
     lab.close(topo)
     # The floor: the same routes with `ip -batch` into a fresh netns.
     ns = "nlbgbatch"
@@ -160,7 +162,9 @@ def learned(n):
     ip = timed(f"ip -n {ns} -batch {batch}")
     sh(f"ip netns del {ns}")
     print(f"{n} routes exported by BIRD until all are in the kernel under watch:")
-    print(f"  netloom watch        {took * 1000:8.0f} ms (includes BIRD's reconfigure and BGP UPDATEs)")
+    print(f"  netloom watch        {took * 1000:8.0f} ms (includes BIRD's reconfigure and BGP UPDATEs; {len(reconciles)} reconcile(s))")
+    for l in reconciles[-3:]:
+        print("    " + l.strip()[-150:])
     print(f"  ip -batch            {ip * 1000:8.0f} ms   watch/ip = {took / ip:.1f}x  (target <= 2x)")
 
 
