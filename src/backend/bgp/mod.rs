@@ -207,7 +207,7 @@ impl BgpBackend {
             }
             Action::Replace
                 if let Some(Resource::Bgp(BgpRes::Speaker(old))) = &c.current
-                    && (old.socket != s.socket || old.managed != s.managed) =>
+                    && (old.managed != s.managed || (!s.managed && old.socket != s.socket)) =>
             {
                 self.reconnect().await;
                 if old.managed {

@@ -102,9 +102,11 @@ impl Kind for SpeakerRes {
     }
 
     fn diff(&self, r: &Resource, cx: &DiffCx, out: &mut Diff) {
-        // From netloom's gobgpd to one at `api`, or back: the old one stops.
+        // From netloom's gobgpd to one at `api`, or back, or to another
+        // `api`: the old one stops. (netloom's own socket follows the run
+        // directory, as the ledger does: not compared.)
         if let Some(l) = &cx.observed.ledger.bgp
-            && (l.socket != self.socket || l.managed != self.managed)
+            && (l.managed != self.managed || (!self.managed && l.socket != self.socket))
         {
             let why = match (l.managed, self.managed) {
                 (true, false) => format!(
