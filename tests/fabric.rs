@@ -19,9 +19,12 @@ fn a_dual_stack_ring_into_fresh_containers_applies_first_time_every_time() {
         for (i, c) in ctrs.iter().enumerate() {
             body += &format!("[container.{}]\n", c.name);
             // The first node's readiness: its ring neighbour, over IPv6.
+            // (3 × 500 ms once missed in a loaded debug CI run: see the
+            // closing note of issue 9; 5 × 1 s still fails an apply whose
+            // neighbour never answers.)
             if i == 0 {
                 body += &format!(
-                    "ready = {{ ping = \"fd00:99:{o}::1\", retries = 3, timeout_ms = 500 }}\n"
+                    "ready = {{ ping = \"fd00:99:{o}::1\", retries = 5, timeout_ms = 1000 }}\n"
                 );
             }
         }
