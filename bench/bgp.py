@@ -151,6 +151,8 @@ def learned(n):
     w.wait()
     log.close()
     reconciles = [l for l in open(os.path.join(lab.dir, "watch.log")) if "reconcile trigger" in l]
+    if os.environ.get("BENCH_DEBUG"):
+        print("".join(open(os.path.join(lab.dir, "watch.log")).readlines()[-25:]))
     lab.close(topo)
     # The floor: the same routes with `ip -batch` into a fresh netns.
     ns = "nlbgbatch"
@@ -165,6 +167,7 @@ def learned(n):
     print(f"  netloom watch        {took * 1000:8.0f} ms (includes BIRD's reconfigure and BGP UPDATEs; {len(reconciles)} reconcile(s))")
     for l in reconciles[-3:]:
         print("    " + l.strip()[-150:])
+
     print(f"  ip -batch            {ip * 1000:8.0f} ms   watch/ip = {took / ip:.1f}x  (target <= 2x)")
 
 

@@ -122,12 +122,16 @@ impl BgpBackend {
         // Three independent reads, on one multiplexed connection.
         let (mut c2, mut c3) = (c.clone(), c.clone());
         let (mut rib, mut pol) = (BgpObs::default(), BgpObs::default());
+        let mut accepted = std::collections::HashMap::new();
         let (peers, r, p) = tokio::join!(
             observe::peers(&mut c),
-            observe::rib(&mut c2, &mut rib),
+            observe::rib(&mut c2, &mut rib, &mut accepted),
             observe::policies(&mut c3, &mut pol)
         );
         into.peers = peers?;
+        for p in &mut into.peers {
+            p.accepted = accepted.get(&p.address).copied().unwrap_or(0);
+        }
         r?;
         p?;
         (into.local, into.best) = (rib.local, rib.best);

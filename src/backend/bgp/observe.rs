@@ -81,21 +81,6 @@ pub async fn peers(c: &mut Gobgp) -> Result<Vec<BgpPeerObs>, Status> {
         families.sort();
         families.dedup();
         let established = state.session_state == pb::SESSION_ESTABLISHED;
-        let mut accepted = 0;
-        if established {
-            // gobgpd's own `accepted` ignores import policy: count adj-in
-            // paths that policy did not filter.
-            for f in &families {
-                for d in c
-                    .paths(pb::TABLE_ADJ_IN, &address.to_string(), *f == Fam::Ipv6)
-                    .await?
-                {
-                    if d.paths.iter().any(|p| !p.filtered) {
-                        accepted += 1;
-                    }
-                }
-            }
-        }
         let multihop = p
             .ebgp_multihop
             .as_ref()
@@ -122,7 +107,9 @@ pub async fn peers(c: &mut Gobgp) -> Result<Vec<BgpPeerObs>, Status> {
                 .map(|t| t.seconds)
                 .filter(|_| established),
             received,
-            accepted,
+            // Filled in from the RIB (`rib`): gobgpd's own counter ignores
+            // import policy.
+            accepted: 0,
             advertised,
         });
     }
@@ -130,13 +117,29 @@ pub async fn peers(c: &mut Gobgp) -> Result<Vec<BgpPeerObs>, Status> {
     Ok(out)
 }
 
-/// Local paths (announcements) and best learned paths of both families.
-pub async fn rib(c: &mut Gobgp, into: &mut BgpObs) -> Result<(), Status> {
+/// Local paths (announcements) and best learned paths of both families;
+/// and per peer, how many prefixes import policy let into the RIB (what
+/// it rejects stays in adj-in only), counted in `accepted`.
+pub async fn rib(
+    c: &mut Gobgp,
+    into: &mut BgpObs,
+    accepted: &mut HashMap<IpAddr, u64>,
+) -> Result<(), Status> {
     for v6 in [false, true] {
         for d in c.paths(pb::TABLE_GLOBAL, "", v6).await? {
             let Some(prefix) = prefix_of(&d) else {
                 continue;
             };
+            let mut from: Vec<IpAddr> = d
+                .paths
+                .iter()
+                .filter_map(|p| p.neighbor_ip.parse().ok())
+                .collect();
+            from.sort();
+            from.dedup();
+            for a in from {
+                *accepted.entry(a).or_default() += 1;
+            }
             for p in &d.paths {
                 if is_local(p) {
                     into.local.push(prefix);

@@ -34,7 +34,14 @@ impl Debounce {
         let mut triggers = BTreeMap::from([(first, 1)]);
         let deadline = tokio::time::Instant::now() + self.max_delay;
         loop {
-            let quiet_end = (tokio::time::Instant::now() + self.quiet).min(deadline);
+            // gobgpd's events come in dense bursts (one per path): a short
+            // quiet time ends one, so learned routes reach the kernel sooner.
+            let quiet = if triggers.keys().all(|t| *t == Trigger::Bgp) {
+                self.quiet.min(Duration::from_millis(15))
+            } else {
+                self.quiet
+            };
+            let quiet_end = (tokio::time::Instant::now() + quiet).min(deadline);
             tokio::select! {
                 t = rx.recv() => match t {
                     Some(Trigger::Observed) => {}
