@@ -723,3 +723,29 @@ fn the_readme_bgp_lab_works_and_a_policy_edit_takes_effect() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!r.all().contains("lab-secret"));
 }
+
+#[test]
+fn ipv6_over_an_ipv4_session_and_a_set_on_a_reject_term_are_warnings() {
+    let d = Dir::new();
+    let f = d.write(
+        "w.toml",
+        &format!(
+            "[topology]\nname = \"{}\"\n[bgp]\nasn = 65001\nrouter_id = \"10.0.0.1\"\n\
+             [bgp.peer.r2]\naddress = \"10.0.0.2\"\nasn = 65002\nfamilies = [\"ipv4\", \"ipv6\"]\nimport = [\"p\"]\n\
+             [bgp.policy.p]\n[[bgp.policy.p.term]]\nprefixes = [\"10.0.0.0/8 le 24\"]\naction = \"reject\"\nset = {{ med = 5 }}\n",
+            unique("nlgw")
+        ),
+    );
+    let r = nl(&["validate"], &[&f]);
+    assert_eq!(r.code, 0, "warnings do not refuse the file: {r:?}");
+    assert!(
+        r.all()
+            .contains("w.toml:9:12: warning: peer `r2` carries ipv6 over an IPv4 session"),
+        "{r:?}"
+    );
+    assert!(
+        r.all()
+            .contains("w.toml:14:10: warning: a rejecting term's `set` does nothing"),
+        "{r:?}"
+    );
+}

@@ -445,6 +445,20 @@ fn peer(
     }
     families.sort();
     families.dedup();
+    // gobgpd sends IPv6 routes over an IPv4 session with an IPv4 next hop,
+    // which BIRD and most routers reject.
+    if let (Some(a), Some(list)) = (address, &p.families)
+        && a.is_ipv4()
+        && families.contains(&Fam::Ipv6)
+    {
+        diags.push(
+            Diagnostic::warning(
+                &loc_of(file, list),
+                format!("peer `{name}` carries ipv6 over an IPv4 session: gobgpd gives those routes an IPv4 next hop, which most peers reject"),
+            )
+            .help("peer over the neighbour's IPv6 address for IPv6 routes (a second [bgp.peer.NAME])"),
+        );
+    }
     let password = p.password.as_ref().and_then(|pw| {
         let ploc = loc_of(file, pw);
         match pw.get_ref() {
@@ -627,6 +641,13 @@ fn term(file: usize, t: &BgpTermSpec, diags: &mut Vec<Diagnostic>) -> Option<Ter
         .action
         .as_ref()
         .map_or(Some(true), |a| action(file, a, diags))?;
+    if !accept && let (Some(a), Some(_)) = (&t.action, &t.set) {
+        diags.push(
+            Diagnostic::warning(&loc_of(file, a), "a rejecting term's `set` does nothing").help(
+                "routes this term matches are dropped: remove `set`, or make the action \"accept\"",
+            ),
+        );
+    }
     let mut out = Term {
         prefixes,
         communities: communities(file, &t.communities, diags),
