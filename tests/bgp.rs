@@ -287,6 +287,12 @@ fn sessions_come_up_with_md5_and_routes_flow_through_policy_both_ways() {
     outputs.push(
         std::fs::read_to_string(run_dir().join(format!("{}.ledger.json", lab.topo.name))).unwrap(),
     );
+    // gobgpd's own log (next to the ledger) and its environment.
+    outputs.push(
+        std::fs::read_to_string(run_dir().join(format!("{}.gobgpd.log", lab.topo.name)))
+            .unwrap_or_default(),
+    );
+    outputs.push(std::fs::read_to_string(format!("/proc/{pid}/environ")).unwrap_or_default());
     for out in &outputs {
         assert!(!out.contains(&lab.password), "the password leaked: {out}");
     }

@@ -229,12 +229,28 @@ impl Kind for PolicyRes {
             let (d, p, _) = parse_instance(&want.name).unwrap_or_default();
             match have.get(want.name.as_str()) {
                 Some(h) if *h == want => {}
-                Some(_) => fields.push(FieldChange::new(
-                    Side::Own,
-                    Field::Statements,
-                    Some(Value::Text(format!("{d} of {p}: as in gobgpd"))),
-                    Some(Value::Text(format!("{d} of {p}: as in the files"))),
-                )),
+                Some(h) => {
+                    // Which statements (terms, and the default last) differ.
+                    let n = want.statements.len().max(h.statements.len());
+                    let differ: Vec<String> = (0..n)
+                        .filter(|i| want.statements.get(*i) != h.statements.get(*i))
+                        .map(|i| (i + 1).to_string())
+                        .collect();
+                    fields.push(FieldChange::new(
+                        Side::Own,
+                        Field::Statements,
+                        Some(Value::Text(format!(
+                            "{d} of {p}: {} statement(s) in gobgpd",
+                            h.statements.len()
+                        ))),
+                        Some(Value::Text(format!(
+                            "{} in the files (differs at statement{} {})",
+                            want.statements.len(),
+                            if differ.len() == 1 { "" } else { "s" },
+                            differ.join(", ")
+                        ))),
+                    ))
+                }
                 None => fields.push(FieldChange::new(
                     Side::Own,
                     Field::Statements,
