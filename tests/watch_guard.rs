@@ -253,7 +253,18 @@ fn watch_logs_each_change_with_its_fields_and_no_echo_of_its_own_apply() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let log = w.log();
     let after = log.matches("reconcile trigger=").count();
-    assert_eq!(after - before, 1, "one reconcile for one edit:\n{log}");
+    // The events the apply caused before its last observation are dropped
+    // (the log says so); a kernel notification arriving later still gets
+    // its own no-op reconcile, logged at debug only (CI once saw one 160 ms
+    // on). So: exactly one reconcile at info level, and at most one more
+    // no-op one, never the echo of the apply itself.
+    let info = log
+        .lines()
+        .skip_while(|l| !l.contains("applied ~ bridge br0"))
+        .filter(|l| l.contains("INFO") && l.contains("reconcile trigger="))
+        .count();
+    assert_eq!(info, 1, "one reconcile for one edit:\n{log}");
+    assert!(after - before <= 2, "one reconcile for one edit:\n{log}");
     assert!(
         log.contains("already seen by the last observation"),
         "{log}"
