@@ -590,6 +590,15 @@ fn an_existing_gobgpd_at_api_is_programmed_not_started_and_peer_options_read_bac
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Stopped even when an assertion fails first.
+    struct Own(std::process::Child);
+    impl Drop for Own {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut own = Own(own);
     eventually("own gobgpd up", 10, || sock.exists(), String::new);
     let topo = format!(
         "[topology]\nname = \"{t}\"\nnetns = \"{ns}\"\n[bgp]\nasn = 65001\nrouter_id = \"10.150.{o}.1\"\n\
@@ -651,7 +660,7 @@ fn an_existing_gobgpd_at_api_is_programmed_not_started_and_peer_options_read_bac
     let d = lab.nl(&["destroy"], &f, &lab.password);
     assert_eq!(d.code, 0, "{d:?}");
     assert!(
-        own.try_wait().unwrap().is_none(),
+        own.0.try_wait().unwrap().is_none(),
         "destroy must not stop a gobgpd netloom did not start"
     );
     let g = sh(&format!("gobgp --target unix://{} global", sock.display()));
@@ -659,8 +668,6 @@ fn an_existing_gobgpd_at_api_is_programmed_not_started_and_peer_options_read_bac
         !g.stdout.contains("65001"),
         "BGP still started in gobgpd after destroy: {g:?}"
     );
-    let _ = own.kill();
-    let _ = own.wait();
 }
 
 /// The README's BGP lab, as a new user runs it (names made unique): the
