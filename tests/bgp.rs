@@ -576,7 +576,7 @@ fn an_existing_gobgpd_at_api_is_programmed_not_started_and_peer_options_read_bac
     let lab = Lab::new("nlgx");
     let o = lab.o;
     let sock = lab.dir.path.join("own.sock");
-    let mut own = std::process::Command::new("ip")
+    let own = std::process::Command::new("ip")
         .args([
             "netns",
             "exec",
