@@ -383,7 +383,6 @@ fn a_wrong_password_keeps_the_session_down_a_peer_change_resets_it_and_a_policy_
 
     // A policy edit: planned as an update that keeps the session, applied
     // by a soft reset, and 10.30 arrives in the kernel.
-    f.parent().unwrap();
     std::fs::write(&f, lab.topology("LAB_BGP_PW", true)).unwrap();
     let plan = lab.nl(&["plan"], &f, &lab.password);
     assert!(plan.stdout.contains("~ bgp policy from-r2"), "{plan:?}");

@@ -78,10 +78,7 @@ pub struct BgpPeerShow {
 fn bgp_show(l: &Loaded, o: &crate::observed::Observed) -> Option<BgpShow> {
     let b = l.topo.bgp.as_ref()?;
     let live = o.bgp.clone().unwrap_or_default();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::resource::bgp::unix_now().unwrap_or(0);
     let peers = b
         .peers
         .values()

@@ -10,7 +10,7 @@ mod routes;
 mod speaker;
 
 pub use announce::AnnounceRes;
-pub use peer::PeerRes;
+pub use peer::{PeerRes, unix_now};
 pub use policy::{
     GoPolicy, GoStmt, PolicyRes, Verdict, compile as compile_policies, instance_name,
     parse_instance,

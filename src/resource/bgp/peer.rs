@@ -197,10 +197,7 @@ impl Kind for PeerRes {
         };
         let up = match p.up_since {
             Some(t) if p.state == "established" => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(t);
+                let now = unix_now().unwrap_or(t);
                 format!(" for {}", human((now - t).max(0)))
             }
             _ => String::new(),
@@ -210,6 +207,14 @@ impl Kind for PeerRes {
             self.address, self.asn, p.state, p.received, p.accepted, p.advertised
         )
     }
+}
+
+/// Seconds since the epoch (gobgpd's session uptimes are absolute).
+pub fn unix_now() -> Option<i64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs() as i64)
 }
 
 pub fn human(secs: i64) -> String {
