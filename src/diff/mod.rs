@@ -75,8 +75,19 @@ impl Change {
     }
 
     /// `~ bridge br0 mtu 1500→9000, +address 10.0.0.2/24`: a log line.
+    /// At most `LOG_FIELDS` fields are spelled out: a thousand learned
+    /// routes make one readable line, not 50 KB of it.
     pub fn log_line(&self) -> String {
-        let fields: Vec<String> = self.fields.iter().map(FieldChange::compact).collect();
+        const LOG_FIELDS: usize = 8;
+        let mut fields: Vec<String> = self
+            .fields
+            .iter()
+            .take(LOG_FIELDS)
+            .map(FieldChange::compact)
+            .collect();
+        if self.fields.len() > LOG_FIELDS {
+            fields.push(format!("… {} more", self.fields.len() - LOG_FIELDS));
+        }
         if fields.is_empty() {
             self.step_name()
         } else {
@@ -322,5 +333,46 @@ fn change(
         reason,
         desired: (action != Action::Delete).then(|| r.clone()),
         current,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::field::{Field, Side, Value};
+    use crate::resource::bgp::BgpKey;
+
+    #[test]
+    fn a_log_line_names_a_few_fields_and_counts_the_rest() {
+        let route = |i: usize| {
+            FieldChange::new(
+                Side::Own,
+                Field::Route,
+                None,
+                Some(Value::Text(format!("10.0.{i}.0/24 via 10.9.0.1"))),
+            )
+        };
+        let mut c = Change {
+            action: Action::Update,
+            key: ResourceKey::Bgp(BgpKey::Routes { table: 254 }),
+            kind: "bgp routes".into(),
+            title: "table 254".into(),
+            fields: (0..3).map(route).collect(),
+            reason: None,
+            desired: None,
+            current: None,
+        };
+        assert_eq!(
+            c.log_line(),
+            "~ bgp routes table 254 +route 10.0.0.0/24 via 10.9.0.1, \
+             +route 10.0.1.0/24 via 10.9.0.1, +route 10.0.2.0/24 via 10.9.0.1"
+        );
+        c.fields = (0..1000).map(route).collect();
+        let line = c.log_line();
+        assert!(
+            line.ends_with("+route 10.0.7.0/24 via 10.9.0.1, … 992 more"),
+            "{line}"
+        );
+        assert!(line.len() < 400, "{line}");
     }
 }

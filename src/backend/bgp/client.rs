@@ -209,6 +209,7 @@ impl Gobgp {
             name: name.to_string(),
             family: Some(pb::Family::unicast(v6)),
             enable_filtered: table_type == pb::TABLE_ADJ_IN,
+            enable_only_binary: true,
         };
         let r: Vec<pb::ListPathResponse> = self.list("ListPath", req).await?;
         Ok(r.into_iter().filter_map(|d| d.destination).collect())

@@ -304,11 +304,13 @@ impl BgpBackend {
             via: Some(via),
             dev: None,
         };
+        // Sets, not pairwise scans: a full table is a million comparisons.
+        let wanted: std::collections::HashSet<(ipnet::IpNet, std::net::IpAddr)> =
+            want.iter().copied().collect();
+        let present: std::collections::HashSet<(ipnet::IpNet, Option<std::net::IpAddr>)> =
+            have.iter().map(|h| (h.prefix, h.via)).collect();
         for h in &have {
-            if !want
-                .iter()
-                .any(|(p, v)| *p == h.prefix && Some(*v) == h.via)
-            {
+            if !h.via.is_some_and(|v| wanted.contains(&(h.prefix, v))) {
                 let mut x = route(h.prefix, h.via.unwrap_or(h.prefix.addr()));
                 x.via = h.via;
                 k.delete_route_as(&x, NETLOOM_BGP_PROTO).await?;
@@ -316,7 +318,7 @@ impl BgpBackend {
         }
         let missing: Vec<RouteRes> = want
             .iter()
-            .filter(|(p, v)| !have.iter().any(|h| h.prefix == *p && h.via == Some(*v)))
+            .filter(|(p, v)| !present.contains(&(*p, Some(*v))))
             .map(|(p, v)| route(*p, *v))
             .collect();
         let mut adds = vec![];

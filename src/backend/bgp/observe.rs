@@ -33,8 +33,12 @@ fn family_of(f: &Option<pb::Family>) -> Option<Fam> {
     }
 }
 
-/// The next hop a path carries (NEXT_HOP, or MP_REACH's first).
+/// The next hop a path carries (NEXT_HOP, or MP_REACH's first), from
+/// the binary attributes when gobgpd sent those, else from the typed ones.
 pub fn next_hop(p: &pb::Path) -> Option<IpAddr> {
+    if !p.pattrs_binary.is_empty() {
+        return p.pattrs_binary.iter().find_map(|a| wire_next_hop(a));
+    }
     p.pattrs.iter().find_map(|a| {
         if let Some(n) = a.unpack::<pb::NextHopAttribute>("NextHopAttribute") {
             return n.next_hop.parse().ok();
@@ -42,6 +46,40 @@ pub fn next_hop(p: &pb::Path) -> Option<IpAddr> {
         a.unpack::<pb::MpReachNlriAttribute>("MpReachNLRIAttribute")
             .and_then(|m| m.next_hops.first().and_then(|h| h.parse().ok()))
     })
+}
+
+/// Decodes one path attribute in BGP's wire format (RFC 4271 4.3: flags,
+/// type, a length of one octet or two with the extended-length flag) and
+/// returns the next hop if it is NEXT_HOP (type 3) or MP_REACH_NLRI (type
+/// 14, RFC 4760: AFI, SAFI, next-hop length, next hops; an IPv6 one may be
+/// followed by a link-local, which is not the one routed to).
+fn wire_next_hop(a: &[u8]) -> Option<IpAddr> {
+    const EXTENDED_LENGTH: u8 = 0x10;
+    let (&flags, rest) = a.split_first()?;
+    let (&kind, rest) = rest.split_first()?;
+    let (len, value) = if flags & EXTENDED_LENGTH != 0 {
+        let (l, v) = rest.split_at_checked(2)?;
+        (u16::from_be_bytes([l[0], l[1]]) as usize, v)
+    } else {
+        let (&l, v) = rest.split_first()?;
+        (l as usize, v)
+    };
+    let value = value.get(..len)?;
+    let addr = |b: &[u8]| -> Option<IpAddr> {
+        match b.len() {
+            4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
+            16 | 32 => Some(IpAddr::from(<[u8; 16]>::try_from(&b[..16]).ok()?)),
+            _ => None,
+        }
+    };
+    match kind {
+        3 => addr(value),
+        14 => {
+            let n = *value.get(3)? as usize;
+            addr(value.get(4..4 + n)?)
+        }
+        _ => None,
+    }
 }
 
 fn prefix_of(d: &pb::Destination) -> Option<IpNet> {
@@ -248,4 +286,37 @@ fn resolve<T: Clone>(m: &Option<pb::MatchSet>, map: &HashMap<String, Vec<T>>) ->
     m.as_ref()
         .and_then(|m| map.get(&m.name).cloned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wire_next_hop;
+    use std::net::IpAddr;
+
+    #[test]
+    fn next_hops_are_read_from_wire_attributes() {
+        // ORIGIN (type 1) carries no next hop.
+        assert_eq!(wire_next_hop(&[0x40, 1, 1, 0]), None);
+        let v4 = [0x40, 3, 4, 10, 250, 1, 1];
+        assert_eq!(wire_next_hop(&v4), Some("10.250.1.1".parse().unwrap()));
+        // MP_REACH_NLRI with extended length, a global and a link-local
+        // next hop, then one NLRI (fd00:1::/64).
+        let global: IpAddr = "fd00::2".parse().unwrap();
+        let IpAddr::V6(g) = global else { panic!() };
+        let ll: std::net::Ipv6Addr = "fe80::1".parse().unwrap();
+        let mut value = vec![0, 2, 1, 32];
+        value.extend(g.octets());
+        value.extend(ll.octets());
+        value.push(0);
+        value.extend([64, 0xfd, 0, 0, 1, 0, 0, 0, 0]);
+        let mut a = vec![0x90, 14];
+        a.extend((value.len() as u16).to_be_bytes());
+        a.extend(&value);
+        assert_eq!(wire_next_hop(&a), Some(global));
+        // Truncated input is no next hop, not a panic.
+        for cut in 0..a.len() {
+            let _ = wire_next_hop(&a[..cut]);
+        }
+        assert_eq!(wire_next_hop(&a[..20]), None);
+    }
 }

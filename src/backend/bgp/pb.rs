@@ -283,6 +283,9 @@ pub struct Path {
     pub neighbor_ip: String,
     #[prost(bool, tag = "17")]
     pub is_nexthop_invalid: bool,
+    /// Path attributes in BGP's wire format (RFC 4271 4.3), when asked for.
+    #[prost(bytes = "vec", repeated, tag = "21")]
+    pub pattrs_binary: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -335,6 +338,10 @@ pub struct ListPathRequest {
     pub family: Option<Family>,
     #[prost(bool, tag = "6")]
     pub enable_filtered: bool,
+    /// Paths carry only `nlri_binary` and `pattrs_binary`: gobgpd then
+    /// skips building an `Any` per attribute, most of ListPath's cost.
+    #[prost(bool, tag = "9")]
+    pub enable_only_binary: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -613,4 +620,15 @@ pub struct WatchFilter {
 
 /// Only whether an event came matters to netloom (each reconcile re-reads).
 #[derive(Clone, PartialEq, Message)]
-pub struct WatchEventResponse {}
+pub struct WatchEventResponse {
+    /// One member of gobgpd's `event` oneof (wire-compatible with an
+    /// optional field): best-path changes.
+    #[prost(message, optional, tag = "3")]
+    pub table: Option<TableEvent>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct TableEvent {
+    #[prost(message, repeated, tag = "2")]
+    pub paths: Vec<Path>,
+}
