@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use petgraph::Direction;
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -27,6 +27,9 @@ pub struct DesiredGraph {
     pub index: HashMap<ResourceKey, NodeIndex>,
     /// Topological depth of each node: independent nodes share a level.
     pub level: HashMap<ResourceKey, usize>,
+    /// The edges made so far: petgraph's `update_edge` scans the source's
+    /// edge list, quadratic for a netns that precedes thousands of links.
+    edges: HashSet<(NodeIndex, NodeIndex)>,
 }
 
 impl DesiredGraph {
@@ -57,10 +60,15 @@ impl DesiredGraph {
     }
 
     fn edge(&mut self, before: &ResourceKey, after: NodeIndex) {
-        if let Some(&b) = self.index.get(before)
-            && b != after
-        {
-            self.graph.update_edge(b, after, ());
+        if let Some(&b) = self.index.get(before) {
+            self.link(b, after);
+        }
+    }
+
+    /// `before` must exist before `after`; once, however often asked.
+    fn link(&mut self, before: NodeIndex, after: NodeIndex) {
+        if before != after && self.edges.insert((before, after)) {
+            self.graph.add_edge(before, after, ());
         }
     }
 
@@ -278,7 +286,7 @@ fn add_rules(
         // Fill a table before steering traffic into it.
         for (ri, rk, _) in route_nodes {
             if rk.table == r.table && Family::of_net(&rk.to) == r.family {
-                g.graph.update_edge(*ri, i, ());
+                g.link(*ri, i);
             }
         }
     }
@@ -396,7 +404,7 @@ fn add_container_routes(g: &mut DesiredGraph, topo: &Topology, wired: &Wired<'_>
                 on_subnet
             };
             for i in deps {
-                g.graph.update_edge(i, n, ());
+                g.link(i, n);
             }
         }
     }
@@ -433,7 +441,7 @@ fn add_explicit(g: &mut DesiredGraph, topo: &Topology) {
         let i = g.index[&key];
         for d in deps {
             let before = g.index[&link_key(d)];
-            g.graph.update_edge(before, i, ());
+            g.link(before, i);
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::ownership::{Ledger, Owner, link_owner};
 use crate::resource::{LinkEnd, LinkKind, LinkRes, NetworkRes, RouteRes, RuleKey};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -91,6 +91,62 @@ pub struct Observed {
     /// The topology's BGP speaker, as gobgpd reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<BgpObs>,
+    /// `links` by name, built on first lookup (diff looks up every link
+    /// by name: a scan each made planning quadratic). Observation fills
+    /// `links` whole before anything looks a link up; a list changed
+    /// afterwards is caught when its length or a found name disagrees.
+    #[serde(skip)]
+    #[doc(hidden)]
+    pub link_index: NameIndex,
+}
+
+/// Positions in a `Vec<LinkObs>` by name, built once when first asked.
+/// Not part of what was observed: equal, cloned and printed as nothing.
+#[derive(Default)]
+pub struct NameIndex(std::sync::OnceLock<HashMap<String, usize>>);
+
+impl NameIndex {
+    /// The link named `name`. Checked against the vector itself, so a
+    /// vector changed after the index was built is scanned instead.
+    fn find<'a>(&self, links: &'a [LinkObs], name: &str) -> Option<&'a LinkObs> {
+        let idx = self.0.get_or_init(|| {
+            let mut m = HashMap::with_capacity(links.len());
+            for (i, l) in links.iter().enumerate() {
+                m.entry(l.name.clone()).or_insert(i);
+            }
+            m
+        });
+        if idx.len() <= links.len()
+            && let Some(l) = idx.get(name).and_then(|&i| links.get(i))
+            && l.name == name
+        {
+            return Some(l);
+        }
+        if idx.contains_key(name) || idx.len() != links.len() {
+            return links.iter().find(|l| l.name == name);
+        }
+        None
+    }
+}
+
+impl Clone for NameIndex {
+    fn clone(&self) -> Self {
+        NameIndex::default()
+    }
+}
+
+impl PartialEq for NameIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for NameIndex {}
+
+impl std::fmt::Debug for NameIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NameIndex")
+    }
 }
 
 /// gobgpd's state, and the learned routes in the kernel.
@@ -490,7 +546,7 @@ pub struct EndpointObs {
 
 impl Observed {
     pub fn link(&self, name: &str) -> Option<&LinkObs> {
-        self.links.iter().find(|l| l.name == name)
+        self.link_index.find(&self.links, name)
     }
 
     /// An observed link as the resource it stands for (a veth with its peer end).
@@ -582,5 +638,49 @@ mod health_tests {
             Some(Health::Unhealthy)
         );
         assert_eq!(Health::from_status("Up 3 hours"), None);
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::{LinkObs, Observed};
+    use crate::resource::LinkKind;
+
+    fn link(index: u32, name: &str) -> LinkObs {
+        LinkObs {
+            index,
+            name: name.into(),
+            kind: LinkKind::Bridge,
+            mtu: 1500,
+            up: true,
+            carrier: true,
+            master: None,
+            peer: None,
+            alias: None,
+            addresses: vec![],
+            group: 0,
+        }
+    }
+
+    #[test]
+    fn links_are_found_by_name_and_a_changed_list_is_still_right() {
+        let mut o = Observed {
+            links: (0..1000).map(|i| link(i, &format!("b{i}"))).collect(),
+            ..Default::default()
+        };
+        assert_eq!(o.link("b737").map(|l| l.index), Some(737));
+        assert!(o.link("b1000").is_none());
+        // Changed after the index was built: found in the list itself.
+        o.links.push(link(5000, "late"));
+        assert_eq!(o.link("late").map(|l| l.index), Some(5000));
+        o.links.swap(0, 999);
+        assert_eq!(o.link("b0").map(|l| l.index), Some(0));
+        assert_eq!(o.link("b999").map(|l| l.index), Some(999));
+        o.links.retain(|l| l.name != "b5");
+        assert!(o.link("b5").is_none());
+        // A clone indexes its own list.
+        let c = o.clone();
+        assert_eq!(c.link("b10").map(|l| l.index), Some(10));
+        assert_eq!(c, o);
     }
 }

@@ -12,6 +12,12 @@ mod wiring;
 pub use backend::{IN_FLIGHT, KernelBackend, foreign_in_netns};
 pub use ops::Index;
 
+/// For `examples/dump_floor`: the kernel dumps of an observation, undecoded.
+#[doc(hidden)]
+pub fn observation_floor(tables: &[u32]) -> std::io::Result<usize> {
+    dump::floor(tables)
+}
+
 use crate::error::{Error, Result};
 use crate::netns;
 use dump::DumpSocket;

@@ -194,6 +194,30 @@ impl DumpSocket {
     }
 }
 
+/// The benchmark floor for observation: the dumps `Kernel::observe` asks
+/// for (links without stats, addresses, each table's routes of both
+/// families, rules of both families), read and walked but not decoded.
+/// Returns how many messages came back.
+pub fn floor(tables: &[u32]) -> io::Result<usize> {
+    const RTM_GETRULE: u16 = 34;
+    const FIB_RULE_HDR_LEN: usize = 12;
+    let mut d = DumpSocket::new()?;
+    let mut n = 0;
+    d.dump(RTM_GETLINK, &link_request(), |_| n += 1)?;
+    d.dump(RTM_GETADDR, &[0u8; IFADDRMSG_LEN], |_| n += 1)?;
+    for &t in tables {
+        for f in [Family::Ipv4, Family::Ipv6] {
+            d.dump(RTM_GETROUTE, &route_request(f, Some(t)), |_| n += 1)?;
+        }
+    }
+    for family in [AF_INET, AF_INET6] {
+        let mut req = vec![0u8; FIB_RULE_HDR_LEN];
+        req[0] = family;
+        d.dump(RTM_GETRULE, &req, |_| n += 1)?;
+    }
+    Ok(n)
+}
+
 /// Walks the messages of one datagram, calling `each` with the payload of
 /// those of this dump (`seq`). `Ok(true)` once the dump is done.
 fn messages(mut data: &[u8], seq: u32, each: &mut impl FnMut(&[u8])) -> io::Result<bool> {
