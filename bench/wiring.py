@@ -3,7 +3,7 @@
 N-1 point-to-point links, plus one bridge with all N attached, each end
 addressed and up. Measured in the same run, on the same containers.
 """
-import argparse, json, os, statistics, subprocess, sys, tempfile, time
+import argparse, datetime, json, os, re, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETLOOM = os.path.join(ROOT, "target", "release", "netloom")
@@ -20,6 +20,53 @@ def timed(cmd, env=None):
     if p.returncode != 0:
         sys.exit(f"failed: {cmd}: {p.stderr.decode()[-800:]}")
     return time.perf_counter() - t
+
+
+def started_at(c):
+    """When Docker started the container's process (wall clock), and its pid."""
+    out = subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}} {{.State.Pid}}", c],
+                         capture_output=True, text=True, check=True).stdout.split()
+    stamp = re.sub(r"(\.\d{6})\d*", r"\1", out[0]).replace("Z", "+00:00")
+    return datetime.datetime.fromisoformat(stamp).timestamp(), out[1]
+
+
+def wired(pid, want):
+    """Each wanted interface is up with its address, inside netns of `pid`."""
+    p = subprocess.run(["nsenter", "-t", pid, "-n", "ip", "-j", "addr", "show"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return False
+    have = {(l["ifname"], a["local"]) for l in json.loads(p.stdout) if "UP" in l.get("flags", [])
+            for a in l.get("addr_info", [])}
+    return want <= have
+
+
+def restarts(topo, env, ctrs, runs, tmp):
+    """netloom watch wires a container again after `docker restart`."""
+    timed([NETLOOM, "apply", topo], env)
+    log = open(os.path.join(tmp, "watch.log"), "w")
+    w = subprocess.Popen([NETLOOM, "watch", topo], env=env, stdout=log, stderr=log)
+    out = []
+    try:
+        time.sleep(2)
+        n, i = len(ctrs), len(ctrs) // 2
+        want = {("eth1", f"10.70.0.{i + 1}"), ("eth2", f"10.71.{i}.1"), ("eth3", f"10.71.{i - 1}.2")}
+        for _ in range(runs):
+            subprocess.run(["docker", "restart", "-t", "0", ctrs[i]], check=True, capture_output=True)
+            t0, pid = started_at(ctrs[i])
+            deadline = time.time() + 30
+            while not wired(pid, want):
+                if time.time() > deadline:
+                    sys.exit(f"{ctrs[i]} was not re-wired within 30 s of its restart; see {log.name}")
+                time.sleep(0.002)
+            out.append(time.time() - t0)
+            time.sleep(1)
+    finally:
+        w.terminate()
+        w.wait(30)
+        log.close()
+        subprocess.run([NETLOOM, "destroy", topo], env=env, capture_output=True)
+    assert n > 2
+    return out
 
 
 def main():
@@ -72,7 +119,7 @@ def main():
         for p in pids:
             f.write(f"nsenter -t {p} -n ip link del eth2 2>/dev/null\n")
 
-    r = {"nl_apply": [], "nl_plan": [], "nl_destroy": [], "script": []}
+    r = {"nl_apply": [], "nl_plan": [], "nl_destroy": [], "script": [], "restart": []}
     try:
         for _ in range(a.runs):
             r["nl_apply"].append(timed([NETLOOM, "apply", topo], env))
@@ -83,6 +130,7 @@ def main():
             r["script"].append(timed(f"sh {script}"))
             subprocess.run(f"sh {undo}", shell=True)
             time.sleep(1)
+        r["restart"] = restarts(topo, env, ctrs, a.runs, tmp)
     finally:
         subprocess.run(f"sh {undo} >/dev/null 2>&1", shell=True)
         subprocess.run([NETLOOM, "destroy", topo], env=env, capture_output=True)
@@ -97,6 +145,7 @@ def main():
     print(f"{'netloom apply (observe, apply, verify)':44} {med['nl_apply'] * 1000:8.0f}ms {med['nl_apply'] / med['script']:7.2f}×")
     print(f"{'netloom no-op plan':44} {med['nl_plan'] * 1000:8.0f}ms")
     print(f"{'netloom destroy':44} {med['nl_destroy'] * 1000:8.0f}ms")
+    print(f"{'watch: container restarted → re-wired':44} {med['restart'] * 1000:8.0f}ms  (from its StartedAt to eth1-3 up with their addresses)")
     print(json.dumps({k: round(v, 4) for k, v in med.items()}))
 
 

@@ -39,6 +39,28 @@ pub fn run_in<T: Send>(fd: Option<&File>, f: impl FnOnce() -> T + Send) -> io::R
     })
 }
 
+/// Runs `f` once inside each netns of `fds`, in order, on one fresh thread
+/// that enters them one after another (and ends there): opening hundreds of
+/// namespaces costs one thread, not one each.
+pub fn run_in_each<T: Send>(
+    fds: &[&File],
+    f: impl Fn(usize) -> T + Send + Sync,
+) -> io::Result<Vec<io::Result<T>>> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            fds.iter()
+                .enumerate()
+                .map(|(i, fd)| {
+                    setns(fd, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+                    Ok(f(i))
+                })
+                .collect()
+        })
+        .join()
+        .map_err(|_| io::Error::other("netns worker thread panicked"))
+    })
+}
+
 /// `/run/netns` as iproute2 sets it up: a shared mount, so namespaces
 /// mounted here are visible to other mount namespaces.
 fn prepare_dir() -> io::Result<()> {

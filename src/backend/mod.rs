@@ -258,7 +258,9 @@ impl Registry {
     /// Every backend's observation, in order.
     pub async fn observe(&mut self, topo: &Topology, into: &mut Observed) -> Result<()> {
         for b in &mut self.backends {
+            let t = std::time::Instant::now();
             b.observe(topo, into).await?;
+            tracing::debug!(backend = ?b.id(), elapsed = ?t.elapsed(), "observed by backend");
         }
         Ok(())
     }
