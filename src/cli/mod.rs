@@ -47,6 +47,13 @@ pub enum Command {
     Graph(Paths),
     /// Print the JSON Schema of the topology format (for editors; also in schemas/).
     Schema,
+    /// Print a shell completion script: `netloom completions bash > /etc/bash_completion.d/netloom`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `netloom man > /usr/local/share/man/man1/netloom.1`.
+    Man,
     /// Print the observed live state as JSON (for bug reports and test fixtures).
     #[command(hide = true)]
     Observe(Paths),
@@ -182,6 +189,23 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Schema => {
             print!("{}", netloom::spec::schema_json());
+            ExitCode::SUCCESS
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "netloom", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut out = vec![];
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
+                return fail(Error::io("render the manual page", e));
+            }
+            use std::io::Write;
+            // A closed stdout (`| head`) is no reason to panic.
+            let _ = std::io::stdout().write_all(&out);
             ExitCode::SUCCESS
         }
     }
