@@ -264,6 +264,64 @@ mod redact_tests {
     }
 }
 
+/// Every diagnostic as JSON, in file order, for `--format json`: file,
+/// 1-based line and column (start and end), severity, message, help and
+/// related locations. No source text: a concealed line stays concealed.
+pub fn to_json(diags: &[Diagnostic], map: &SourceMap) -> serde_json::Value {
+    use serde_json::json;
+    let at = |loc: &Loc| {
+        let f = &map.files[loc.file];
+        let (line, column) = f.line_col(loc.span.start);
+        let (end_line, end_column) = f.line_col(loc.span.end);
+        json!({
+            "file": f.path.display().to_string(),
+            "line": line,
+            "column": column,
+            "end_line": end_line,
+            "end_column": end_column,
+        })
+    };
+    let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
+    sorted.sort_by_key(|d| {
+        d.loc
+            .as_ref()
+            .map(|l| (l.file, l.span.start))
+            .unwrap_or((usize::MAX, 0))
+    });
+    let list: Vec<serde_json::Value> = sorted
+        .iter()
+        .map(|d| {
+            let mut v = match &d.loc {
+                Some(l) => at(l),
+                None => json!({ "file": null, "line": null, "column": null }),
+            };
+            v["severity"] = json!(match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            });
+            v["message"] = json!(d.message);
+            v["help"] = json!(d.help);
+            v["related"] = d
+                .related
+                .iter()
+                .map(|(l, note)| {
+                    let mut r = at(l);
+                    r["note"] = json!(note);
+                    r
+                })
+                .collect();
+            v
+        })
+        .collect();
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    json!({
+        "valid": errors == 0,
+        "errors": errors,
+        "warnings": diags.len() - errors,
+        "diagnostics": list,
+    })
+}
+
 /// Renders every diagnostic, errors and warnings in file order.
 pub fn render_all(diags: &[Diagnostic], map: &SourceMap) -> String {
     let mut sorted: Vec<&Diagnostic> = diags.iter().collect();

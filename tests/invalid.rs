@@ -166,3 +166,101 @@ fn an_empty_file_in_a_topology_directory_is_an_error_not_an_empty_section_list()
         "{r:?}"
     );
 }
+
+#[test]
+fn every_invalid_topology_gives_its_diagnostics_as_json_on_stdout() {
+    let mut failures = vec![];
+    for case in cases() {
+        for cmd in ["validate", "plan"] {
+            let r = nl(&[cmd, "--format", "json"], &[&case]);
+            let v: serde_json::Value = match serde_json::from_str(&r.stdout) {
+                Ok(v) => v,
+                Err(e) => {
+                    failures.push(format!(
+                        "{} ({cmd}): stdout is not JSON: {e}\n{r:?}",
+                        case.display()
+                    ));
+                    continue;
+                }
+            };
+            if r.code != 1 || v["valid"] != false || v["format_version"] != 1 {
+                failures.push(format!("{} ({cmd}): exit {}\n{v}", case.display(), r.code));
+            }
+            let diags = v["diagnostics"].as_array().cloned().unwrap_or_default();
+            for e in expectations(&case) {
+                // As the text test: the expected words begin the message.
+                let says = |d: &serde_json::Value, msg: &str| {
+                    d["message"].as_str().is_some_and(|m| m.starts_with(msg))
+                };
+                let found = diags.iter().any(|d| match e.kind {
+                    "expect" => match e.text.strip_prefix("0:0: ") {
+                        Some(msg) => says(d, msg) && d["line"].is_null(),
+                        None => {
+                            let (line, rest) = e.text.split_once(':').unwrap();
+                            let (col, msg) = rest.split_once(": ").unwrap();
+                            d["severity"] == "error"
+                                && d["file"] == e.file.display().to_string()
+                                && d["line"].to_string() == line
+                                && d["column"].to_string() == col
+                                && says(d, msg)
+                        }
+                    },
+                    "expect-help" => d["help"]
+                        .as_str()
+                        .is_some_and(|h| h.contains(e.text.as_str())),
+                    _ => d["related"].as_array().is_some_and(|r| {
+                        r.iter().any(|x| {
+                            x["file"]
+                                == case
+                                    .join(e.text.split(':').next().unwrap())
+                                    .display()
+                                    .to_string()
+                        })
+                    }),
+                });
+                if !found {
+                    failures.push(format!(
+                        "{} ({cmd}): no diagnostic for `{}: {}` in\n{v:#}",
+                        case.display(),
+                        e.kind,
+                        e.text
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn a_valid_topology_validates_as_json_with_its_warnings() {
+    let d = Dir::new();
+    let f = d.write(
+        "lab.toml",
+        "[topology]\nname = \"lab\"\n[container.a]\n[container.b]\n[[link]]\nendpoints = [\"a:eth1\", \"b:eth1\"]\naddresses = { \"a:eth1\" = [\"10.1.0.1/30\"], \"b:eth1\" = [\"10.2.0.2/30\"] }\n",
+    );
+    let r = nl(&["validate", "--format", "json"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["topology"], "lab", "{v}");
+    assert_eq!(
+        (v["errors"].as_u64(), v["warnings"].as_u64()),
+        (Some(0), Some(1)),
+        "{v}"
+    );
+    let w = &v["diagnostics"][0];
+    assert_eq!(w["severity"], "warning", "{v}");
+    assert_eq!(
+        (w["line"].as_u64(), w["column"].as_u64()),
+        (Some(5), Some(1)),
+        "{v}"
+    );
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .contains("addresses in different subnets"),
+        "{v}"
+    );
+}

@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Parse and validate the topology; reads no live state.
-    Validate(Paths),
+    Validate(ValidateArgs),
     /// Show the ordered changes apply would make; changes nothing.
     Plan(PlanArgs),
     /// Make the changes, then observe again to verify.
@@ -64,6 +64,21 @@ pub struct Paths {
     /// Topology files, or directories of *.toml files (merged as one topology).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub paths: Paths,
+    /// `json`: the verdict and every diagnostic as JSON on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: DiagFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum DiagFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -164,7 +179,7 @@ pub struct ShowArgs {
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Validate(p) => validate::run(&p.paths),
+        Command::Validate(a) => validate::run(&a.paths.paths, a.format),
         Command::Plan(a) => plan::run(&a),
         Command::Apply(a) => apply::run(&a.paths.paths, a.lock.lock_timeout, !a.no_rollback),
         Command::Watch(a) => watch::run(&a),
@@ -209,6 +224,22 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Diagnostics as `--format json` prints them, on stdout.
+pub fn print_diagnostics_json(
+    diags: &[netloom::diag::Diagnostic],
+    sources: &netloom::diag::SourceMap,
+    topology: Option<&str>,
+) {
+    let mut v = netloom::diag::to_json(diags, sources);
+    v["format_version"] = serde_json::json!(1);
+    v["netloom_version"] = serde_json::json!(env!("CARGO_PKG_VERSION"));
+    v["topology"] = serde_json::json!(topology);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&v).expect("diagnostics serialize")
+    );
 }
 
 /// Files → model → graph. Diagnostics go to stderr; on error, exit code 1.

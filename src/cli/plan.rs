@@ -3,7 +3,21 @@ use netloom::plan::{render_json, render_markdown, render_text};
 use std::process::ExitCode;
 
 pub fn run(a: &PlanArgs) -> ExitCode {
-    let l = match super::load(&a.paths.paths) {
+    let loaded = if a.format == Format::Json {
+        // A bot posting the JSON needs the diagnostics on stdout, not nothing.
+        netloom::engine::load_diagnosed(&a.paths.paths)
+            .map(|(l, _)| {
+                eprint!("{}", l.warnings);
+                l
+            })
+            .map_err(|bad| {
+                super::print_diagnostics_json(&bad.diagnostics, &bad.sources, None);
+                ExitCode::from(1)
+            })
+    } else {
+        super::load(&a.paths.paths)
+    };
+    let l = match loaded {
         Ok(l) => l,
         Err(code) => return code,
     };

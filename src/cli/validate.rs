@@ -1,7 +1,20 @@
+use super::DiagFormat;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub fn run(paths: &[PathBuf]) -> ExitCode {
+pub fn run(paths: &[PathBuf], format: DiagFormat) -> ExitCode {
+    if format == DiagFormat::Json {
+        return match netloom::engine::load_diagnosed(paths) {
+            Ok((l, warnings)) => {
+                super::print_diagnostics_json(&warnings, &l.sources, Some(&l.topo.name));
+                ExitCode::SUCCESS
+            }
+            Err(bad) => {
+                super::print_diagnostics_json(&bad.diagnostics, &bad.sources, None);
+                ExitCode::from(1)
+            }
+        };
+    }
     let l = match super::load(paths) {
         Ok(l) => l,
         Err(code) => return code,

@@ -13,7 +13,7 @@ pub mod watch;
 pub use converge::{Converged, Report, converge, converge_with};
 
 use crate::backend::Registry;
-use crate::diag::{SourceMap, render_all};
+use crate::diag::{Diagnostic, SourceMap, render_all};
 use crate::error::{Error, Result};
 use crate::graph::DesiredGraph;
 use crate::model::Topology;
@@ -49,26 +49,59 @@ impl Loaded {
 /// Files → model → graph; errors are `Error::Invalid` with every
 /// diagnostic rendered. Prints nothing (callers decide when).
 pub fn load(paths: &[PathBuf]) -> Result<Loaded> {
+    match load_diagnosed(paths) {
+        Ok((l, _)) => Ok(l),
+        Err(bad) => Err(Error::Invalid(render_all(&bad.diagnostics, &bad.sources))),
+    }
+}
+
+/// Files that did not make a topology: every diagnostic, and the files
+/// they point into.
+pub struct Rejected {
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: SourceMap,
+}
+
+/// `load`, keeping the diagnostics as values (for `--format json`): the
+/// loaded topology with its warnings, or everything that was wrong.
+pub fn load_diagnosed(
+    paths: &[PathBuf],
+) -> std::result::Result<(Loaded, Vec<Diagnostic>), Rejected> {
     let t = std::time::Instant::now();
     let loaded = crate::spec::load_paths(paths);
-    let (topo, warnings) = crate::model::build(&loaded)
-        .map_err(|diags| Error::Invalid(render_all(&diags, &loaded.sources)))?;
-    let graph = crate::graph::build(&topo).map_err(|diags| {
-        let all: Vec<_> = warnings.iter().cloned().chain(diags).collect();
-        Error::Invalid(render_all(&all, &loaded.sources))
-    })?;
-    let warnings = if warnings.is_empty() {
+    let (topo, warnings) = match crate::model::build(&loaded) {
+        Ok(built) => built,
+        Err(diagnostics) => {
+            return Err(Rejected {
+                diagnostics,
+                sources: loaded.sources,
+            });
+        }
+    };
+    let graph = match crate::graph::build(&topo) {
+        Ok(g) => g,
+        Err(diags) => {
+            return Err(Rejected {
+                diagnostics: warnings.iter().cloned().chain(diags).collect(),
+                sources: loaded.sources,
+            });
+        }
+    };
+    let rendered = if warnings.is_empty() {
         String::new()
     } else {
         render_all(&warnings, &loaded.sources)
     };
     tracing::debug!(elapsed = ?t.elapsed(), objects = graph.graph.node_count(), "loaded");
-    Ok(Loaded {
-        sources: loaded.sources,
-        topo,
-        graph,
+    Ok((
+        Loaded {
+            sources: loaded.sources,
+            topo,
+            graph,
+            warnings: rendered,
+        },
         warnings,
-    })
+    ))
 }
 
 /// The live side of a topology: its connected backends and what they observed.
