@@ -200,8 +200,8 @@ fn every_invalid_topology_gives_its_diagnostics_as_json_on_stdout() {
                             let (col, msg) = rest.split_once(": ").unwrap();
                             d["severity"] == "error"
                                 && d["file"] == e.file.display().to_string()
-                                && d["line"].to_string() == line
-                                && d["column"].to_string() == col
+                                && d["line"].as_u64() == line.parse().ok()
+                                && d["column"].as_u64() == col.parse().ok()
                                 && says(d, msg)
                         }
                     },
