@@ -264,6 +264,18 @@ mod redact_tests {
     }
 }
 
+/// Diagnostics by file and position; those without a place last.
+fn in_file_order(diags: &[Diagnostic]) -> Vec<&Diagnostic> {
+    let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
+    sorted.sort_by_key(|d| {
+        d.loc
+            .as_ref()
+            .map(|l| (l.file, l.span.start))
+            .unwrap_or((usize::MAX, 0))
+    });
+    sorted
+}
+
 /// Every diagnostic as JSON, in file order, for `--format json`: file,
 /// 1-based line and column (start and end), severity, message, help and
 /// related locations. No source text: a concealed line stays concealed.
@@ -281,13 +293,7 @@ pub fn to_json(diags: &[Diagnostic], map: &SourceMap) -> serde_json::Value {
             "end_column": end_column,
         })
     };
-    let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
-    sorted.sort_by_key(|d| {
-        d.loc
-            .as_ref()
-            .map(|l| (l.file, l.span.start))
-            .unwrap_or((usize::MAX, 0))
-    });
+    let sorted = in_file_order(diags);
     let list: Vec<serde_json::Value> = sorted
         .iter()
         .map(|d| {
@@ -324,13 +330,7 @@ pub fn to_json(diags: &[Diagnostic], map: &SourceMap) -> serde_json::Value {
 
 /// Renders every diagnostic, errors and warnings in file order.
 pub fn render_all(diags: &[Diagnostic], map: &SourceMap) -> String {
-    let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
-    sorted.sort_by_key(|d| {
-        d.loc
-            .as_ref()
-            .map(|l| (l.file, l.span.start))
-            .unwrap_or((usize::MAX, 0))
-    });
+    let sorted = in_file_order(diags);
     let mut out = String::new();
     for d in sorted.iter().take(MAX_SHOWN) {
         out.push_str(&d.render(map));
