@@ -103,3 +103,35 @@ fn the_manual_page_renders_with_man() {
         );
     }
 }
+
+#[test]
+fn the_systemd_unit_runs_the_binary_where_the_readme_installs_it() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let unit =
+        std::fs::read_to_string(format!("{root}/contrib/systemd/netloom-watch@.service")).unwrap();
+    let install = readme
+        .lines()
+        .find(|l| l.starts_with("cargo install"))
+        .expect("the README's install command");
+    let prefix = install
+        .split_whitespace()
+        .skip_while(|w| *w != "--root")
+        .nth(1)
+        .unwrap_or("~/.cargo");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    assert!(
+        exec.starts_with(&format!("{prefix}/bin/netloom ")),
+        "ExecStart `{exec}` is not where `{install}` puts netloom"
+    );
+    let doc = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("Documentation="))
+        .expect("Documentation");
+    // The one page netloom ships is the one `netloom man` prints.
+    assert_eq!(doc, "man:netloom(1)");
+    assert!(netloom(&["man"]).contains(".TH netloom 1"));
+}
