@@ -27,3 +27,73 @@ pub fn fnv1a(s: &str) -> u64 {
     }
     h
 }
+
+/// Natural order: digit runs compare as numbers (`p2` before `p10`), the
+/// rest byte by byte; equal-looking strings (`p02`, `p2`) fall back to
+/// plain order, so this is a total order.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    while !x.is_empty() && !y.is_empty() {
+        let (dx, dy) = (x[0].is_ascii_digit(), y[0].is_ascii_digit());
+        let ord = if dx && dy {
+            let run = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+            let (nx, ny) = (run(x), run(y));
+            let strip = |s: &[u8]| -> usize { s.iter().take_while(|c| **c == b'0').count() };
+            let (vx, vy) = (&x[strip(&x[..nx])..nx], &y[strip(&y[..ny])..ny]);
+            let o = vx.len().cmp(&vy.len()).then_with(|| vx.cmp(vy));
+            x = &x[nx..];
+            y = &y[ny..];
+            o
+        } else {
+            let o = x[0].cmp(&y[0]);
+            x = &x[1..];
+            y = &y[1..];
+            o
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    x.len()
+        .cmp(&y.len())
+        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
+}
+
+#[cfg(test)]
+mod natural_tests {
+    use super::natural_cmp;
+
+    #[test]
+    fn numbers_in_names_sort_by_value() {
+        let mut v = vec![
+            "p10",
+            "p2",
+            "p1",
+            "q",
+            "p02",
+            "p",
+            "b10x",
+            "b9x",
+            "10.0.10.0",
+            "10.0.2.0",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            [
+                "10.0.2.0",
+                "10.0.10.0",
+                "b9x",
+                "b10x",
+                "p",
+                "p1",
+                "p02",
+                "p2",
+                "p10",
+                "q"
+            ]
+        );
+        assert_eq!(natural_cmp("p2", "p2"), std::cmp::Ordering::Equal);
+    }
+}

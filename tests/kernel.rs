@@ -731,3 +731,32 @@ fn destroy_keeps_a_netns_that_holds_another_topologys_routes_and_rules() {
     assert_eq!(nl(&["destroy"], &[&fa]).code, 0);
     assert!(!ns.exists());
 }
+
+#[test]
+fn destroy_lists_veths_by_their_names_in_the_file_in_natural_order() {
+    let (t, ns, d) = (Topo::new("nlt"), Netns::named("nlt"), Dir::new());
+    // `zz`'s peer `aa` sorts first, so the pair is observed through `aa`.
+    let f = d.write(
+        "lab.toml",
+        &format!(
+            "[topology]\nname = \"{}\"\nnetns = \"{}\"\n\
+             [veth.p10]\npeer = \"q10\"\n[veth.p2]\npeer = \"q2\"\n[veth.zz]\npeer = \"aa\"\n",
+            t.name, ns.name
+        ),
+    );
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = nl(&["destroy"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let veths: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- veth "))
+        .collect();
+    assert_eq!(
+        veths,
+        ["p2 (peer q2)", "p10 (peer q10)", "zz (peer aa)"],
+        "{r:?}"
+    );
+    assert!(!ns.exists(), "{r:?}");
+}

@@ -42,6 +42,23 @@ impl Destroying {
     }
 }
 
+/// A veth pair is deleted through whichever end was observed first; name
+/// it as the file does (`[veth.zz]` with peer `aa` is `veth zz`, not `aa`).
+fn by_file_name(c: &mut crate::diff::Change, t: &crate::model::Topology) {
+    let Some(crate::resource::Resource::Link(l)) = c.current.as_mut() else {
+        return;
+    };
+    let Some(peer) = l.peer.as_mut() else {
+        return;
+    };
+    if t.veths.contains_key(&peer.name) && !t.veths.contains_key(&l.end.name) {
+        std::mem::swap(&mut l.end, peer);
+        let r = crate::resource::Resource::Link(l.clone());
+        c.key = r.key();
+        c.title = r.title();
+    }
+}
+
 /// `None`: there is nothing at all (no netns, nothing in Docker).
 pub async fn prepare(l: &Loaded) -> Result<Option<Destroying>> {
     let t = &l.topo;
@@ -51,7 +68,10 @@ pub async fn prepare(l: &Loaded) -> Result<Option<Destroying>> {
         return Ok(None);
     }
     let nothing = DesiredGraph::default();
-    let d = crate::diff::diff(&t.name, &nothing, &live.observed);
+    let mut d = crate::diff::diff(&t.name, &nothing, &live.observed);
+    for c in &mut d.changes {
+        by_file_name(c, t);
+    }
     let plan = Plan::new(&t.name, t.netns.clone(), &nothing, d);
     let mut whole = vec![];
     for b in live.registry.backends() {

@@ -65,7 +65,7 @@ impl Plan {
     /// Orders a diff: deletions first (rules, routes, veths, bridges), then
     /// creations, updates and replacements level by level of the graph.
     pub fn new(topology: &str, netns: Option<String>, graph: &DesiredGraph, diff: Diff) -> Plan {
-        let mut keyed: Vec<((usize, usize), Change)> = diff
+        let keyed: Vec<((usize, usize), Change)> = diff
             .changes
             .into_iter()
             .map(|c| {
@@ -77,7 +77,22 @@ impl Plan {
                 (slot, c)
             })
             .collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
+        // Within a stage, kinds in their order and names of one kind in
+        // natural order (p2 before p10).
+        let mut keyed: Vec<((usize, usize), String, Change)> = keyed
+            .into_iter()
+            .map(|(slot, c)| (slot, c.key.to_string(), c))
+            .collect();
+        keyed.sort_by(|(sa, na, a), (sb, nb, b)| {
+            sa.cmp(sb).then_with(|| {
+                if std::mem::discriminant(&a.key) == std::mem::discriminant(&b.key) {
+                    crate::naming::natural_cmp(na, nb).then_with(|| a.key.cmp(&b.key))
+                } else {
+                    a.key.cmp(&b.key)
+                }
+            })
+        });
+        let keyed = keyed.into_iter().map(|(slot, _, c)| (slot, c));
         let mut stage = 0;
         let mut last = None;
         let mut changes = Vec::with_capacity(keyed.len());
