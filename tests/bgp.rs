@@ -786,3 +786,54 @@ fn ipv6_over_an_ipv4_session_and_a_set_on_a_reject_term_are_warnings() {
         "{r:?}"
     );
 }
+
+#[test]
+fn a_new_table_for_learned_routes_moves_them_and_the_old_table_is_left_clean() {
+    let lab = Lab::new("nlgt");
+    let o = lab.o;
+    let main = lab.topology("LAB_BGP_PW", false);
+    let f = lab.dir.write("lab.toml", &main);
+    let learned = |table: &str| {
+        must(&format!(
+            "ip -n {} route show table {table} proto 79",
+            lab.ns.name
+        ))
+    };
+    eventually(
+        "learned routes in the main table",
+        20,
+        || {
+            lab.nl(&["apply"], &f, &lab.password);
+            learned("main").contains(&format!("10.20.{o}.0/24 via 10.150.{o}.2"))
+        },
+        || {
+            format!(
+                "{}\n{}",
+                lab.kernel_bgp_routes(),
+                lab.birdc("show protocols")
+            )
+        },
+    );
+    let f = lab
+        .dir
+        .write("lab.toml", &main.replace("[bgp]\n", "[bgp]\ntable = 100\n"));
+    let plan = lab.nl(&["plan"], &f, &lab.password);
+    assert!(plan.stdout.contains("- bgp routes table 254"), "{plan:?}");
+    assert!(plan.stdout.contains("bgp routes table 100"), "{plan:?}");
+    // The sessions stay: only where the routes go changes.
+    assert!(!plan.stdout.contains("bgp peer"), "{plan:?}");
+    assert!(!plan.stdout.contains("bgp speaker"), "{plan:?}");
+    let apply = lab.nl(&["apply"], &f, &lab.password);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert_eq!(learned("main"), "", "{apply:?}");
+    assert!(
+        learned("100").contains(&format!("10.20.{o}.0/24 via 10.150.{o}.2")),
+        "{}",
+        learned("100")
+    );
+    let again = lab.nl(&["plan", "--detailed-exitcode"], &f, &lab.password);
+    assert_eq!(again.code, 0, "{again:?}");
+    let destroy = lab.nl(&["destroy"], &f, &lab.password);
+    assert_eq!(destroy.code, 0, "{destroy:?}");
+    assert_eq!(learned("100"), "");
+}
