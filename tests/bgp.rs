@@ -795,16 +795,20 @@ fn a_new_table_for_learned_routes_moves_them_and_the_old_table_is_left_clean() {
     let f = lab.dir.write("lab.toml", &main);
     let learned = |table: &str| {
         must(&format!(
-            "ip -n {} route show table {table} proto 79",
-            lab.ns.name
+            "ip -n {ns} route show table {table} proto 79; ip -n {ns} -6 route show table {table} proto 79",
+            ns = lab.ns.name
         ))
     };
+    // Both sessions' routes first (the v6 one may come up later), so the
+    // plan after the move has nothing new to add.
     eventually(
-        "learned routes in the main table",
+        "learned routes of both sessions in the main table",
         20,
         || {
             lab.nl(&["apply"], &f, &lab.password);
-            learned("main").contains(&format!("10.20.{o}.0/24 via 10.150.{o}.2"))
+            let k = learned("main");
+            k.contains(&format!("10.20.{o}.0/24 via 10.150.{o}.2"))
+                && k.contains(&format!("fd00:20:{o}::/64"))
         },
         || {
             format!(
@@ -826,10 +830,11 @@ fn a_new_table_for_learned_routes_moves_them_and_the_old_table_is_left_clean() {
     let apply = lab.nl(&["apply"], &f, &lab.password);
     assert_eq!(apply.code, 0, "{apply:?}");
     assert_eq!(learned("main"), "", "{apply:?}");
+    let moved = learned("100");
     assert!(
-        learned("100").contains(&format!("10.20.{o}.0/24 via 10.150.{o}.2")),
-        "{}",
-        learned("100")
+        moved.contains(&format!("10.20.{o}.0/24 via 10.150.{o}.2"))
+            && moved.contains(&format!("fd00:20:{o}::/64")),
+        "{moved}"
     );
     let again = lab.nl(&["plan", "--detailed-exitcode"], &f, &lab.password);
     assert_eq!(again.code, 0, "{again:?}");
