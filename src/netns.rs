@@ -44,15 +44,14 @@ pub fn run_in<T: Send>(fd: Option<&File>, f: impl FnOnce() -> T + Send) -> io::R
 /// namespaces costs one thread, not one each.
 pub fn run_in_each<T: Send>(
     fds: &[&File],
-    f: impl Fn(usize) -> T + Send + Sync,
+    f: impl Fn() -> T + Send + Sync,
 ) -> io::Result<Vec<io::Result<T>>> {
     std::thread::scope(|s| {
         s.spawn(|| {
             fds.iter()
-                .enumerate()
-                .map(|(i, fd)| {
+                .map(|fd| {
                     setns(fd, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-                    Ok(f(i))
+                    Ok(f())
                 })
                 .collect()
         })

@@ -116,16 +116,15 @@ impl NameIndex {
             }
             m
         });
-        if idx.len() <= links.len()
-            && let Some(l) = idx.get(name).and_then(|&i| links.get(i))
-            && l.name == name
-        {
-            return Some(l);
+        let scan = || links.iter().find(|l| l.name == name);
+        if idx.len() != links.len() {
+            return scan();
         }
-        if idx.contains_key(name) || idx.len() != links.len() {
-            return links.iter().find(|l| l.name == name);
+        match idx.get(name).and_then(|&i| links.get(i)) {
+            Some(l) if l.name == name => Some(l),
+            Some(_) => scan(),
+            None => None,
         }
-        None
     }
 }
 

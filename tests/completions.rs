@@ -50,7 +50,7 @@ fn bash_completes_subcommands_and_every_shell_gets_a_script() {
     for (shell, marker) in [
         ("zsh", "#compdef netloom"),
         ("fish", "complete -c netloom"),
-        ("elvish", "netloom"),
+        ("elvish", "edit:completion:arg-completer[netloom]"),
         ("powershell", "Register-ArgumentCompleter"),
     ] {
         let s = netloom(&["completions", shell]);

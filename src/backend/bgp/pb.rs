@@ -618,7 +618,8 @@ pub struct WatchFilter {
     pub init: bool,
 }
 
-/// Only whether an event came matters to netloom (each reconcile re-reads).
+/// To netloom only whether an event came matters (each reconcile re-reads);
+/// the paths are read by the benchmark's floor client.
 #[derive(Clone, PartialEq, Message)]
 pub struct WatchEventResponse {
     /// One member of gobgpd's `event` oneof (wire-compatible with an

@@ -24,6 +24,26 @@ use dump::DumpSocket;
 use rtnetlink::Handle;
 use std::sync::{Arc, Mutex};
 
+/// What a `Kernel` is made of, opened on a thread inside its netns (a
+/// socket stays in the netns it was created in).
+struct Sockets {
+    conn: rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>,
+    handle: Handle,
+    dumper: DumpSocket,
+}
+
+impl Sockets {
+    fn open(rt: &tokio::runtime::Handle) -> std::io::Result<Sockets> {
+        let _guard = rt.enter();
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        Ok(Sockets {
+            conn,
+            handle,
+            dumper: DumpSocket::new()?,
+        })
+    }
+}
+
 /// A netlink connection into the topology's netns.
 #[derive(Clone)]
 pub struct Kernel {
@@ -49,12 +69,20 @@ impl Kernel {
     /// Connects inside the netns of an open namespace file (`None`: ours).
     pub fn connect_fd(fd: Option<&std::fs::File>) -> Result<Kernel> {
         let rt = tokio::runtime::Handle::current();
-        let ((conn, handle, _), dumper) = netns::run_in(fd, move || {
-            let _guard = rt.enter();
-            Ok::<_, std::io::Error>((rtnetlink::new_connection()?, DumpSocket::new()?))
-        })
-        .and_then(|r| r)
-        .map_err(|e| Error::io("open a netlink socket", e))?;
+        let sockets = netns::run_in(fd, || Sockets::open(&rt)).and_then(|r| r);
+        Kernel::from_sockets(sockets, fd)
+    }
+
+    /// A connection from sockets opened inside the netns of `fd`.
+    fn from_sockets(
+        sockets: std::io::Result<Sockets>,
+        fd: Option<&std::fs::File>,
+    ) -> Result<Kernel> {
+        let Sockets {
+            conn,
+            handle,
+            dumper,
+        } = sockets.map_err(|e| Error::io("open a netlink socket", e))?;
         tokio::spawn(conn);
         Ok(Kernel {
             handle,
@@ -93,21 +121,9 @@ pub struct ContainerNet {
 }
 
 impl ContainerNet {
-    /// Opens `/proc/PID/ns/net`: an fd, never a bare pid, from then on.
-    pub fn open(container: &str, pid: u32) -> Result<ContainerNet> {
-        let path = format!("/proc/{pid}/ns/net");
-        let fd = std::fs::File::open(&path).map_err(|e| {
-            Error::io(
-                format!("open the netns of container {container} ({path})"),
-                e,
-            )
-        })?;
-        let kernel = Kernel::connect_fd(Some(&fd))?;
-        Ok(ContainerNet { fd, kernel })
-    }
-
-    /// `open` for many containers at once, their sockets made on one
-    /// thread (a thread per netns made observing 200 containers slow).
+    /// Opens `/proc/PID/ns/net` of each (name, pid): an fd, never a bare
+    /// pid, from then on. The sockets of all are made on one thread (a
+    /// thread per netns made observing 200 containers slow).
     pub fn open_many(containers: &[(String, u32)]) -> Vec<Result<ContainerNet>> {
         let files: Vec<Result<std::fs::File>> = containers
             .iter()
@@ -120,43 +136,24 @@ impl ContainerNet {
             .collect();
         let open: Vec<&std::fs::File> = files.iter().filter_map(|f| f.as_ref().ok()).collect();
         let rt = tokio::runtime::Handle::current();
-        let sockets = netns::run_in_each(&open, |_| {
-            let _guard = rt.enter();
-            Ok::<_, std::io::Error>((rtnetlink::new_connection()?, DumpSocket::new()?))
-        });
-        let mut sockets = match sockets {
+        let mut sockets = match netns::run_in_each(&open, || Sockets::open(&rt)) {
             Ok(s) => s.into_iter(),
             Err(e) => {
                 let msg = e.to_string();
-                return containers
-                    .iter()
-                    .map(|_| {
-                        Err(Error::io(
-                            "open a netlink socket",
-                            std::io::Error::other(msg.clone()),
-                        ))
-                    })
-                    .collect();
+                let failed =
+                    || Error::io("open a netlink socket", std::io::Error::other(msg.clone()));
+                return containers.iter().map(|_| Err(failed())).collect();
             }
         };
         files
             .into_iter()
             .map(|f| {
                 let fd = f?;
-                let ((conn, handle, _), dumper) = sockets
+                let sockets = sockets
                     .next()
                     .expect("one result per open netns")
-                    .and_then(|r| r)
-                    .map_err(|e| Error::io("open a netlink socket", e))?;
-                tokio::spawn(conn);
-                let kernel = Kernel {
-                    handle,
-                    dumper: Arc::new(Mutex::new(dumper)),
-                    fd: Some(Arc::new(
-                        fd.try_clone()
-                            .map_err(|e| Error::io("keep the netns open", e))?,
-                    )),
-                };
+                    .and_then(|r| r);
+                let kernel = Kernel::from_sockets(sockets, Some(&fd))?;
                 Ok(ContainerNet { fd, kernel })
             })
             .collect()
