@@ -5,7 +5,7 @@ use crate::model::Topology;
 use crate::naming::host_end;
 use crate::resource::{
     AttachKey, AttachRes, ContainerRouteRes, IfacePeer, IfaceRes, LinkEnd, LinkKind, LinkRes,
-    NetnsRes, Resource, ResourceKey, RouteKey, RouteRes, RuleKey,
+    LoopbackRes, NetnsRes, Resource, ResourceKey, RouteKey, RouteRes, RuleKey, SysctlRes,
 };
 use ipnet::IpNet;
 use petgraph::Direction;
@@ -131,6 +131,8 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
     add_docker(&mut g, topo);
     let wired = add_container_wiring(&mut g, topo);
     add_container_routes(&mut g, topo, &wired);
+    add_container_extras(&mut g, topo, &wired);
+    add_topology_sysctls(&mut g, topo, &links);
     add_cni(&mut g, topo);
     for s in topo.services.values() {
         g.add(
@@ -167,7 +169,7 @@ struct Links {
 type RouteNode = (NodeIndex, RouteKey, Option<IpAddr>);
 
 /// A container's wired interfaces: node and addresses, for its routes.
-type Wired<'a> = HashMap<&'a str, Vec<(NodeIndex, Vec<IpNet>)>>;
+type Wired<'a> = HashMap<&'a str, Vec<(NodeIndex, &'a str, Vec<IpNet>)>>;
 
 /// Bridges and veths; a veth after the bridges its ends are enslaved to.
 fn add_links(g: &mut DesiredGraph, topo: &Topology) -> Links {
@@ -243,10 +245,15 @@ fn add_routes(g: &mut DesiredGraph, topo: &Topology, links: &Links) -> Vec<Route
                     key: key.clone(),
                     via: r.via,
                     dev: r.dev.clone(),
+                    nexthops: r.nexthops.clone(),
                 }),
                 Some(r.loc.clone()),
             );
-            if let Some(d) = &r.dev {
+            for d in r
+                .dev
+                .iter()
+                .chain(r.nexthops.iter().filter_map(|h| h.dev.as_ref()))
+            {
                 g.edge(&link_key(&links.owner_of[d]), i);
             }
             (i, key, r.via)
@@ -254,8 +261,17 @@ fn add_routes(g: &mut DesiredGraph, topo: &Topology, links: &Links) -> Vec<Route
         .collect();
     // A gateway is reached through the connected subnet of a topology link
     // (the kernel does not resolve gateways through other routes).
-    for (i, _, via) in &route_nodes {
-        let Some(via) = via else { continue };
+    let gateways = route_nodes
+        .iter()
+        .zip(&topo.routes)
+        .flat_map(|((i, _, _), r)| {
+            r.via
+                .into_iter()
+                .chain(r.nexthops.iter().map(|h| h.via))
+                .map(move |v| (*i, v))
+        });
+    let gateways: Vec<(NodeIndex, IpAddr)> = gateways.collect();
+    for (i, via) in &gateways {
         let best = links
             .connected
             .iter()
@@ -341,10 +357,11 @@ fn add_container_wiring<'a>(g: &mut DesiredGraph, topo: &'a Topology) -> Wired<'
                 Some(i.loc.clone()),
             );
             g.edge(&link_key(&i.bridge), n);
-            wired
-                .entry(&c.name)
-                .or_default()
-                .push((n, i.addresses.iter().copied().collect()));
+            wired.entry(&c.name).or_default().push((
+                n,
+                i.name.as_str(),
+                i.addresses.iter().copied().collect(),
+            ));
         }
     }
     for l in &topo.links {
@@ -362,14 +379,16 @@ fn add_container_wiring<'a>(g: &mut DesiredGraph, topo: &'a Topology) -> Wired<'
             }),
             Some(l.loc.clone()),
         );
-        wired
-            .entry(&l.a.0)
-            .or_default()
-            .push((n, l.a_addresses.iter().copied().collect()));
-        wired
-            .entry(&l.b.0)
-            .or_default()
-            .push((n, l.b_addresses.iter().copied().collect()));
+        wired.entry(&l.a.0).or_default().push((
+            n,
+            l.a.1.as_str(),
+            l.a_addresses.iter().copied().collect(),
+        ));
+        wired.entry(&l.b.0).or_default().push((
+            n,
+            l.b.1.as_str(),
+            l.b_addresses.iter().copied().collect(),
+        ));
     }
     wired
 }
@@ -383,28 +402,109 @@ fn add_container_routes(g: &mut DesiredGraph, topo: &Topology, wired: &Wired<'_>
                     container: c.name.clone(),
                     to: r.to,
                     via: r.via,
+                    dev: r.dev.clone(),
+                    metric: r.metric,
+                    nexthops: r.nexthops.clone(),
                 }),
                 Some(r.loc.clone()),
             );
-            // Only the interface whose subnet holds the gateway: a route
-            // must not wait for a link elsewhere that is pending. Without
-            // one (the gateway is validated to be on some), all of them.
+            // Only the interfaces a gateway or `dev` is on: a route must
+            // not wait for a link elsewhere that is pending. Without one
+            // (`lo`, or a gateway validated to be on some), all of them.
             let ends = wired
                 .get(c.name.as_str())
                 .map(Vec::as_slice)
                 .unwrap_or_default();
+            let vias: Vec<IpAddr> = r
+                .via
+                .into_iter()
+                .chain(r.nexthops.iter().map(|h| h.via))
+                .collect();
+            let devs: Vec<&str> = r
+                .dev
+                .iter()
+                .chain(r.nexthops.iter().filter_map(|h| h.dev.as_ref()))
+                .map(String::as_str)
+                .collect();
             let on_subnet: Vec<NodeIndex> = ends
                 .iter()
-                .filter(|(_, nets)| nets.iter().any(|a| a.trunc().contains(&r.via)))
-                .map(|(i, _)| *i)
+                .filter(|(_, name, nets)| {
+                    devs.contains(name)
+                        || nets
+                            .iter()
+                            .any(|a| vias.iter().any(|v| a.trunc().contains(v)))
+                })
+                .map(|(i, _, _)| *i)
                 .collect();
             let deps: Vec<NodeIndex> = if on_subnet.is_empty() {
-                ends.iter().map(|(i, _)| *i).collect()
+                ends.iter().map(|(i, _, _)| *i).collect()
             } else {
                 on_subnet
             };
             for i in deps {
                 g.link(i, n);
+            }
+        }
+    }
+}
+
+/// The interface names a sysctl key is about (`net.ipv4.conf.e1.forwarding`).
+fn key_names(key: &str) -> Vec<&str> {
+    key.split(['.', '/']).collect()
+}
+
+/// Loopback addresses and sysctls inside containers; a sysctl of an
+/// interface after that interface.
+fn add_container_extras(g: &mut DesiredGraph, topo: &Topology, wired: &Wired<'_>) {
+    for c in topo.containers.values() {
+        if !c.loopback.is_empty() {
+            g.add(
+                Resource::Loopback(LoopbackRes {
+                    container: c.name.clone(),
+                    addresses: c.loopback.clone(),
+                }),
+                Some(c.loc.clone()),
+            );
+        }
+        let ends = wired
+            .get(c.name.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for (key, value) in &c.sysctls {
+            let n = g.add(
+                Resource::Sysctl(SysctlRes {
+                    container: Some(c.name.clone()),
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                    restore: None,
+                }),
+                Some(c.loc.clone()),
+            );
+            let names = key_names(key);
+            for (i, name, _) in ends {
+                if names.contains(name) {
+                    g.link(*i, n);
+                }
+            }
+        }
+    }
+}
+
+/// Sysctls of the topology's netns, after the links they name.
+fn add_topology_sysctls(g: &mut DesiredGraph, topo: &Topology, links: &Links) {
+    for (key, value) in &topo.sysctls {
+        let n = g.add(
+            Resource::Sysctl(SysctlRes {
+                container: None,
+                key: key.clone(),
+                value: Some(value.clone()),
+                restore: None,
+            }),
+            Some(topo.name_loc.clone()),
+        );
+        for name in key_names(key) {
+            if let Some(owner) = links.owner_of.get(name) {
+                g.edge(&link_key(owner), n);
             }
         }
     }

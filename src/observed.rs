@@ -69,6 +69,10 @@ pub struct Observed {
     /// Route and rule keys this topology recorded as its own.
     #[serde(default)]
     pub ledger: Ledger,
+    /// Sysctls the topology sets or set, in its netns; `None` when that
+    /// netns does not exist yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sysctls: Option<crate::resource::SysctlObs>,
     /// The Docker side; `None` when the topology has nothing in Docker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<DockerObs>,
@@ -297,6 +301,9 @@ pub struct CniCached {
 pub struct ContainerNetObs {
     pub links: Vec<LinkObs>,
     pub routes: Vec<RouteObs>,
+    /// The sysctls the topology sets or set here.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sysctls: crate::resource::SysctlObs,
     /// Whose netns this also is ("the host", "container `db`"): wiring it
     /// would change theirs too, so netloom refuses.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,6 +27,11 @@ pub enum Field {
     Mark,
     Via,
     Dev,
+    /// A multipath route's next hops, as a whole.
+    Nexthops,
+    Metric,
+    /// A sysctl's value.
+    Value,
     Ipv4,
     Ipv6,
     Aliases,
@@ -64,6 +69,9 @@ impl Field {
             Field::Mark => "mark",
             Field::Via => "via",
             Field::Dev => "dev",
+            Field::Nexthops => "nexthops",
+            Field::Metric => "metric",
+            Field::Value => "value",
             Field::Ipv4 => "ipv4",
             Field::Ipv6 => "ipv6",
             Field::Aliases => "aliases",

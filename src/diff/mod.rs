@@ -227,13 +227,19 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
             let affected = match dep {
                 Resource::Rule(_) => false, // rules name interfaces, they survive
                 _ if c.action == Action::Replace => true,
-                Resource::Route(r) => r.via.is_some_and(|v| lost.iter().any(|n| n.contains(&v))),
+                Resource::Route(r) => r
+                    .via
+                    .into_iter()
+                    .chain(r.nexthops.iter().map(|h| h.via))
+                    .any(|v| lost.iter().any(|n| n.contains(&v))),
                 Resource::Netns(_)
                 | Resource::Link(_)
                 | Resource::Network(_)
                 | Resource::Attachment(_)
                 | Resource::Iface(_)
                 | Resource::ContainerRoute(_)
+                | Resource::Loopback(_)
+                | Resource::Sysctl(_)
                 | Resource::Cni(_)
                 | Resource::Service(_)
                 | Resource::Bgp(_) => false,
@@ -258,6 +264,8 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
             | Resource::Network(_)
             | Resource::Attachment(_)
             | Resource::ContainerRoute(_)
+            | Resource::Loopback(_)
+            | Resource::Sysctl(_)
             | Resource::Cni(_)
             | Resource::Service(_)
             | Resource::Bgp(_) => continue,
@@ -274,6 +282,8 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
                 | Resource::Network(_)
                 | Resource::Attachment(_)
                 | Resource::Iface(_)
+                | Resource::Loopback(_)
+                | Resource::Sysctl(_)
                 | Resource::Cni(_)
                 | Resource::Service(_)
                 | Resource::Bgp(_) => false,

@@ -179,6 +179,11 @@ pub fn waiting(plan: &Plan, graph: &DesiredGraph) -> BTreeSet<String> {
             Resource::ContainerRoute(r) => {
                 out.insert(r.container.clone());
             }
+            Resource::Loopback(l) => {
+                out.insert(l.container.clone());
+                out.extend(l.addresses.iter().map(|a| a.addr().to_string()));
+            }
+            Resource::Sysctl(s) => out.extend(s.container.clone()),
             Resource::Cni(c) => {
                 out.insert(c.container.clone());
             }

@@ -75,6 +75,8 @@ fn redo_dependents(plan: &Plan, done: &[String], changes: &mut Vec<Staged>, last
         | Resource::Rule(_)
         | Resource::Attachment(_)
         | Resource::ContainerRoute(_)
+        | Resource::Loopback(_)
+        | Resource::Sysctl(_)
         | Resource::Cni(_)
         | Resource::Service(_) => true,
         Resource::Bgp(b) => !matches!(b, crate::resource::BgpRes::Speaker(_)),

@@ -77,6 +77,8 @@ pub(super) fn build(
                 networks: BTreeMap::new(),
                 interfaces: BTreeMap::new(),
                 routes: vec![],
+                loopback: Default::default(),
+                sysctls: Default::default(),
                 ready: None,
                 cni: BTreeMap::new(),
             };

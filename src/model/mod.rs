@@ -47,6 +47,8 @@ pub struct Topology {
     pub services: BTreeMap<String, Service>,
     /// The BGP speaker, if `[bgp]` is declared.
     pub bgp: Option<Bgp>,
+    /// `net.*` sysctls in the topology's netns: key → value.
+    pub sysctls: BTreeMap<String, String>,
 }
 
 /// A veth from a container's netns to a topology bridge.
@@ -76,7 +78,11 @@ pub struct ContainerLink {
 pub struct ContainerRoute {
     pub loc: Loc,
     pub to: IpNet,
-    pub via: IpAddr,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    /// `None`: the kernel's default for the family.
+    pub metric: Option<u32>,
+    pub nexthops: Vec<crate::resource::NextHop>,
 }
 
 /// Ping from inside the container after apply: readiness, not a sleep.
@@ -110,6 +116,10 @@ pub struct Container {
     pub networks: BTreeMap<String, Attachment>,
     pub interfaces: BTreeMap<String, Iface>,
     pub routes: Vec<ContainerRoute>,
+    /// Addresses netloom puts on the container's `lo`.
+    pub loopback: BTreeSet<IpNet>,
+    /// `net.*` sysctls in the container's netns: key → value.
+    pub sysctls: BTreeMap<String, String>,
     pub ready: Option<Ready>,
     /// Interfaces CNI plugins make, by interface name.
     pub cni: BTreeMap<String, CniAttach>,
@@ -184,6 +194,8 @@ pub struct Route {
     pub to: IpNet,
     pub via: Option<IpAddr>,
     pub dev: Option<String>,
+    /// Two or more next hops (ECMP); then `via` and `dev` are `None`.
+    pub nexthops: Vec<crate::resource::NextHop>,
     pub table: u32,
     pub metric: u32,
     /// Links (by name) that must exist first, from `depends_on`.

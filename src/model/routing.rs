@@ -4,36 +4,168 @@
 use super::validate::{LinkDecl, Validator, loc_of};
 use super::{Bridge, Family, MAIN_TABLE, Route, Rule, Veth, check_ifname};
 use crate::diag::{Diagnostic, Loc, did_you_mean};
-use crate::spec::Section;
+use crate::resource::NextHop;
+use crate::spec::{NexthopSpec, Section, ViaSpec};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use toml::Spanned;
 
-impl Validator {
-    fn ip(&mut self, loc: &Loc, text: &str) -> Option<IpAddr> {
-        match text.parse::<IpAddr>() {
-            Ok(a) if a.is_unspecified() || a.is_multicast() => {
-                self.err(Diagnostic::at(
-                    loc,
-                    format!("gateway {a} is not a unicast address"),
-                ));
-                None
+/// A gateway address: unicast, without a prefix length.
+pub(super) fn gateway_ip(loc: &Loc, text: &str, diags: &mut Vec<Diagnostic>) -> Option<IpAddr> {
+    match text.parse::<IpAddr>() {
+        Ok(a) if a.is_unspecified() || a.is_multicast() => {
+            diags.push(Diagnostic::at(
+                loc,
+                format!("gateway {a} is not a unicast address"),
+            ));
+            None
+        }
+        Ok(a) => Some(a),
+        Err(_) => {
+            let d = Diagnostic::at(loc, format!("`{text}` is not an IP address"));
+            let d = if text.contains('/') {
+                d.help("a gateway is a single address, without a prefix length")
+            } else {
+                d
+            };
+            diags.push(d);
+            None
+        }
+    }
+}
+
+/// How a route leaves: one gateway (`via`), or several next hops (a list
+/// of `via`s, or `nexthops` with their own `dev` and `weight`).
+#[derive(Default)]
+pub(super) struct Gateways {
+    pub via: Option<(IpAddr, Loc)>,
+    /// Two or more, canonical order; each with the location of its address.
+    pub hops: Vec<(NextHop, Loc)>,
+    /// `dev` of a single entry in `nexthops` (the route's own `dev` otherwise).
+    pub dev: Option<(String, Loc)>,
+}
+
+impl Gateways {
+    pub fn nexthops(&self) -> Vec<NextHop> {
+        self.hops.iter().map(|(h, _)| h.clone()).collect()
+    }
+
+    /// Every gateway address with its location.
+    pub fn addrs(&self) -> Vec<(IpAddr, &Loc)> {
+        self.via
+            .iter()
+            .map(|(a, l)| (*a, l))
+            .chain(self.hops.iter().map(|(h, l)| (h.via, l)))
+            .collect()
+    }
+}
+
+/// Reads `via` (one or a list) and `nexthops`; `None` on an error reported.
+pub(super) fn gateways_of(
+    file: usize,
+    via: &Option<Spanned<ViaSpec>>,
+    nexthops: &[NexthopSpec],
+    dev: &Option<Spanned<String>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Gateways> {
+    let n = diags.len();
+    let mut hops: Vec<(NextHop, Loc, Option<Loc>)> = vec![];
+    let mut out = Gateways::default();
+    match via {
+        Some(v) if !nexthops.is_empty() => diags.push(
+            Diagnostic::at(
+                &loc_of(file, v),
+                "a route takes `via` or `nexthops`, not both",
+            )
+            .help("list every gateway under `nexthops`, or drop `nexthops`"),
+        ),
+        Some(v) => {
+            let loc = loc_of(file, v);
+            match v.get_ref() {
+                ViaSpec::One(text) => out.via = gateway_ip(&loc, text, diags).map(|a| (a, loc)),
+                ViaSpec::Many(list) if list.is_empty() => diags.push(
+                    Diagnostic::at(&loc, "`via` is an empty list")
+                        .help("give one gateway, or several for a multipath route"),
+                ),
+                ViaSpec::Many(list) => {
+                    for text in list {
+                        if let Some(a) = gateway_ip(&loc, text, diags) {
+                            let hop = NextHop {
+                                via: a,
+                                dev: None,
+                                weight: 1,
+                            };
+                            hops.push((hop, loc.clone(), None));
+                        }
+                    }
+                }
             }
-            Ok(a) => Some(a),
-            Err(_) => {
-                let d = Diagnostic::at(loc, format!("`{text}` is not an IP address"));
-                let d = if text.contains('/') {
-                    d.help("a gateway is a single address, without a prefix length")
-                } else {
-                    d
+        }
+        None => {
+            for h in nexthops {
+                let loc = loc_of(file, &h.via);
+                let weight = match &h.weight {
+                    None => 1,
+                    Some(w) if (1..=256).contains(w.get_ref()) => *w.get_ref() as u16,
+                    Some(w) => {
+                        diags.push(
+                            Diagnostic::at(
+                                &loc_of(file, w),
+                                format!("weight {} is out of range", w.get_ref()),
+                            )
+                            .help("a next hop's weight is from 1 to 256"),
+                        );
+                        1
+                    }
                 };
-                self.err(d);
-                None
+                if let Some(a) = gateway_ip(&loc, h.via.get_ref(), diags) {
+                    let hop = NextHop {
+                        via: a,
+                        dev: h.dev.as_ref().map(|d| d.get_ref().clone()),
+                        weight,
+                    };
+                    hops.push((hop, loc, h.dev.as_ref().map(|d| loc_of(file, d))));
+                }
+            }
+            if let (Some(d), false) = (dev, nexthops.is_empty()) {
+                diags.push(
+                    Diagnostic::at(
+                        &loc_of(file, d),
+                        "with `nexthops`, each next hop names its own `dev`",
+                    )
+                    .help("move `dev` into the next hops"),
+                );
             }
         }
     }
+    // One next hop and a gateway listed twice are mistakes worth naming.
+    let mut seen: Vec<(IpAddr, Option<String>)> = vec![];
+    for (h, loc, _) in &hops {
+        let key = (h.via, h.dev.clone());
+        if seen.contains(&key) {
+            diags.push(Diagnostic::at(
+                loc,
+                format!("next hop {} is listed twice", h.via),
+            ));
+        }
+        seen.push(key);
+    }
+    if diags.len() > n {
+        return None;
+    }
+    if hops.len() == 1 {
+        let (h, loc, dev_loc) = hops.pop().unwrap();
+        out.dev = h.dev.zip(dev_loc);
+        out.via = Some((h.via, loc));
+    } else {
+        hops.sort_by(|a, b| a.0.cmp(&b.0));
+        out.hops = hops.into_iter().map(|(h, l, _)| (h, l)).collect();
+    }
+    Some(out)
+}
 
+impl Validator {
     fn table(&mut self, file: usize, t: &Spanned<i64>) -> Option<u32> {
         let v = *t.get_ref();
         let loc = loc_of(file, t);
@@ -67,14 +199,13 @@ impl Validator {
     ) -> Option<Route> {
         let r = &s.spec;
         let to_loc = loc_of(file, &r.to);
-        let via = r.via.as_ref().and_then(|v| {
-            let a = self.ip(&loc_of(file, v), v.get_ref())?;
-            Some((a, loc_of(file, v)))
-        });
+        let gw = gateways_of(file, &r.via, &r.nexthops, &r.dev, &mut self.diags);
+        let addrs = gw.as_ref().map(|g| g.addrs()).unwrap_or_default();
         let to = if r.to.get_ref() == "default" {
-            match &via {
+            match addrs.first() {
                 Some((a, _)) if a.is_ipv6() => Some("::/0".parse().unwrap()),
                 Some(_) => Some("0.0.0.0/0".parse().unwrap()),
+                None if gw.is_none() => None,
                 None => {
                     self.err(
                         Diagnostic::at(
@@ -89,24 +220,15 @@ impl Validator {
         } else {
             self.prefix(&to_loc, r.to.get_ref())
         };
-        if let (Some(to), Some((via, via_loc))) = (&to, &via)
-            && Family::of_net(to) != Family::of(via)
-        {
-            self.err(
-                Diagnostic::at(
-                    via_loc,
-                    format!("gateway {via} is not of the same address family as {to}"),
-                )
-                .help("an IPv4 route needs an IPv4 gateway, an IPv6 route an IPv6 one"),
-            );
+        if let Some(to) = &to {
+            same_family(to, &addrs, &mut self.diags);
         }
-        let dev = r.dev.as_ref().and_then(|d| {
-            let name = d.get_ref();
+        let dev_ok = |name: &str, loc: &Loc, diags: &mut Vec<Diagnostic>| {
             if links.contains_key(name) {
-                return Some(name.clone());
+                return true;
             }
             let msg = Diagnostic::at(
-                &loc_of(file, d),
+                loc,
                 format!("route device `{name}` is not a bridge or veth end of this topology"),
             );
             let msg = match did_you_mean(name, links.keys().map(String::as_str)) {
@@ -114,22 +236,28 @@ impl Validator {
                 None => msg
                     .help("declare the interface in the topology, or route via a gateway instead"),
             };
-            self.err(msg);
-            None
-        });
-        if let Some((std::net::IpAddr::V6(v6), via_loc)) = &via
-            && v6.is_unicast_link_local()
-            && r.dev.is_none()
-        {
-            self.err(
-                Diagnostic::at(
-                    via_loc,
-                    format!("link-local gateway {v6} needs `dev`"),
-                )
-                .help("a link-local address means something only on one link: name it, e.g. dev = \"br-core\""),
-            );
+            diags.push(msg);
+            false
+        };
+        let dev = match (&r.dev, gw.as_ref().and_then(|g| g.dev.clone())) {
+            (_, Some((d, loc))) => dev_ok(&d, &loc, &mut self.diags).then_some(d),
+            (Some(d), None) if r.nexthops.is_empty() => {
+                dev_ok(d.get_ref(), &loc_of(file, d), &mut self.diags).then(|| d.get_ref().clone())
+            }
+            _ => None,
+        };
+        let nexthops = gw.as_ref().map(|g| g.nexthops()).unwrap_or_default();
+        for (h, loc) in gw.iter().flat_map(|g| g.hops.iter()) {
+            if let Some(d) = &h.dev {
+                dev_ok(d, loc, &mut self.diags);
+            }
         }
-        if r.via.is_none() && r.dev.is_none() {
+        link_local_needs_dev(
+            gw.as_ref(),
+            r.dev.is_some() || dev.is_some(),
+            &mut self.diags,
+        );
+        if gw.as_ref().is_some_and(|g| g.addrs().is_empty()) && r.dev.is_none() {
             self.err(
                 Diagnostic::at(&s.name_loc, "a route needs `via`, `dev` or both")
                     .help("e.g. via = \"10.0.0.2\""),
@@ -158,12 +286,14 @@ impl Validator {
             }
         };
         let depends_on = self.depends_on(file, &r.depends_on, links);
+        let gw = gw?;
         Some(Route {
             depends_on,
             loc: s.name_loc.clone(),
             to: to?,
-            via: via.map(|v| v.0),
+            via: gw.via.map(|v| v.0),
             dev,
+            nexthops,
             table: table?,
             metric: metric?,
         })
@@ -274,15 +404,16 @@ impl Validator {
             .map(|a| a.trunc())
             .collect();
         for r in routes {
-            if let Some(via) = r.via
-                && Family::of(&via) == Family::of_net(&r.to) // else an error already
+            for via in r.via.into_iter().chain(r.nexthops.iter().map(|h| h.via)) {
+                if Family::of(&via) == Family::of_net(&r.to) // else an error already
                 && !subnets.iter().any(|n| n.contains(&via))
                 && !matches!(via, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
-            {
-                self.diags.push(
+                {
+                    self.diags.push(
                         Diagnostic::warning(&r.loc, format!("gateway {via} is not in a subnet of any link of this topology"))
                             .help("the kernel only accepts a gateway on a connected subnet: give a bridge or veth an address covering it"),
                     );
+                }
             }
         }
     }
@@ -314,5 +445,46 @@ impl Validator {
                 );
             }
         }
+    }
+}
+
+/// Each gateway of the family of `to`.
+pub(super) fn same_family(to: &IpNet, addrs: &[(IpAddr, &Loc)], diags: &mut Vec<Diagnostic>) {
+    for (via, loc) in addrs {
+        if Family::of_net(to) != Family::of(via) {
+            diags.push(
+                Diagnostic::at(
+                    loc,
+                    format!("gateway {via} is not of the same address family as {to}"),
+                )
+                .help("an IPv4 route needs an IPv4 gateway, an IPv6 route an IPv6 one"),
+            );
+        }
+    }
+}
+
+/// A link-local IPv6 gateway means something only on one link.
+pub(super) fn link_local_needs_dev(
+    gw: Option<&Gateways>,
+    has_dev: bool,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(gw) = gw else { return };
+    let mut check = |via: &IpAddr, dev: bool, loc: &Loc| {
+        if let IpAddr::V6(v6) = via
+            && v6.is_unicast_link_local()
+            && !dev
+        {
+            diags.push(
+                Diagnostic::at(loc, format!("link-local gateway {v6} needs `dev`"))
+                    .help("a link-local address means something only on one link: name it, e.g. dev = \"br-core\""),
+            );
+        }
+    };
+    if let Some((via, loc)) = &gw.via {
+        check(via, has_dev, loc);
+    }
+    for (h, loc) in &gw.hops {
+        check(&h.via, h.dev.is_some(), loc);
     }
 }

@@ -63,6 +63,9 @@ impl Validator {
             };
             self.err(d);
         }
+        let sysctls = first
+            .map(|(file, t)| super::wiring::sysctls(file, &t.spec.sysctls, &mut self.diags))
+            .unwrap_or_default();
         let (name, name_loc, netns) = match first {
             Some((file, t)) => {
                 let loc = loc_of(file, &t.spec.name);
@@ -145,6 +148,7 @@ impl Validator {
             &mut self.diags,
         );
         let cni = super::cni::build(loaded, &mut containers, &mut ifnames, &mut self.diags);
+        super::wiring::container_routes(loaded, &mut containers, &links, &mut self.diags);
         let others = super::service::Others {
             bridges: &bridges,
             networks: &networks,
@@ -179,6 +183,7 @@ impl Validator {
             cni,
             services,
             bgp,
+            sysctls,
         })
     }
 

@@ -94,6 +94,8 @@ pub(super) fn build(
                 continue;
             };
             interfaces(f.file, &s.spec, c, bridges, used, diags);
+            c.loopback = addresses(f.file, &s.spec.loopback, diags);
+            c.sysctls = sysctls(f.file, &s.spec.sysctls, diags);
             if let Some(r) = &s.spec.ready
                 && let Some(ready) = ready(f.file, r, diags)
             {
@@ -111,8 +113,56 @@ pub(super) fn build(
         }
     }
 
-    container_routes(loaded, containers, &links, diags);
     links
+}
+
+/// `sysctls`: network ones only (`net.*`: the others are the whole
+/// host's, whatever netns they are written from).
+pub(super) fn sysctls(
+    file: usize,
+    map: &BTreeMap<Spanned<String>, Spanned<String>>,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        let key = k.get_ref();
+        let path = key.replace('/', ".");
+        let well_formed = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/@:".contains(c))
+            && !path.split('.').any(str::is_empty);
+        if !well_formed {
+            diags.push(
+                Diagnostic::at(&loc_of(file, k), format!("`{key}` is not a sysctl key"))
+                    .help("e.g. \"net.ipv4.ip_forward\""),
+            );
+            continue;
+        }
+        if !path.starts_with("net.") {
+            diags.push(
+                Diagnostic::at(
+                    &loc_of(file, k),
+                    format!("sysctl `{key}` is not a network sysctl"),
+                )
+                .help("only net.* keys belong to a network namespace; others would change the whole host"),
+            );
+            continue;
+        }
+        let value = v.get_ref();
+        if value.trim().is_empty() || value.contains('\n') {
+            diags.push(
+                Diagnostic::at(
+                    &loc_of(file, v),
+                    format!("sysctl `{key}` needs a one-line value"),
+                )
+                .help("e.g. \"1\""),
+            );
+            continue;
+        }
+        out.insert(key.clone(), value.clone());
+    }
+    out
 }
 
 /// A container's `interfaces`: each a veth to a declared bridge.
@@ -310,7 +360,8 @@ fn link_addresses(
 }
 
 /// Container routes: a default route only through a netloom interface.
-fn container_routes(
+/// After CNI attachments, whose interfaces a route may name.
+pub(super) fn container_routes(
     loaded: &Loaded,
     containers: &mut BTreeMap<String, Container>,
     links: &[ContainerLink],
@@ -326,20 +377,44 @@ fn container_routes(
                 .values()
                 .flat_map(|i| i.addresses.iter().map(|a| a.trunc()))
                 .collect();
+            // Interfaces a route may name as `dev`: netloom's own and `lo`.
+            let mut devs: Vec<String> = c.interfaces.keys().cloned().collect();
+            devs.extend(c.cni.keys().cloned());
+            devs.push("lo".into());
             for l in links {
                 if l.a.0 == c.name {
                     connected.extend(l.a_addresses.iter().map(|a| a.trunc()));
+                    devs.push(l.a.1.clone());
                 }
                 if l.b.0 == c.name {
                     connected.extend(l.b_addresses.iter().map(|a| a.trunc()));
+                    devs.push(l.b.1.clone());
                 }
             }
+            let here = Here {
+                container: &c.name,
+                connected: &connected,
+                devs: &devs,
+            };
             let routes: Vec<ContainerRoute> = s
                 .spec
                 .routes
                 .iter()
-                .filter_map(|r| container_route(f.file, r, &c.name, &connected, diags))
+                .filter_map(|r| container_route(f.file, r, &here, diags))
                 .collect();
+            let mut seen: BTreeMap<IpNet, &Loc> = BTreeMap::new();
+            for r in &routes {
+                if let Some(first) = seen.insert(r.to, &r.loc) {
+                    diags.push(
+                        Diagnostic::at(
+                            &r.loc,
+                            format!("container `{}` has two routes to {}", c.name, r.to),
+                        )
+                        .related(first, "first declared here")
+                        .help("keep one; for several gateways, list them all in one route's `via`"),
+                    );
+                }
+            }
             if let Some(c) = containers.get_mut(&s.name) {
                 c.routes = routes;
             }
@@ -347,25 +422,37 @@ fn container_routes(
     }
 }
 
-/// One container route; `None` when it is reported. `connected`: the
-/// subnets of the container's netloom interfaces.
+/// What a container route is checked against.
+struct Here<'a> {
+    container: &'a str,
+    /// The subnets of the container's netloom interfaces.
+    connected: &'a [IpNet],
+    /// The interface names a route may use as `dev`.
+    devs: &'a [String],
+}
+
+/// One container route; `None` when it is reported.
 fn container_route(
     file: usize,
     r: &ContainerRouteSpec,
-    container: &str,
-    connected: &[IpNet],
+    here: &Here,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<ContainerRoute> {
-    let via_loc = loc_of(file, &r.via);
-    let Ok(via) = r.via.get_ref().parse::<IpAddr>() else {
-        diags.push(Diagnostic::at(
-            &via_loc,
-            format!("`{}` is not an IP address", r.via.get_ref()),
-        ));
-        return None;
-    };
+    let container = here.container;
+    let gw = super::routing::gateways_of(file, &r.via, &r.nexthops, &r.dev, diags)?;
+    let addrs = gw.addrs();
     let to_loc = loc_of(file, &r.to);
     let to = if r.to.get_ref() == "default" {
+        let Some((via, _)) = addrs.first() else {
+            diags.push(
+                Diagnostic::at(
+                    &to_loc,
+                    "a default route without `via` has no address family",
+                )
+                .help("give `via`, or write \"0.0.0.0/0\" or \"::/0\""),
+            );
+            return None;
+        };
         IpNet::new(
             if via.is_ipv4() {
                 IpAddr::from([0u8; 4])
@@ -394,14 +481,55 @@ fn container_route(
             }
         }
     };
-    if to.addr().is_ipv4() != via.is_ipv4() {
-        diags.push(Diagnostic::at(
-            &via_loc,
-            format!("gateway {via} is not of the same address family as {to}"),
-        ));
-        return None;
+    let n = diags.len();
+    super::routing::same_family(&to, &addrs, diags);
+    let dev_ok = |name: &str, loc: &Loc, diags: &mut Vec<Diagnostic>| {
+        if here.devs.iter().any(|d| d == name) {
+            return true;
+        }
+        let d = Diagnostic::at(
+            loc,
+            format!("`{name}` is not one of container `{container}`'s netloom interfaces"),
+        );
+        diags.push(
+            match did_you_mean(name, here.devs.iter().map(String::as_str)) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help(format!("its interfaces: {}", here.devs.join(", "))),
+            },
+        );
+        false
+    };
+    let dev = match (&r.dev, &gw.dev) {
+        (_, Some((d, loc))) => Some((d.clone(), loc.clone())),
+        (Some(d), None) if r.nexthops.is_empty() => Some((d.get_ref().clone(), loc_of(file, d))),
+        _ => None,
+    };
+    if let Some((d, loc)) = &dev {
+        dev_ok(d, loc, diags);
     }
-    if !connected.iter().any(|n| n.contains(&via)) {
+    for (h, loc) in &gw.hops {
+        if let Some(d) = &h.dev {
+            dev_ok(d, loc, diags);
+        }
+    }
+    super::routing::link_local_needs_dev(Some(&gw), dev.is_some(), diags);
+    if addrs.is_empty() && dev.is_none() {
+        diags.push(
+            Diagnostic::at(&to_loc, "a container route needs `via`, `dev` or both")
+                .help("e.g. via = \"10.0.0.2\""),
+        );
+    }
+    // The kernel resolves a gateway only on a connected subnet; with `dev`,
+    // an on-link (or link-local) gateway is the user's call.
+    for (via, loc) in &addrs {
+        let on_dev = dev.is_some()
+            || gw
+                .hops
+                .iter()
+                .any(|(h, _)| h.via == *via && h.dev.is_some());
+        if on_dev || here.connected.iter().any(|n| n.contains(via)) {
+            continue;
+        }
         let msg = if to.prefix_len() == 0 {
             format!(
                 "a default route in container `{container}` must use a gateway on one of its netloom interfaces; {via} is on none"
@@ -410,15 +538,33 @@ fn container_route(
             format!("gateway {via} is on none of container `{container}`'s netloom interfaces")
         };
         diags.push(
-            Diagnostic::at(&via_loc, msg)
+            Diagnostic::at(loc, msg)
                 .help("give one of its interfaces or links an address in the gateway's subnet"),
         );
+    }
+    let metric = match &r.metric {
+        None => None,
+        // As for host routes: IPv6 metric 0 is stored as 1024.
+        Some(m) if *m.get_ref() == 0 && to.addr().is_ipv6() => Some(1024),
+        Some(m) if (0..=u32::MAX as i64).contains(m.get_ref()) => Some(*m.get_ref() as u32),
+        Some(m) => {
+            diags.push(Diagnostic::at(
+                &loc_of(file, m),
+                format!("metric {} is out of range (0 to {})", m.get_ref(), u32::MAX),
+            ));
+            None
+        }
+    };
+    if diags.len() > n {
         return None;
     }
     Some(ContainerRoute {
         loc: to_loc,
         to,
-        via,
+        nexthops: gw.nexthops(),
+        via: gw.via.map(|v| v.0),
+        dev: dev.map(|d| d.0),
+        metric,
     })
 }
 

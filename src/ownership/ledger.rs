@@ -34,6 +34,16 @@ pub struct Ledger {
     /// Routes netloom added inside containers.
     #[serde(default)]
     pub container_routes: BTreeSet<(String, ipnet::IpNet)>,
+    /// Addresses netloom put on containers' `lo`, by container.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub loopback: std::collections::BTreeMap<String, BTreeSet<ipnet::IpNet>>,
+    /// Sysctls netloom set in the topology's netns: key → the value before.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// The same inside containers, by container.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub container_sysctls:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     /// Containers netloom wired (interfaces, links, routes), to prune them
     /// after their sections are gone.
     #[serde(default)]

@@ -2,34 +2,68 @@
 //! container's netloom interfaces), owned through the ledger.
 
 use super::iface::{netns_of, not_now, wired_here};
+use super::route::{NextHop, nexthops_value, same_nexthops};
 use super::{DiffCx, Kind, Resource, ResourceKey};
-use crate::diff::field::{Field, Side, Value};
+use crate::diff::field::{Field, Side, Value, field};
 use crate::diff::{Action, Diff, FieldChange};
 use crate::observed::Observed;
 use crate::ownership::{Ledger, NETLOOM_PROTO, proto_name};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRouteRes {
     pub container: String,
     pub to: IpNet,
-    pub via: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    /// `None`: the kernel's default for the family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nexthops: Vec<NextHop>,
 }
 
 impl ContainerRouteRes {
+    pub fn metric(&self) -> u32 {
+        self.metric
+            .unwrap_or_else(|| crate::model::Family::of_net(&self.to).default_metric())
+    }
+
     /// As a route in the container's main table.
     pub fn as_route(&self) -> super::RouteRes {
         super::RouteRes {
             key: super::RouteKey {
                 table: crate::model::MAIN_TABLE,
                 to: self.to,
-                metric: crate::model::Family::of_net(&self.to).default_metric(),
+                metric: self.metric(),
             },
-            via: Some(self.via),
-            dev: None,
+            via: self.via,
+            dev: self.dev.clone(),
+            nexthops: self.nexthops.clone(),
+        }
+    }
+
+    /// An observed route, as this kind. The device the kernel picked for a
+    /// gateway is left out, as the files leave it out.
+    fn of(container: &str, o: &super::RouteRes) -> ContainerRouteRes {
+        let mut nexthops = o.nexthops.clone();
+        for h in &mut nexthops {
+            h.dev = None;
+        }
+        ContainerRouteRes {
+            container: container.to_string(),
+            to: o.key.to,
+            via: o.via,
+            dev: o.dev.clone().filter(|_| o.via.is_none()),
+            nexthops,
+            metric: Some(o.key.metric)
+                .filter(|m| *m != crate::model::Family::of_net(&o.key.to).default_metric()),
         }
     }
 }
@@ -47,7 +81,22 @@ impl Kind for ContainerRouteRes {
     }
 
     fn title(&self) -> String {
-        format!("{} via {} in {}", self.to, self.via, self.container)
+        let mut s = self.to.to_string();
+        if let Some(v) = self.via {
+            let _ = write!(s, " via {v}");
+        }
+        if let Some(d) = &self.dev {
+            let _ = write!(s, " dev {d}");
+        }
+        if !self.nexthops.is_empty() {
+            let hops: Vec<String> = self.nexthops.iter().map(|h| h.to_string()).collect();
+            let _ = write!(s, " via {}", hops.join(", "));
+        }
+        if let Some(m) = self.metric {
+            let _ = write!(s, " metric {m}");
+        }
+        let _ = write!(s, " in {}", self.container);
+        s
     }
 
     fn delete_rank(&self) -> usize {
@@ -60,8 +109,31 @@ impl Kind for ContainerRouteRes {
             Ok(n) => n,
             Err(why) => return not_now(r, why, out),
         };
-        match here.routes.iter().find(|o| o.route.key.to == d.to) {
-            None => out.push(Action::Create, r),
+        let metric = d.metric();
+        let at_key = here
+            .routes
+            .iter()
+            .find(|o| o.route.key.to == d.to && o.route.key.metric == metric);
+        let ours_elsewhere = || {
+            here.routes
+                .iter()
+                .find(|o| o.route.key.to == d.to && o.protocol == NETLOOM_PROTO)
+        };
+        match at_key {
+            None => match ours_elsewhere() {
+                // Only the metric moved: the old route goes as the new one comes.
+                Some(o) => {
+                    let f = vec![FieldChange::new(
+                        Side::Own,
+                        Field::Metric,
+                        Some(Value::Int(o.route.key.metric)),
+                        Some(Value::Int(metric)),
+                    )];
+                    let cur = Resource::ContainerRoute(Self::of(&d.container, &o.route));
+                    out.change(Action::Update, r, Some(cur), f, None);
+                }
+                None => out.push(Action::Create, r),
+            },
             Some(o) if o.protocol != NETLOOM_PROTO => out.conflict(
                 r,
                 format!(
@@ -72,16 +144,27 @@ impl Kind for ContainerRouteRes {
                 ),
                 "remove that route inside the container, or route another prefix".into(),
             ),
-            Some(o) if o.route.via != Some(d.via) => {
-                let f = vec![FieldChange::new(
-                    Side::Own,
-                    Field::Via,
-                    o.route.via.map(Value::Addr),
-                    Some(Value::Addr(d.via)),
-                )];
-                out.change(Action::Update, r, None, f, None);
+            Some(o) => {
+                let mut f = vec![];
+                let via = |v: Option<IpAddr>| v.map(Value::Addr);
+                field(&mut f, Side::Own, Field::Via, via(o.route.via), via(d.via));
+                // Without `dev` the kernel picks the device from the gateway.
+                if d.dev.is_some() {
+                    let dev = |v: &Option<String>| v.clone().map(Value::Text);
+                    field(&mut f, Side::Own, Field::Dev, dev(&o.route.dev), dev(&d.dev));
+                }
+                if !same_nexthops(&o.route.nexthops, &d.nexthops) {
+                    f.push(FieldChange::new(
+                        Side::Own,
+                        Field::Nexthops,
+                        nexthops_value(&o.route.nexthops),
+                        nexthops_value(&d.nexthops),
+                    ));
+                }
+                if !f.is_empty() {
+                    out.change(Action::Update, r, None, f, None);
+                }
             }
-            Some(_) => {}
         }
     }
 
@@ -113,8 +196,10 @@ impl Kind for ContainerRouteRes {
             .and_then(|cn| cn.routes.iter().find(|x| x.route.key.to == self.to));
         match found {
             Some(x) => format!(
-                "present, via {}",
-                x.route.via.map(|v| v.to_string()).unwrap_or_default()
+                "present, {}",
+                Self::of(&self.container, &x.route)
+                    .title()
+                    .trim_end_matches(&format!(" in {}", self.container))
             ),
             None => "absent".into(),
         }
@@ -140,11 +225,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
                     .contains(&(c.clone(), to))
                 && !wanted.contains(&(c.as_str(), to))
             {
-                out.delete(Resource::ContainerRoute(ContainerRouteRes {
-                    container: c.clone(),
-                    to,
-                    via: o.route.via.unwrap_or(to.addr()),
-                }));
+                out.delete(Resource::ContainerRoute(ContainerRouteRes::of(c, &o.route)));
             }
         }
     }

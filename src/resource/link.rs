@@ -258,6 +258,8 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
             | Resource::Network(_)
             | Resource::Attachment(_)
             | Resource::ContainerRoute(_)
+            | Resource::Loopback(_)
+            | Resource::Sysctl(_)
             | Resource::Cni(_)
             | Resource::Service(_)
             | Resource::Bgp(_) => {}

@@ -12,11 +12,13 @@ mod cni;
 mod container_route;
 mod iface;
 mod link;
+mod loopback;
 mod netns;
 mod network;
 mod route;
 mod rule;
 mod service;
+mod sysctl;
 
 pub use attachment::{AttachKey, AttachRes};
 pub use bgp::{BgpKey, BgpRes, GoPolicy, GoStmt};
@@ -24,11 +26,13 @@ pub use cni::{CniEntry, CniRes, addresses as cni_addresses, host_links as cni_ho
 pub use container_route::ContainerRouteRes;
 pub use iface::{IfacePeer, IfaceRes};
 pub use link::{LinkEnd, LinkKind, LinkRes};
+pub use loopback::LoopbackRes;
 pub use netns::NetnsRes;
 pub use network::NetworkRes;
-pub use route::{RouteKey, RouteRes};
+pub use route::{NextHop, RouteKey, RouteRes};
 pub use rule::RuleKey;
 pub use service::{Endpoint, ServiceRes};
+pub use sysctl::{SysctlObs, SysctlRes, normalize as normalize_sysctl, proc_path as sysctl_path};
 
 use crate::diff::Diff;
 use crate::graph::DesiredGraph;
@@ -66,6 +70,15 @@ pub enum ResourceKey {
         container: String,
         to: IpNet,
     },
+    /// netloom's addresses on a container's `lo`.
+    Loopback {
+        container: String,
+    },
+    /// A `net.*` sysctl in the topology's netns (`container: None`) or a container's.
+    Sysctl {
+        container: Option<String>,
+        key: String,
+    },
     /// An interface a CNI network makes in a container.
     Cni {
         container: String,
@@ -92,6 +105,11 @@ impl fmt::Display for ResourceKey {
             ResourceKey::ContainerRoute { container, to } => {
                 write!(f, "container-route/{container}/{to}")
             }
+            ResourceKey::Loopback { container } => write!(f, "loopback/{container}"),
+            ResourceKey::Sysctl { container, key } => match container {
+                Some(c) => write!(f, "sysctl/{c}/{key}"),
+                None => write!(f, "sysctl/{key}"),
+            },
             ResourceKey::Cni { container, ifname } => write!(f, "cni/{container}/{ifname}"),
             ResourceKey::Service { name } => write!(f, "service/{name}"),
             ResourceKey::Bgp(k) => write!(f, "bgp/{k}"),
@@ -110,6 +128,8 @@ pub enum Resource {
     Attachment(AttachRes),
     Iface(IfaceRes),
     ContainerRoute(ContainerRouteRes),
+    Loopback(LoopbackRes),
+    Sysctl(SysctlRes),
     Cni(CniRes),
     Service(ServiceRes),
     Bgp(BgpRes),
@@ -161,6 +181,7 @@ pub enum KernelRes<'a> {
     Link(&'a LinkRes),
     Route(&'a RouteRes),
     Rule(&'a RuleKey),
+    Sysctl(&'a SysctlRes),
 }
 
 pub enum DockerRes<'a> {
@@ -171,6 +192,8 @@ pub enum DockerRes<'a> {
 pub enum WiringRes<'a> {
     Iface(&'a IfaceRes),
     ContainerRoute(&'a ContainerRouteRes),
+    Loopback(&'a LoopbackRes),
+    Sysctl(&'a SysctlRes),
 }
 
 /// What the diff of one desired object looks at.
@@ -230,6 +253,8 @@ impl Resource {
             Resource::Attachment(r) => r,
             Resource::Iface(r) => r,
             Resource::ContainerRoute(r) => r,
+            Resource::Loopback(r) => r,
+            Resource::Sysctl(r) => r,
             Resource::Cni(r) => r,
             Resource::Service(r) => r,
             Resource::Bgp(r) => r,
@@ -260,6 +285,9 @@ impl Resource {
             Resource::Attachment(r) => Share::Docker(DockerRes::Attachment(r)),
             Resource::Iface(r) => Share::Wiring(WiringRes::Iface(r)),
             Resource::ContainerRoute(r) => Share::Wiring(WiringRes::ContainerRoute(r)),
+            Resource::Loopback(r) => Share::Wiring(WiringRes::Loopback(r)),
+            Resource::Sysctl(r) if r.container.is_none() => Share::Kernel(KernelRes::Sysctl(r)),
+            Resource::Sysctl(r) => Share::Wiring(WiringRes::Sysctl(r)),
             Resource::Cni(r) => Share::Cni(r),
             Resource::Service(r) => Share::Nft(r),
             Resource::Bgp(r) => Share::Bgp(r),
@@ -348,6 +376,8 @@ pub(crate) fn prune_all(cx: &DiffCx, out: &mut Diff) {
     network::prune(cx, out);
     iface::prune(cx, out);
     container_route::prune(cx, out);
+    loopback::prune(cx, out);
+    sysctl::prune(cx, out);
     cni::prune(cx, out);
     service::prune(cx, out);
     bgp::prune(cx, out);

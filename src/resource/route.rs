@@ -30,6 +30,57 @@ pub struct RouteRes {
     pub key: RouteKey,
     pub via: Option<IpAddr>,
     pub dev: Option<String>,
+    /// Several next hops (ECMP), in canonical order; then `via` and `dev`
+    /// are `None`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nexthops: Vec<NextHop>,
+}
+
+/// One next hop of a multipath route.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NextHop {
+    pub via: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    /// 1 to 256, as `ip route … nexthop … weight N`.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub weight: u16,
+}
+
+fn one() -> u16 {
+    1
+}
+
+fn is_one(w: &u16) -> bool {
+    *w == 1
+}
+
+impl fmt::Display for NextHop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.via)?;
+        if let Some(d) = &self.dev {
+            write!(f, " dev {d}")?;
+        }
+        if self.weight != 1 {
+            write!(f, " weight {}", self.weight)?;
+        }
+        Ok(())
+    }
+}
+
+/// Next hops as the plan shows them: comma-separated, in canonical order.
+pub fn nexthops_value(hops: &[NextHop]) -> Option<Value> {
+    (!hops.is_empty()).then(|| Value::List(hops.iter().map(|h| h.to_string()).collect()))
+}
+
+/// Whether observed next hops are the desired ones. Without `dev` the
+/// kernel picks the device from the gateway, so an observed `dev` counts
+/// only where one was asked for.
+pub fn same_nexthops(observed: &[NextHop], desired: &[NextHop]) -> bool {
+    observed.len() == desired.len()
+        && observed.iter().zip(desired).all(|(o, d)| {
+            o.via == d.via && o.weight == d.weight && (d.dev.is_none() || o.dev == d.dev)
+        })
 }
 
 impl Kind for RouteRes {
@@ -52,6 +103,10 @@ impl Kind for RouteRes {
         }
         if let Some(d) = &self.dev {
             let _ = write!(s, " dev {d}");
+        }
+        if !self.nexthops.is_empty() {
+            let hops: Vec<String> = self.nexthops.iter().map(|h| h.to_string()).collect();
+            let _ = write!(s, " via {}", hops.join(", "));
         }
         let _ = write!(s, " table {}", self.key.table);
         if self.key.metric != Family::of_net(&self.key.to).default_metric() {
@@ -84,6 +139,14 @@ impl Kind for RouteRes {
                     dev(&o.route.dev),
                     dev(&d.dev),
                 );
+            }
+            if !same_nexthops(&o.route.nexthops, &d.nexthops) {
+                f.push(crate::diff::FieldChange::new(
+                    Side::Own,
+                    Field::Nexthops,
+                    nexthops_value(&o.route.nexthops),
+                    nexthops_value(&d.nexthops),
+                ));
             }
             if !f.is_empty() {
                 let cur = Resource::Route(o.route.clone());
@@ -127,6 +190,10 @@ impl Kind for RouteRes {
         }
         if let Some(d) = &x.route.dev {
             let _ = write!(s, ", dev {d}");
+        }
+        if !x.route.nexthops.is_empty() {
+            let hops: Vec<String> = x.route.nexthops.iter().map(|h| h.to_string()).collect();
+            let _ = write!(s, ", via {}", hops.join(", "));
         }
         let _ = write!(s, ", protocol {}", proto_name(x.protocol));
         s

@@ -248,6 +248,11 @@ pub struct TopologySection {
     /// objects; created if absent. Default: the host's namespace.
     #[schemars(with = "Option<String>")]
     pub netns: Option<Spanned<String>>,
+    /// Network sysctls in the topology's netns (`net.*` only); removed
+    /// keys get their old value back.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub sysctls: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -306,12 +311,17 @@ pub struct RouteSpec {
     /// Destination prefix ("10.20.0.0/16", "fd00:20::/48") or "default".
     #[schemars(with = "String")]
     pub to: Spanned<String>,
-    /// Gateway address, same family as `to`.
-    #[schemars(with = "Option<String>")]
-    pub via: Option<Spanned<String>>,
+    /// Gateway address, same family as `to`; a list of several is an
+    /// equal-cost multipath route (ECMP).
+    #[schemars(with = "Option<ViaSpec>")]
+    pub via: Option<Spanned<ViaSpec>>,
     /// Output interface: a bridge or veth end of this topology.
     #[schemars(with = "Option<String>")]
     pub dev: Option<Spanned<String>>,
+    /// Next hops of a multipath route, each with its own `dev` and
+    /// `weight` (instead of `via`).
+    #[serde(default)]
+    pub nexthops: Vec<NexthopSpec>,
     /// Routing table id (default 254, "main").
     #[schemars(with = "Option<u32>", range(min = 1))]
     pub table: Option<Spanned<i64>>,
@@ -322,6 +332,28 @@ pub struct RouteSpec {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub depends_on: Vec<Spanned<String>>,
+}
+
+/// One gateway, or several (ECMP).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ViaSpec {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NexthopSpec {
+    /// Gateway address.
+    #[schemars(with = "String")]
+    pub via: Spanned<String>,
+    /// Output interface for this next hop.
+    #[schemars(with = "Option<String>")]
+    pub dev: Option<Spanned<String>>,
+    /// Share of flows, relative to the other next hops (1–256, default 1).
+    #[schemars(with = "Option<u16>", range(min = 1, max = 256))]
+    pub weight: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -419,6 +451,15 @@ pub struct ContainerSpec {
     /// Routes inside the container's netns.
     #[serde(default)]
     pub routes: Vec<ContainerRouteSpec>,
+    /// Addresses on the container's `lo` (router ids: "10.10.10.1/32").
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub loopback: Vec<Spanned<String>>,
+    /// Network sysctls inside the container's netns
+    /// (`{ "net.ipv4.ip_forward" = "1" }`); removed keys get their old value back.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub sysctls: BTreeMap<Spanned<String>, Spanned<String>>,
     /// A readiness probe run inside the container's netns after apply.
     pub ready: Option<ReadySpec>,
     /// Interfaces made by CNI plugins, by interface name: ADD on apply,
@@ -477,9 +518,18 @@ pub struct ContainerRouteSpec {
     /// on one of the container's netloom interfaces).
     #[schemars(with = "String")]
     pub to: Spanned<String>,
-    /// Gateway address.
-    #[schemars(with = "String")]
-    pub via: Spanned<String>,
+    /// Gateway address; a list of several is an ECMP route.
+    #[schemars(with = "Option<ViaSpec>")]
+    pub via: Option<Spanned<ViaSpec>>,
+    /// Output interface: one of the container's netloom interfaces, or "lo".
+    #[schemars(with = "Option<String>")]
+    pub dev: Option<Spanned<String>>,
+    /// Route metric (default 0 for IPv4, 1024 for IPv6, as the kernel).
+    #[schemars(with = "Option<u32>")]
+    pub metric: Option<Spanned<i64>>,
+    /// Next hops of a multipath route, each with its own `dev` and `weight`.
+    #[serde(default)]
+    pub nexthops: Vec<NexthopSpec>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -303,6 +303,7 @@ impl BgpBackend {
             },
             via: Some(via),
             dev: None,
+            nexthops: vec![],
         };
         // Sets, not pairwise scans: a full table is a million comparisons.
         let wanted: std::collections::HashSet<(ipnet::IpNet, std::net::IpAddr)> =

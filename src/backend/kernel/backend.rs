@@ -64,7 +64,13 @@ impl Backend for KernelBackend {
             };
             let tables = topo.routes.iter().map(|r| r.table).collect();
             let ledger = std::mem::take(&mut into.ledger);
-            let seen = k.observe(ledger, &tables).await?;
+            let mut keys: Vec<String> = topo.sysctls.keys().cloned().collect();
+            keys.extend(ledger.sysctls.keys().cloned());
+            keys.sort();
+            keys.dedup();
+            let sysctls = k.read_sysctls(keys).await?;
+            let mut seen = k.observe(ledger, &tables).await?;
+            seen.sysctls = Some(sysctls);
             self.groups = seen.links.iter().map(|l| l.group).collect();
             self.unmarked =
                 topo.netns.is_some() && seen.netns_mark.is_none() && seen.ledger.made_netns;
@@ -135,6 +141,7 @@ impl Backend for KernelBackend {
                     k.replace_route(r, idx).await.map(|_| vec![])
                 }
                 (Action::Delete, KernelRes::Route(r)) => k.delete_route(r).await.map(|_| vec![]),
+                (_, KernelRes::Sysctl(s)) => k.set_sysctl(s).await.map(|_| vec![]),
                 (Action::Create | Action::Update | Action::Replace, KernelRes::Rule(r)) => {
                     k.add_rule(r).await.map(|_| vec![])
                 }

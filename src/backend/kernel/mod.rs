@@ -113,6 +113,56 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// Sets one sysctl here; one without a value (a restore of a value
+    /// never read) is left as it is.
+    pub async fn set_sysctl(&self, s: &crate::resource::SysctlRes) -> Result<()> {
+        let Some(value) = s.value.clone().or_else(|| s.restore.clone()) else {
+            return Ok(());
+        };
+        let (fd, path) = (self.fd.clone(), crate::resource::sysctl_path(&s.key));
+        tokio::task::spawn_blocking(move || {
+            netns::run_in(fd.as_deref(), || std::fs::write(&path, &value))
+                .and_then(|r| r)
+                .map_err(|e| Error::io(format!("write {path}"), e))
+        })
+        .await
+        .map_err(|e| Error::task("sysctl", e))?
+    }
+
+    /// Reads sysctls here: a key that does not exist reads as `None`.
+    pub async fn read_sysctls(&self, keys: Vec<String>) -> Result<crate::resource::SysctlObs> {
+        let fd = self.fd.clone();
+        tokio::task::spawn_blocking(move || {
+            netns::run_in(fd.as_deref(), || {
+                keys.into_iter()
+                    .map(|k| {
+                        let path = crate::resource::sysctl_path(&k);
+                        let v = std::fs::read_to_string(&path)
+                            .ok()
+                            .or_else(|| std::fs::read_to_string(inherited(&path)?).ok());
+                        (k, v.map(|v| crate::resource::normalize_sysctl(&v)))
+                    })
+                    .collect()
+            })
+            .map_err(|e| Error::io("enter the netns to read sysctls", e))
+        })
+        .await
+        .map_err(|e| Error::task("sysctl", e))?
+    }
+}
+
+/// An interface's `conf` sysctl before the interface exists: the value it
+/// will start with, from `conf/default` (the kernel copies those).
+fn inherited(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/proc/sys/net/")?;
+    let mut parts = rest.splitn(4, '/');
+    let (family, conf, iface, key) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let per_iface = matches!(family, "ipv4" | "ipv6") && conf == "conf";
+    (per_iface && iface != "all" && iface != "default")
+        .then(|| format!("/proc/sys/net/{family}/conf/default/{key}"))
+}
+
 /// A running container's netns: the open namespace file (to create veth
 /// ends in it) and a connection inside it.
 pub struct ContainerNet {

@@ -55,8 +55,8 @@ impl Kernel {
         out.links = links;
         out.routes = routes
             .into_iter()
-            .map(|(mut r, oif)| {
-                r.route.dev = oif.and_then(|i| names.get(&i).cloned());
+            .map(|(mut r, oifs)| {
+                oifs.name(&mut r, &names);
                 r
             })
             .collect();
@@ -113,14 +113,15 @@ impl Kernel {
         let (links, names) = assemble(links, addrs);
         let routes = routes
             .into_iter()
-            .map(|(mut r, oif)| {
-                r.route.dev = oif.and_then(|i| names.get(&i).cloned());
+            .map(|(mut r, oifs)| {
+                oifs.name(&mut r, &names);
                 r
             })
             .collect();
         Ok(ContainerNetObs {
             links,
             routes,
+            sysctls: Default::default(),
             shared_with: None,
             same_netns_as: None,
         })
@@ -142,9 +143,9 @@ impl Kernel {
         let names: HashMap<u32, String> = links.into_iter().map(|l| (l.index, l.name)).collect();
         Ok(routes
             .into_iter()
-            .map(|(r, oif)| HostRoute {
+            .map(|(r, oifs)| HostRoute {
                 to: r.route.key.to,
-                dev: oif.and_then(|i| names.get(&i).cloned()),
+                dev: oifs.oif.and_then(|i| names.get(&i).cloned()),
             })
             .collect())
     }

@@ -15,7 +15,8 @@ use rtnetlink::packet_core::{
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteNextHop, RouteProtocol,
+    RouteScope, RouteType,
 };
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -409,6 +410,20 @@ impl Kernel {
         }
         if let Some(v) = r.via {
             msg.attributes.push(RouteAttribute::Gateway(route_addr(v)));
+        }
+        if !r.nexthops.is_empty() {
+            let mut hops = vec![];
+            for h in &r.nexthops {
+                let mut nh = RouteNextHop::default();
+                nh.hops = (h.weight.clamp(1, 256) - 1) as u8;
+                if let Some(d) = &h.dev {
+                    nh.interface_index = idx.get(d)?;
+                }
+                nh.attributes
+                    .push(RouteAttribute::Gateway(route_addr(h.via)));
+                hops.push(nh);
+            }
+            msg.attributes.push(RouteAttribute::MultiPath(hops));
         }
         self.request(RouteNetlinkMessage::NewRoute(msg), flags)
             .await

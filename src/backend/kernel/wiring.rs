@@ -261,6 +261,34 @@ impl Kernel {
         Ok(())
     }
 
+    /// Puts `want` on `lo` and takes off what netloom put there before
+    /// (`mine`) and no longer wants; `lo`'s own addresses stay.
+    pub async fn set_loopback(&self, want: &BTreeSet<IpNet>, mine: &BTreeSet<IpNet>) -> Result<()> {
+        let links = self.links_here().await?;
+        let lo = links
+            .iter()
+            .find(|l| l.name == "lo")
+            .ok_or_else(|| Error::State("no lo in this netns".into()))?;
+        let have: BTreeSet<IpNet> = lo.addresses.iter().map(|a| a.net).collect();
+        // Docker leaves IPv6 off in containers on no IPv6 network.
+        if want.iter().any(|a| a.addr().is_ipv6()) {
+            self.sysctl("ipv6/conf/lo/disable_ipv6", "0").await?;
+        }
+        for a in want.difference(&have) {
+            self.handle
+                .address()
+                .add(lo.index, a.addr(), a.prefix_len())
+                .replace()
+                .execute()
+                .await
+                .map_err(|e| Error::kernel("add address", format!("{a} on lo"), e))?;
+        }
+        for a in mine.difference(want).filter(|a| have.contains(a)) {
+            self.del_address_here(lo.index, a, "lo").await?;
+        }
+        Ok(())
+    }
+
     /// Removes one address from the link `index` of this netns; one already
     /// gone counts as done.
     async fn del_address_here(&self, index: u32, a: &IpNet, object: &str) -> Result<()> {

@@ -14,7 +14,7 @@ use crate::model::Topology;
 use crate::observed::{ContainerNetObs, Observed};
 use crate::ownership::Ledger;
 use crate::plan::Plan;
-use crate::resource::{BackendId, IfacePeer, IfaceRes, Share, WiringRes};
+use crate::resource::{BackendId, IfacePeer, IfaceRes, Resource, Share, WiringRes};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use std::collections::{BTreeSet, HashMap};
@@ -36,7 +36,13 @@ pub fn wired_containers(topo: &Topology, ledger: &Ledger) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = topo
         .containers
         .values()
-        .filter(|c| !c.interfaces.is_empty() || !c.routes.is_empty() || c.ready.is_some())
+        .filter(|c| {
+            !c.interfaces.is_empty()
+                || !c.routes.is_empty()
+                || c.ready.is_some()
+                || !c.loopback.is_empty()
+                || !c.sysctls.is_empty()
+        })
         .map(|c| c.name.clone())
         .collect();
     for l in &topo.links {
@@ -164,6 +170,7 @@ impl Backend for WiringBackend {
             // a time; a thread per netns, one after another, made 200
             // containers take 100 ms.
             let nets = ContainerNet::open_many(&running);
+            let ledger = &into.ledger;
             let seen: Vec<Result<Option<(String, ContainerNet, ContainerNetObs)>>> =
                 futures::stream::iter(running.into_iter().zip(nets))
                     .map(|((name, _), opened)| async move {
@@ -172,7 +179,20 @@ impl Backend for WiringBackend {
                         let Ok(net) = opened else {
                             return Ok(None);
                         };
-                        let seen = net.kernel.observe_container().await?;
+                        let mut seen = net.kernel.observe_container().await?;
+                        let mut keys: Vec<String> = topo
+                            .containers
+                            .get(&name)
+                            .map(|c| c.sysctls.keys().cloned().collect())
+                            .unwrap_or_default();
+                        if let Some(m) = ledger.container_sysctls.get(&name) {
+                            keys.extend(m.keys().cloned());
+                        }
+                        if !keys.is_empty() {
+                            keys.sort();
+                            keys.dedup();
+                            seen.sysctls = net.kernel.read_sysctls(keys).await?;
+                        }
                         Ok(Some((name, net, seen)))
                     })
                     .buffer_unordered(OBSERVE_IN_FLIGHT)
@@ -219,11 +239,47 @@ impl Backend for WiringBackend {
                     Action::Create | Action::Update | Action::Replace,
                     WiringRes::ContainerRoute(r),
                 ) => {
-                    let none = crate::backend::Index::default();
-                    self.netns_of(&r.container)?
-                        .kernel
-                        .replace_route(&r.as_route(), &none)
-                        .await
+                    let kernel = &self.netns_of(&r.container)?.kernel;
+                    let route = r.as_route();
+                    let named =
+                        route.dev.is_some() || route.nexthops.iter().any(|h| h.dev.is_some());
+                    let idx = if named {
+                        kernel.index().await?
+                    } else {
+                        crate::backend::Index::default()
+                    };
+                    kernel.replace_route(&route, &idx).await?;
+                    // A metric is part of a route's identity: the old one goes.
+                    if let Some(Resource::ContainerRoute(cur)) = &c.current
+                        && cur.metric() != r.metric()
+                    {
+                        kernel.delete_route(&cur.as_route()).await?;
+                    }
+                    Ok(())
+                }
+                (Action::Delete, WiringRes::Loopback(l)) => match self.containers.get(&l.container)
+                {
+                    Some(n) => n.kernel.set_loopback(&BTreeSet::new(), &l.addresses).await,
+                    None => Ok(()),
+                },
+                (_, WiringRes::Loopback(l)) => {
+                    let mine = match &c.current {
+                        Some(Resource::Loopback(cur)) => cur.addresses.clone(),
+                        _ => BTreeSet::new(),
+                    };
+                    let kernel = &self.netns_of(&l.container)?.kernel;
+                    kernel.set_loopback(&l.addresses, &mine).await
+                }
+                (Action::Delete, WiringRes::Sysctl(s)) => match self
+                    .containers
+                    .get(s.container.as_deref().unwrap_or_default())
+                {
+                    Some(n) => n.kernel.set_sysctl(s).await,
+                    None => Ok(()),
+                },
+                (_, WiringRes::Sysctl(s)) => {
+                    let c = s.container.as_deref().unwrap_or_default();
+                    self.netns_of(c)?.kernel.set_sysctl(s).await
                 }
                 (Action::Delete, WiringRes::ContainerRoute(r)) => {
                     match self.containers.get(&r.container) {

@@ -87,6 +87,9 @@ const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
 const RTA_TABLE: u16 = 15;
+const RTA_MULTIPATH: u16 = 9;
+/// `struct rtnexthop` (linux/rtnetlink.h): len u16, flags u8, hops u8, ifindex i32.
+const RTNEXTHOP_LEN: usize = 8;
 
 /// A blocking netlink socket bound in one netns, used only for dumps.
 pub struct DumpSocket {
@@ -176,11 +179,7 @@ impl DumpSocket {
     }
 
     /// Unicast routes of one table and family, devices as ifindexes.
-    pub fn routes(
-        &mut self,
-        family: Family,
-        table: u32,
-    ) -> io::Result<Vec<(RouteObs, Option<u32>)>> {
+    pub fn routes(&mut self, family: Family, table: u32) -> io::Result<Vec<(RouteObs, Oifs)>> {
         let mut out = vec![];
         self.dump(RTM_GETROUTE, &route_request(family, Some(table)), |m| {
             if let Some(r) = parse_route(m) {
@@ -386,7 +385,7 @@ fn parse_addr(m: &[u8]) -> Option<(u32, AddrObs)> {
     ))
 }
 
-fn parse_route(m: &[u8]) -> Option<(RouteObs, Option<u32>)> {
+fn parse_route(m: &[u8]) -> Option<(RouteObs, Oifs)> {
     if m.len() < RTMSG_LEN || m[RTM_TYPE] != RTN_UNICAST {
         return None;
     }
@@ -394,17 +393,24 @@ fn parse_route(m: &[u8]) -> Option<(RouteObs, Option<u32>)> {
 }
 
 /// Any route type: blackhole, unreachable, local… as well as unicast.
-fn parse_route_any(m: &[u8]) -> Option<(RouteObs, Option<u32>)> {
+fn parse_route_any(m: &[u8]) -> Option<(RouteObs, Oifs)> {
     if m.len() < RTMSG_LEN {
         return None;
     }
     let (family, dst_len) = (m[RTM_FAMILY], m[RTM_DST_LEN]);
     let (mut table, protocol) = (m[RTM_TABLE] as u32, m[RTM_PROTOCOL]);
     let (mut dst, mut via, mut oif, mut metric) = (None, None, None, 0);
+    let (mut nexthops, mut hop_oifs) = (vec![], vec![]);
     for a in attrs(&m[RTMSG_LEN..]) {
         match a.kind() {
             RTA_DST => dst = ip_of(family, a.value()),
             RTA_OIF => oif = Some(u32_of(a.value())),
+            RTA_MULTIPATH => {
+                for (hop, ifindex) in parse_multipath(family, a.value()) {
+                    nexthops.push(hop);
+                    hop_oifs.push(ifindex);
+                }
+            }
             RTA_GATEWAY => via = ip_of(family, a.value()),
             RTA_PRIORITY => metric = u32_of(a.value()),
             RTA_TABLE => table = u32_of(a.value()), // full width: wins over the header's u8
@@ -425,11 +431,59 @@ fn parse_route_any(m: &[u8]) -> Option<(RouteObs, Option<u32>)> {
                 },
                 via,
                 dev: None,
+                nexthops,
             },
             protocol,
         },
-        oif,
+        Oifs {
+            oif,
+            hops: hop_oifs,
+        },
     ))
+}
+
+/// The next hops of an `RTA_MULTIPATH`, each with its ifindex (0: none).
+fn parse_multipath(family: u8, mut v: &[u8]) -> Vec<(crate::resource::NextHop, u32)> {
+    let mut out = vec![];
+    while v.len() >= RTNEXTHOP_LEN {
+        let len = u16::from_ne_bytes([v[0], v[1]]) as usize;
+        if len < RTNEXTHOP_LEN || len > v.len() {
+            break;
+        }
+        let (hops, ifindex) = (v[3], u32_of(&v[4..8]));
+        let via = attrs(&v[RTNEXTHOP_LEN..len])
+            .find(|a| a.kind() == RTA_GATEWAY)
+            .and_then(|a| ip_of(family, a.value()));
+        if let Some(via) = via {
+            let hop = crate::resource::NextHop {
+                via,
+                dev: None,
+                weight: hops as u16 + 1,
+            };
+            out.push((hop, ifindex));
+        }
+        v = &v[align(len, 4).min(v.len())..];
+    }
+    out
+}
+
+/// The devices of a dumped route, as ifindexes, until resolved to names.
+#[derive(Debug, Clone, Default)]
+pub struct Oifs {
+    pub oif: Option<u32>,
+    /// One per next hop of a multipath route.
+    pub hops: Vec<u32>,
+}
+
+impl Oifs {
+    /// Names the route's devices and puts its next hops in canonical order.
+    pub fn name(self, r: &mut RouteObs, names: &std::collections::HashMap<u32, String>) {
+        r.route.dev = self.oif.and_then(|i| names.get(&i).cloned());
+        for (h, i) in r.route.nexthops.iter_mut().zip(self.hops) {
+            h.dev = names.get(&i).cloned();
+        }
+        r.route.nexthops.sort();
+    }
 }
 
 // The fixtures are real kernel messages captured on a little-endian host

@@ -23,6 +23,8 @@ const FIXTURES: &[(&str, &[u8])] = fixtures![
     "route-v4-default",
     "route-v4-blackhole",
     "route-v6-gw",
+    "route-v4-multipath",
+    "route-v6-multipath",
 ];
 
 fn fixture(name: &str) -> &'static [u8] {
@@ -151,7 +153,8 @@ fn address_flags_attribute_wins_over_the_header() {
 }
 
 fn route(name: &str) -> (RouteObs, Option<u32>) {
-    parse_route_any(fixture(name)).expect("a route")
+    let (r, oifs) = parse_route_any(fixture(name)).expect("a route");
+    (r, oifs.oif)
 }
 
 fn obs(table: u32, to: &str, metric: u32, via: Option<&str>, protocol: u8) -> RouteObs {
@@ -164,6 +167,7 @@ fn obs(table: u32, to: &str, metric: u32, via: Option<&str>, protocol: u8) -> Ro
             },
             via: via.map(|v| v.parse().unwrap()),
             dev: None,
+            nexthops: vec![],
         },
         protocol,
     }
@@ -185,8 +189,38 @@ fn routes_from_the_kernel() {
     );
     assert_eq!(route("route-v6-gw"), v6);
     for name in ["route-v4-gw", "route-v4-default", "route-v6-gw"] {
-        assert_eq!(parse_route(fixture(name)), Some(route(name)), "{name}");
+        let (r, oifs) = parse_route(fixture(name)).expect("unicast");
+        assert_eq!((r, oifs.oif), route(name), "{name}");
     }
+}
+
+#[test]
+fn multipath_routes_from_the_kernel() {
+    // br0 is ifindex 2, ve1 3 in the capture (see `capture_fixtures`).
+    let names: std::collections::HashMap<u32, String> =
+        [(2, "br0".to_string()), (3, "ve1".to_string())].into();
+    let hop = |via: &str, dev: &str, weight| crate::resource::NextHop {
+        via: via.parse().unwrap(),
+        dev: Some(dev.into()),
+        weight,
+    };
+    let (mut r, oifs) = parse_route(fixture("route-v4-multipath")).expect("unicast");
+    oifs.name(&mut r, &names);
+    assert_eq!((r.route.via, &r.route.dev), (None, &None));
+    assert_eq!(
+        r.route.nexthops,
+        [hop("10.1.2.253", "br0", 3), hop("10.1.2.254", "br0", 1)]
+    );
+    let (mut r, oifs) = parse_route(fixture("route-v6-multipath")).expect("unicast");
+    oifs.name(&mut r, &names);
+    assert_eq!(r.route.key.to, "2001:db8:77::/48".parse().unwrap());
+    assert_eq!(
+        r.route.nexthops,
+        [
+            hop("2001:db8:2::fd", "ve1", 1),
+            hop("2001:db8:2::fe", "ve1", 1)
+        ]
+    );
 }
 
 #[test]
@@ -198,7 +232,7 @@ fn blackhole_route_in_a_table_past_255() {
         route("route-v4-blackhole"),
         (obs(1000, "10.99.0.0/16", 5, None, 3), None)
     );
-    assert_eq!(parse_route(m), None, "not unicast");
+    assert!(parse_route(m).is_none(), "not unicast");
 }
 
 #[test]
@@ -393,6 +427,8 @@ fn capture_fixtures() {
         "route add default via 10.1.2.254 dev br0 table 100",
         "route add blackhole 10.99.0.0/16 table 1000 metric 5",
         "-6 route add 2001:db8:5::/48 via 2001:db8:2::fe dev ve1 table 100 metric 7",
+        "route add 10.77.0.0/16 table 100 nexthop via 10.1.2.253 dev br0 weight 3 nexthop via 10.1.2.254 dev br0",
+        "-6 route add 2001:db8:77::/48 table 100 nexthop via 2001:db8:2::fd dev ve1 nexthop via 2001:db8:2::fe dev ve1",
     ] {
         ip(&format!("{n} {cmd}"));
     }
@@ -445,6 +481,12 @@ fn capture_fixtures() {
     save("route-v4-default", &routes, &route("0.0.0.0/0", 100));
     save("route-v4-blackhole", &routes, &route("10.99.0.0/16", 1000));
     save("route-v6-gw", &routes, &route("2001:db8:5::/48", 100));
+    save("route-v4-multipath", &routes, &route("10.77.0.0/16", 100));
+    save(
+        "route-v6-multipath",
+        &routes,
+        &route("2001:db8:77::/48", 100),
+    );
     // What iproute2 makes of the same netns, to check the tests' figures by.
     for what in [
         "-d link",
