@@ -188,6 +188,7 @@ fn add_links(g: &mut DesiredGraph, topo: &Topology) -> Links {
                     addresses: b.addresses.clone(),
                 },
                 peer: None,
+                external: b.external,
             }),
             Some(b.loc.clone()),
         );
@@ -212,6 +213,7 @@ fn add_links(g: &mut DesiredGraph, topo: &Topology) -> Links {
                     master: v.peer_master.clone(),
                     addresses: v.peer_addresses.clone(),
                 }),
+                external: false,
             }),
             Some(v.loc.clone()),
         );

@@ -569,6 +569,7 @@ impl Observed {
             kind: l.kind.clone(),
             end: end(l),
             peer,
+            external: false,
         }
     }
 

@@ -324,3 +324,73 @@ nexthops = [{{ via = "10.{o}.0.2", weight = 2 }}, {{ via = "10.{o}.1.2", dev = "
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
     assert!(ns.link_names().is_empty(), "{:?}", ns.link_names());
 }
+
+#[test]
+fn ports_join_an_external_bridge_that_netloom_never_changes_or_deletes() {
+    let ns = Netns::precreated("nlbx");
+    let d = Dir::new();
+    let o = octet();
+    let c = Ctr::run_mode("nlbxc", "none");
+    // The user's bridge, with settings of its own.
+    must(&format!(
+        "ip -n {n} link add br-user type bridge && ip -n {n} link set br-user mtu 1400 up && ip -n {n} addr add 10.{o}.5.1/24 dev br-user",
+        n = ns.name
+    ));
+    let body = format!(
+        r#"[topology]
+name = "{n}"
+netns = "{n}"
+
+[bridge.br-user]
+external = true
+
+[veth.vx1]
+peer = "vx1p"
+master = "br-user"
+mtu = 1400
+
+[container.{c}]
+interfaces.eth1 = {{ bridge = "br-user", addresses = ["10.{o}.5.10/24"], mtu = 1400 }}
+"#,
+        n = ns.name,
+        c = c.name
+    );
+    let f = d.write("t.toml", &body);
+    let p = nl(&["plan"], &[&f]);
+    assert!(
+        !p.stdout
+            .lines()
+            .any(|l| l.trim_start().trim_start_matches(['+', '~', '-']).trim() == "bridge br-user"),
+        "nothing of it is planned: {p:?}"
+    );
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ns.link("vx1")["master"], "br-user");
+    assert!(
+        c.pings(&format!("10.{o}.5.1")),
+        "the container reaches the user's bridge"
+    );
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+
+    // Destroy takes netloom's ports and leaves the bridge as it was.
+    let r = nl(&["destroy"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains("br-user"), "{r:?}");
+    assert_eq!(ns.link_names(), ["br-user"]);
+    let br = ns.link("br-user");
+    assert_eq!(
+        (br["mtu"].as_u64(), br["alias"].as_str()),
+        (Some(1400), None)
+    );
+    assert_eq!(ns.addrs("br-user"), [format!("10.{o}.5.1/24")]);
+
+    // A missing external bridge is refused before anything changes.
+    must(&format!("ip -n {} link del br-user", ns.name));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.all().contains("external bridge `br-user` does not exist"),
+        "{r:?}"
+    );
+    assert!(ns.link_names().is_empty(), "{:?}", ns.link_names());
+}

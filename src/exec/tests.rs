@@ -85,6 +85,7 @@ fn bridge(name: &str) -> Resource {
             addresses: Default::default(),
         },
         peer: None,
+        external: false,
     })
 }
 

@@ -144,6 +144,8 @@ pub struct Bridge {
     pub addresses: BTreeSet<IpNet>,
     /// Links (by name) that must exist first, from `depends_on`.
     pub depends_on: Vec<String>,
+    /// Exists already; netloom only enslaves ports to it.
+    pub external: bool,
 }
 
 #[derive(Debug, Clone)]

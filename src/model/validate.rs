@@ -366,6 +366,29 @@ impl Validator {
         s: &Section<crate::spec::BridgeSpec>,
         links: &BTreeMap<String, (LinkDecl, Loc)>,
     ) -> Option<Bridge> {
+        let external = s.spec.external.as_ref().is_some_and(|e| *e.get_ref());
+        if external {
+            let spec = &s.spec;
+            let managed: Vec<&str> = [
+                ("addresses", !spec.addresses.is_empty()),
+                ("mtu", spec.mtu.is_some()),
+                ("up", spec.up.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| k)
+            .collect();
+            if !managed.is_empty() {
+                self.err(
+                    Diagnostic::at(&s.name_loc, format!(
+                        "external bridge `{}` cannot have {}: netloom never changes an external bridge",
+                        s.name,
+                        managed.join(", ")
+                    ))
+                    .help("remove those keys, or drop `external = true` to let netloom create and own the bridge"),
+                );
+            }
+        }
         let mtu = s.spec.mtu.as_ref().map(|_| self.mtu(file, &s.spec.mtu));
         let addresses = self.addresses(file, &s.spec.addresses);
         self.check_mtu_family(
@@ -383,6 +406,7 @@ impl Validator {
             mtu,
             up: s.spec.up.unwrap_or(true),
             addresses,
+            external,
         })
     }
 

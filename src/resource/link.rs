@@ -48,6 +48,9 @@ pub struct LinkRes {
     /// The other end of a veth pair.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<LinkEnd>,
+    /// A bridge that exists already: checked for, never changed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
 }
 
 impl LinkRes {
@@ -125,7 +128,35 @@ impl Kind for LinkRes {
     }
 }
 
+/// An external bridge must be there, and be a bridge; nothing else of it
+/// is netloom's business.
+fn diff_external(cx: &DiffCx, r: &Resource, d: &LinkRes, out: &mut Diff) {
+    let name = &d.end.name;
+    let here = crate::engine::netns_label(&cx.observed.ledger.netns);
+    match cx.observed.link(name) {
+        None if !cx.observed.netns_exists => out.conflict(
+            r,
+            format!("external bridge `{name}` cannot exist yet: the topology's netns is new"),
+            "create the netns and the bridge first, or drop `external = true`".into(),
+        ),
+        None => out.conflict(
+            r,
+            format!("external bridge `{name}` does not exist ({here})"),
+            format!("create it (ip link add {name} type bridge), or drop `external = true` to let netloom make it"),
+        ),
+        Some(o) if o.kind != LinkKind::Bridge => out.conflict(
+            r,
+            format!("external bridge `{name}` is a {}, not a bridge", o.kind),
+            "name a bridge, or drop `external = true`".into(),
+        ),
+        Some(_) => {}
+    }
+}
+
 fn diff_link(cx: &DiffCx, r: &Resource, d: &LinkRes, out: &mut Diff) {
+    if d.external {
+        return diff_external(cx, r, d, out);
+    }
     let (topology, observed) = (cx.topology, cx.observed);
     // Each name the resource needs must be free or already ours.
     for name in d.names() {

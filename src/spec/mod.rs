@@ -258,6 +258,11 @@ pub struct TopologySection {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BridgeSpec {
+    /// The bridge exists already (made by the user, or another tool):
+    /// netloom enslaves its ports to it but never changes or deletes it.
+    /// No other key may be given.
+    #[schemars(with = "Option<bool>")]
+    pub external: Option<Spanned<bool>>,
     /// Interface addresses in CIDR form, e.g. "10.0.0.1/24", "fd00::1/64".
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
