@@ -6,6 +6,7 @@
 //! docs/ARCHITECTURE.md for the map.
 
 pub mod backend;
+pub mod convert;
 pub mod diag;
 pub mod diff;
 pub mod engine;

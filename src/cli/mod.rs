@@ -45,6 +45,10 @@ pub enum Command {
     Show(ShowArgs),
     /// The desired-state graph as Graphviz DOT.
     Graph(Paths),
+    /// Write a netloom topology from another tool's file (stdout, or -o FILE);
+    /// what could not be converted is listed on stderr and in the output.
+    #[command(subcommand)]
+    Convert(ConvertFrom),
     /// Print the JSON Schema of the topology format (for editors; also in schemas/).
     Schema,
     /// Print a shell completion script: `netloom completions bash > /etc/bash_completion.d/netloom`.
@@ -57,6 +61,20 @@ pub enum Command {
     /// Print the observed live state as JSON (for bug reports and test fixtures).
     #[command(hide = true)]
     Observe(Paths),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConvertFrom {
+    /// A containerlab topology (FILE.clab.yml): linux and bridge nodes,
+    /// links, `exec:` addresses, routes, link state and sysctls, and the
+    /// management network.
+    Clab {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Write the topology here instead of stdout.
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +220,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Convert(ConvertFrom::Clab { file, output }) => convert_clab(&file, output),
         Command::Schema => {
             print!("{}", netloom::spec::schema_json());
             ExitCode::SUCCESS
@@ -224,6 +243,39 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+fn convert_clab(file: &std::path::Path, output: Option<PathBuf>) -> ExitCode {
+    let c = match netloom::convert::containerlab(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match &output {
+        Some(out) => {
+            if let Err(e) = std::fs::write(out, &c.toml) {
+                return fail(Error::io(format!("write {}", out.display()), e));
+            }
+        }
+        None => print!("{}", c.toml),
+    }
+    eprintln!(
+        "converted {} container(s) from {}{}",
+        c.containers.len(),
+        file.display(),
+        output
+            .map(|o| format!(" into {}", o.display()))
+            .unwrap_or_default()
+    );
+    if !c.skipped.is_empty() {
+        eprintln!("not converted ({}):", c.skipped.len());
+        for s in &c.skipped {
+            eprintln!("  - {s}");
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Diagnostics as `--format json` prints them, on stdout.
