@@ -230,27 +230,83 @@ pub struct NftObs {
     /// IPv4 forwarding is on in that netns (always true for the host's,
     /// which is Docker's to set).
     pub forwarding: bool,
+    /// Each rule's handle, as `rules` (for changes made in place; empty
+    /// when not known).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handles: Vec<u64>,
+    /// Rule positions by service, built on first lookup: each service's
+    /// diff asks, and a scan of every rule each made 1,000 services slow.
+    #[serde(skip)]
+    #[doc(hidden)]
+    pub by_service: ServiceIndex,
+}
+
+/// Rule positions in `NftObs::rules` by service name.
+#[derive(Default)]
+pub struct ServiceIndex(std::sync::OnceLock<BTreeMap<String, Vec<usize>>>);
+
+impl Clone for ServiceIndex {
+    fn clone(&self) -> Self {
+        ServiceIndex::default()
+    }
+}
+
+impl PartialEq for ServiceIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ServiceIndex {}
+
+impl std::fmt::Debug for ServiceIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceIndex")
+    }
 }
 
 impl NftObs {
+    fn index(&self) -> &BTreeMap<String, Vec<usize>> {
+        self.by_service.0.get_or_init(|| {
+            let mut m: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for (i, (_, c)) in self.rules.iter().enumerate() {
+                if let Some(name) = c.strip_prefix("nl svc ").and_then(|r| r.split(' ').next()) {
+                    m.entry(name.to_string()).or_default().push(i);
+                }
+            }
+            m
+        })
+    }
+
     fn of_service<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a (String, String)> + 'a {
-        let prefix = format!("nl svc {name} ");
-        self.rules
-            .iter()
-            .filter(move |(_, c)| c.starts_with(&prefix))
+        self.index()
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| self.rules.get(i))
+    }
+
+    /// A service's rules with their handles, in table order.
+    pub fn rules_with_handles(&self, name: &str) -> Vec<(&str, &str, Option<u64>)> {
+        self.index()
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| {
+                let (chain, comment) = self.rules.get(i)?;
+                Some((chain.as_str(), comment.as_str(), self.handles.get(i).copied()))
+            })
+            .collect()
+    }
+
+    /// Whether a service has rules here.
+    pub fn has_service(&self, name: &str) -> bool {
+        self.index().contains_key(name)
     }
 
     /// The services that have rules here.
     pub fn services(&self) -> BTreeSet<String> {
-        self.rules
-            .iter()
-            .filter_map(|(_, c)| {
-                c.strip_prefix("nl svc ")?
-                    .split(' ')
-                    .next()
-                    .map(str::to_string)
-            })
-            .collect()
+        self.index().keys().cloned().collect()
     }
 
     /// A service's rules, sorted.
@@ -263,8 +319,7 @@ impl NftObs {
     /// The endpoints a service's rules lead to, by name.
     pub fn endpoints_of(&self, name: &str) -> BTreeSet<String> {
         let prefix = format!("nl svc {name} ep ");
-        self.rules
-            .iter()
+        self.of_service(name)
             .filter_map(|(_, c)| {
                 c.strip_prefix(&prefix)?
                     .split(' ')

@@ -226,7 +226,7 @@ fn diff_service(cx: &DiffCx, r: &Resource, d: &ServiceRes, out: &mut Diff) {
     let Some(table) = cx
         .observed
         .nft_table(d.host)
-        .filter(|t| t.services().contains(&d.name))
+        .filter(|t| t.has_service(&d.name))
     else {
         return out.push(Action::Create, &resolved);
     };

@@ -3,6 +3,7 @@
 //! apply, read back with `nft -j` by its rules' comments. No other table is
 //! ever created, changed or deleted.
 
+mod generation;
 pub mod render;
 
 use super::{ApplyCx, Backend, Lane, StepResult, Whole};
@@ -19,6 +20,55 @@ use std::process::{Command, Stdio};
 
 pub use render::rules_of;
 
+/// One netns's nftables state as observation needs it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Listed {
+    /// netloom's table (`None`: there is none).
+    table: Option<NftObs>,
+    /// The other tables there (topology's netns only).
+    foreign: Vec<String>,
+}
+
+/// The last listing per netns, keyed by (netns inode, generation), under
+/// the run directory.
+mod cache {
+    use super::Listed;
+    use std::path::{Path, PathBuf};
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Entry {
+        version: String,
+        stamp: (u64, u32),
+        listed: Listed,
+    }
+
+    pub fn path(topology: &str, host: bool) -> PathBuf {
+        let at = if host { "host" } else { "netns" };
+        crate::ownership::ledger::run_dir().join(format!("{topology}.nft-{at}.json"))
+    }
+
+    pub fn read(path: &Path, stamp: (u64, u32)) -> Option<Listed> {
+        let e: Entry = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        (e.version == env!("CARGO_PKG_VERSION") && e.stamp == stamp).then_some(e.listed)
+    }
+
+    /// Best effort: a cache that cannot be written is only a slower plan.
+    pub fn write(path: &Path, stamp: (u64, u32), listed: &Listed) {
+        let e = Entry {
+            version: env!("CARGO_PKG_VERSION").into(),
+            stamp,
+            listed: Listed {
+                table: listed.table.clone(),
+                foreign: listed.foreign.clone(),
+            },
+        };
+        if let Ok(bytes) = serde_json::to_vec(&e) {
+            let _ = std::fs::create_dir_all(crate::ownership::ledger::run_dir());
+            let _ = crate::ownership::write_private(path, &bytes);
+        }
+    }
+}
+
 /// Whether the topology has (or had) services.
 pub fn needed(topo: &Topology, ledger: &Ledger) -> bool {
     !topo.services.is_empty() || !ledger.nft.is_empty()
@@ -29,6 +79,7 @@ pub fn table_name(topology: &str) -> String {
 }
 
 pub struct NftBackend {
+    topology: String,
     table: String,
     netns: Option<String>,
     services: Vec<ServiceRes>,
@@ -39,6 +90,7 @@ pub struct NftBackend {
 impl NftBackend {
     pub fn new(topo: &Topology) -> NftBackend {
         NftBackend {
+            topology: topo.name.clone(),
             table: table_name(&topo.name),
             netns: topo.netns.clone(),
             services: topo
@@ -100,7 +152,9 @@ impl NftBackend {
         .await
     }
 
-    async fn observe_one(&self, host: bool) -> Result<Option<NftObs>> {
+    /// The table here, and the other tables here: from the cache when the
+    /// ruleset's generation has not moved since it was listed.
+    async fn observe_one(&self, host: bool) -> Result<Option<Listed>> {
         if !host
             && self
                 .netns
@@ -109,6 +163,33 @@ impl NftBackend {
         {
             return Ok(None);
         }
+        // (netns inode, generation): a netns made anew restarts its count.
+        let stamp = self
+            .in_netns(host, "read the nftables generation", || {
+                use std::os::unix::fs::MetadataExt;
+                let ino = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
+                Ok((ino, generation::current()?))
+            })
+            .await
+            .ok();
+        let cache = cache::path(&self.topology, host);
+        if let Some(hit) = stamp.and_then(|s| cache::read(&cache, s)) {
+            let mut listed = hit;
+            if let Some(t) = &mut listed.table {
+                t.forwarding = host || self.forwarding(host).await?;
+            }
+            return Ok(Some(listed));
+        }
+        let table = self.list_table(host).await?;
+        let foreign = if host { vec![] } else { self.foreign_tables().await? };
+        let listed = Listed { table, foreign };
+        if let Some(s) = stamp {
+            cache::write(&cache, s, &listed);
+        }
+        Ok(Some(listed))
+    }
+
+    async fn list_table(&self, host: bool) -> Result<Option<NftObs>> {
         let out = self
             .nft(host, &["-j", "list", "table", "inet", &self.table], None)
             .await?;
@@ -121,13 +202,14 @@ impl NftBackend {
         }
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)
             .map_err(|e| self.failed("list", &format!("unreadable JSON: {e}")))?;
-        let mut rules = vec![];
+        let (mut rules, mut handles) = (vec![], vec![]);
         for o in v["nftables"].as_array().into_iter().flatten() {
             if let Some(r) = o.get("rule") {
                 rules.push((
                     r["chain"].as_str().unwrap_or_default().to_string(),
                     r["comment"].as_str().unwrap_or_default().to_string(),
                 ));
+                handles.push(r["handle"].as_u64().unwrap_or_default());
             }
         }
         let base: Vec<(&str, &str)> = rules
@@ -143,6 +225,8 @@ impl NftBackend {
             rules,
             base_ok,
             forwarding,
+            handles,
+            by_service: Default::default(),
         }))
     }
 
@@ -212,9 +296,11 @@ impl NftBackend {
         }
     }
 
-    /// Replaces one location's table with every desired service there,
-    /// endpoints resolved against what was observed: one transaction.
-    async fn sync(&self, host: bool, observed: &Observed) -> Result<()> {
+    /// Brings one location's table to every desired service there,
+    /// endpoints resolved against what was observed, in one transaction:
+    /// only the `changed` services when the table is netloom's as it
+    /// should be, else the whole table anew.
+    async fn sync(&self, host: bool, observed: &Observed, changed: &[&str]) -> Result<()> {
         let mut here: Vec<ServiceRes> = self
             .services
             .iter()
@@ -227,6 +313,24 @@ impl NftBackend {
         if !here.is_empty() && !host {
             let v6 = here.iter().flat_map(|s| &s.vips).any(|v| v.is_ipv6());
             self.enable_forwarding(v6).await?;
+        }
+        let in_place = observed
+            .nft_table(host)
+            .filter(|t| t.base_ok && !here.is_empty())
+            .and_then(|t| {
+                let pairs: Vec<(&str, Option<&ServiceRes>)> = changed
+                    .iter()
+                    .map(|n| (*n, here.iter().find(|s| s.name == *n)))
+                    .collect();
+                render::delta(&self.table, &pairs, &here, t)
+            });
+        if let Some(script) = in_place {
+            let out = self.nft(host, &["-f", "-"], Some(script)).await?;
+            if out.status.success() {
+                return Ok(());
+            }
+            // The table moved since it was observed: write it whole.
+            tracing::debug!(stderr = %String::from_utf8_lossy(&out.stderr), "nft change in place refused; replacing the table");
         }
         let script = render::script(&self.table, &here);
         let out = self.nft(host, &["-f", "-"], Some(script)).await?;
@@ -263,13 +367,19 @@ impl Backend for NftBackend {
                 if !wanted || (!host && self.netns.is_none()) {
                     continue;
                 }
-                if let Some(t) = self.observe_one(host).await? {
-                    out.push(t);
+                if let Some(l) = self.observe_one(host).await? {
+                    if !host {
+                        into.nft_foreign = l.foreign;
+                    }
+                    out.extend(l.table);
                 }
             }
             self.seen = out.iter().map(|t| t.host).collect();
+            if !self.services.iter().any(|s| !s.host) && self.netns.is_some() && !into.ledger.nft.contains("netns") {
+                // Destroy asks whether the topology's netns holds tables of others.
+                into.nft_foreign = self.foreign_tables().await?;
+            }
             into.nft = out;
-            into.nft_foreign = self.foreign_tables().await?;
             Ok(())
         })
     }
@@ -303,6 +413,7 @@ impl Backend for NftBackend {
                 if !out.status.success() {
                     return Err(self.failed("-f", &String::from_utf8_lossy(&out.stderr)));
                 }
+                let _ = std::fs::remove_file(cache::path(&self.topology, host));
             }
             Ok(())
         })
@@ -313,7 +424,9 @@ impl Backend for NftBackend {
             let Some(Resource::Service(s)) = c.resource() else {
                 return Err(crate::backend::not_mine(self, c));
             };
-            self.sync(s.host, cx.observed).await.map(|()| vec![])
+            self.sync(s.host, cx.observed, &[s.name.as_str()])
+                .await
+                .map(|()| vec![])
         })
     }
 
@@ -336,7 +449,14 @@ impl Backend for NftBackend {
                 if mine.is_empty() {
                     continue;
                 }
-                let r = self.sync(host, cx.observed).await;
+                let names: Vec<&str> = mine
+                    .iter()
+                    .filter_map(|c| match c.resource() {
+                        Some(Resource::Service(s)) => Some(s.name.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let r = self.sync(host, cx.observed, &names).await;
                 for c in mine {
                     let one = match &r {
                         Ok(()) => Ok(vec![]),

@@ -221,17 +221,127 @@ pub fn script(table: &str, services: &[ServiceRes]) -> String {
         }
         let _ = writeln!(out, "  }}");
     }
+    // Rules by chain, in order (a scan of every rule per chain was
+    // quadratic in the number of endpoints).
+    let mut by_chain: std::collections::HashMap<&str, Vec<&Rule>> = Default::default();
+    for r in &rules {
+        by_chain.entry(r.chain.as_str()).or_default().push(r);
+    }
     for c in ["services", "noep"]
         .iter()
         .map(|s| s.to_string())
         .chain(chains)
     {
         let _ = writeln!(out, "  chain {c} {{");
-        for r in rules.iter().filter(|r| r.chain == c) {
+        for r in by_chain.get(c.as_str()).into_iter().flatten() {
             let _ = writeln!(out, "    {} comment \"{}\"", r.text, r.comment);
         }
         let _ = writeln!(out, "  }}");
     }
     out.push_str("}\n");
     out
+}
+
+/// The chains of the table's own (every service's dispatch lives in them).
+const SHARED: [&str; 2] = ["services", "noep"];
+
+/// A script that changes only the given services in an existing table of
+/// netloom's (`observed`): each one's dispatch rules are deleted by handle
+/// and its own chains flushed, then its rules come anew; chains and sets
+/// it no longer has go. `None` when that cannot be done in place (a rule
+/// without a handle): then the whole table is written.
+pub fn delta(
+    table: &str,
+    changed: &[(&str, Option<&ServiceRes>)],
+    all: &[ServiceRes],
+    observed: &crate::observed::NftObs,
+) -> Option<String> {
+    let mut out = String::new();
+    let (mut old_chains, mut new_chains) = (vec![], vec![]);
+    let (mut old_sets, mut new_sets) = (vec![], vec![]);
+    let mut new_rules = vec![];
+    for (name, new) in changed {
+        for (chain, comment, handle) in observed.rules_with_handles(name) {
+            // A service's comment in a base chain was put there by hand.
+            if BASE_RULES.iter().any(|(b, _)| *b == chain) {
+                return None;
+            }
+            if SHARED.contains(&chain) {
+                let _ = writeln!(out, "delete rule inet {table} {chain} handle {}", handle?);
+            } else if !old_chains.contains(&chain) {
+                old_chains.push(chain);
+                // An endpoint chain with a `remember` rule has a set of its own.
+                if comment.contains(" remember ")
+                    && let Some(set) = chain.strip_prefix("ep-")
+                {
+                    old_sets.push(format!("aff-{set}"));
+                }
+            }
+        }
+        if let Some(s) = new {
+            let (r, c, st) = service_rules(s);
+            new_rules.extend(r);
+            new_chains.extend(c);
+            new_sets.extend(st);
+        }
+    }
+    for c in &old_chains {
+        let _ = writeln!(out, "flush chain inet {table} {c}");
+    }
+    let new_set_names: Vec<&str> = new_sets
+        .iter()
+        .filter_map(|s| s.strip_prefix("set ")?.split(' ').next())
+        .collect();
+    for c in old_chains.iter().filter(|c| !new_chains.iter().any(|n| n == *c)) {
+        let _ = writeln!(out, "delete chain inet {table} {c}");
+    }
+    for s in old_sets.iter().filter(|s| !new_set_names.contains(&s.as_str())) {
+        let _ = writeln!(out, "delete set inet {table} {s}");
+    }
+    for s in &new_sets {
+        let _ = writeln!(out, "add {}", s.replace("set ", &format!("set inet {table} ")));
+    }
+    for c in &new_chains {
+        let _ = writeln!(out, "add chain inet {table} {c}");
+    }
+    for r in &new_rules {
+        let _ = writeln!(
+            out,
+            "add rule inet {table} {} {} comment \"{}\"",
+            r.chain, r.text, r.comment
+        );
+    }
+    // The VIP sets the masquerade rules match, whole, when a changed
+    // service's VIPs moved (a VIP may serve several services).
+    let old_vips: std::collections::BTreeSet<String> = changed
+        .iter()
+        .flat_map(|(n, _)| observed.rules_with_handles(n))
+        .filter(|(c, _, _)| SHARED.contains(c))
+        .filter_map(|(_, comment, _)| {
+            let rest = comment.split(' ').collect::<Vec<_>>();
+            (rest.len() >= 5).then(|| rest[4].to_string())
+        })
+        .collect();
+    let new_vips: std::collections::BTreeSet<String> = changed
+        .iter()
+        .filter_map(|(_, s)| *s)
+        .flat_map(|s| s.vips.iter().map(ToString::to_string))
+        .collect();
+    if old_vips == new_vips {
+        return Some(out);
+    }
+    for (f, set) in [(4u8, "vips4"), (6, "vips6")] {
+        let v: std::collections::BTreeSet<String> = all
+            .iter()
+            .flat_map(|s| s.vips.iter())
+            .filter(|v| fam(v).1 == f)
+            .map(ToString::to_string)
+            .collect();
+        let _ = writeln!(out, "flush set inet {table} {set}");
+        if !v.is_empty() {
+            let list: Vec<String> = v.into_iter().collect();
+            let _ = writeln!(out, "add element inet {table} {set} {{ {} }}", list.join(", "));
+        }
+    }
+    Some(out)
 }
