@@ -294,7 +294,11 @@ impl NftObs {
             .flatten()
             .filter_map(|&i| {
                 let (chain, comment) = self.rules.get(i)?;
-                Some((chain.as_str(), comment.as_str(), self.handles.get(i).copied()))
+                Some((
+                    chain.as_str(),
+                    comment.as_str(),
+                    self.handles.get(i).copied(),
+                ))
             })
             .collect()
     }

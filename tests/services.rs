@@ -335,7 +335,12 @@ fn an_ipv6_vip_spreads_and_client_ip_affinity_keeps_one_endpoint() {
     // Another service added is changed in place: the sticky service's
     // remembered client survives the apply, and so do its rules.
     let table = format!("netloom-{}", t.name);
-    let list = || must(&format!("ip netns exec {} nft -a list table inet {table}", ns.name));
+    let list = || {
+        must(&format!(
+            "ip netns exec {} nft -a list table inet {table}",
+            ns.name
+        ))
+    };
     let client_ip = format!("10.95.{o}.20");
     let sticky_rules = |text: &str| -> Vec<String> {
         text.lines()
@@ -344,7 +349,10 @@ fn an_ipv6_vip_spreads_and_client_ip_affinity_keeps_one_endpoint() {
             .collect()
     };
     let before = list();
-    assert!(before.contains(&client_ip), "the client is remembered:\n{before}");
+    assert!(
+        before.contains(&client_ip),
+        "the client is remembered:\n{before}"
+    );
     let text = std::fs::read_to_string(&f).unwrap()
         + &format!(
             "[service.extra]\naddresses = [\"10.94.{o}.30\"]\nports = [{{ port = 80, target = 8080 }}]\nnetwork = \"br0\"\nselector = {{ app = \"web6\" }}\n"
@@ -354,8 +362,15 @@ fn an_ipv6_vip_spreads_and_client_ip_affinity_keeps_one_endpoint() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("+ service extra"), "{r:?}");
     let after = list();
-    assert!(after.contains(&client_ip), "still remembered after the apply:\n{after}");
-    assert_eq!(sticky_rules(&after), sticky_rules(&before), "same rules, same handles");
+    assert!(
+        after.contains(&client_ip),
+        "still remembered after the apply:\n{after}"
+    );
+    assert_eq!(
+        sticky_rules(&after),
+        sticky_rules(&before),
+        "same rules, same handles"
+    );
     let extra = spread(&client, &format!("10.94.{o}.30"), 4);
     assert!(!extra.keys().any(|k| k.starts_with("error")), "{extra:?}");
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);

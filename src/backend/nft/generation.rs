@@ -55,7 +55,11 @@ fn parse(data: &[u8]) -> io::Result<u32> {
             NlasIterator::new(&body[NFGENMSG_LEN..])
                 .map_while(Result::ok)
                 .find(|a| a.kind() == NFTA_GEN_ID)
-                .and_then(|a| a.value().get(..4).map(|b| u32::from_be_bytes(b.try_into().unwrap())))
+                .and_then(|a| {
+                    a.value()
+                        .get(..4)
+                        .map(|b| u32::from_be_bytes(b.try_into().unwrap()))
+                })
                 .ok_or_else(|| invalid("no NFTA_GEN_ID in the reply"))
         }
         _ => Err(invalid("an unexpected reply to NFT_MSG_GETGEN")),
@@ -66,20 +70,36 @@ fn parse(data: &[u8]) -> io::Result<u32> {
 mod tests {
     #[test]
     fn a_committed_change_moves_the_generation() {
-        if !nix::unistd::geteuid().is_root() || std::process::Command::new("nft").arg("-v").output().is_err() {
+        if !nix::unistd::geteuid().is_root()
+            || std::process::Command::new("nft")
+                .arg("-v")
+                .output()
+                .is_err()
+        {
             return; // the live check needs root and nft; the suite runs as root
         }
         let ns = format!("nl-gen-{}", std::process::id());
-        let ip = |a: &str| std::process::Command::new("ip").args(a.split(' ')).status().unwrap();
+        let ip = |a: &str| {
+            std::process::Command::new("ip")
+                .args(a.split(' '))
+                .status()
+                .unwrap()
+        };
         assert!(ip(&format!("netns add {ns}")).success());
         let fd = crate::netns::open(&ns).unwrap();
-        let before = crate::netns::run_in(Some(&fd), super::current).unwrap().unwrap();
-        let again = crate::netns::run_in(Some(&fd), super::current).unwrap().unwrap();
+        let before = crate::netns::run_in(Some(&fd), super::current)
+            .unwrap()
+            .unwrap();
+        let again = crate::netns::run_in(Some(&fd), super::current)
+            .unwrap()
+            .unwrap();
         let nft = std::process::Command::new("ip")
             .args(["netns", "exec", &ns, "nft", "add", "table", "inet", "t"])
             .status()
             .unwrap();
-        let after = crate::netns::run_in(Some(&fd), super::current).unwrap().unwrap();
+        let after = crate::netns::run_in(Some(&fd), super::current)
+            .unwrap()
+            .unwrap();
         ip(&format!("netns del {ns}"));
         assert!(nft.success());
         assert_eq!(before, again, "nothing changed, nothing moves");

@@ -181,7 +181,11 @@ impl NftBackend {
             return Ok(Some(listed));
         }
         let table = self.list_table(host).await?;
-        let foreign = if host { vec![] } else { self.foreign_tables().await? };
+        let foreign = if host {
+            vec![]
+        } else {
+            self.foreign_tables().await?
+        };
         let listed = Listed { table, foreign };
         if let Some(s) = stamp {
             cache::write(&cache, s, &listed);
@@ -375,7 +379,10 @@ impl Backend for NftBackend {
                 }
             }
             self.seen = out.iter().map(|t| t.host).collect();
-            if !self.services.iter().any(|s| !s.host) && self.netns.is_some() && !into.ledger.nft.contains("netns") {
+            if !self.services.iter().any(|s| !s.host)
+                && self.netns.is_some()
+                && !into.ledger.nft.contains("netns")
+            {
                 // Destroy asks whether the topology's netns holds tables of others.
                 into.nft_foreign = self.foreign_tables().await?;
             }

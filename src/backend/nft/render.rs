@@ -292,14 +292,24 @@ pub fn delta(
         .iter()
         .filter_map(|s| s.strip_prefix("set ")?.split(' ').next())
         .collect();
-    for c in old_chains.iter().filter(|c| !new_chains.iter().any(|n| n == *c)) {
+    for c in old_chains
+        .iter()
+        .filter(|c| !new_chains.iter().any(|n| n == *c))
+    {
         let _ = writeln!(out, "delete chain inet {table} {c}");
     }
-    for s in old_sets.iter().filter(|s| !new_set_names.contains(&s.as_str())) {
+    for s in old_sets
+        .iter()
+        .filter(|s| !new_set_names.contains(&s.as_str()))
+    {
         let _ = writeln!(out, "delete set inet {table} {s}");
     }
     for s in &new_sets {
-        let _ = writeln!(out, "add {}", s.replace("set ", &format!("set inet {table} ")));
+        let _ = writeln!(
+            out,
+            "add {}",
+            s.replace("set ", &format!("set inet {table} "))
+        );
     }
     for c in &new_chains {
         let _ = writeln!(out, "add chain inet {table} {c}");
@@ -340,7 +350,11 @@ pub fn delta(
         let _ = writeln!(out, "flush set inet {table} {set}");
         if !v.is_empty() {
             let list: Vec<String> = v.into_iter().collect();
-            let _ = writeln!(out, "add element inet {table} {set} {{ {} }}", list.join(", "));
+            let _ = writeln!(
+                out,
+                "add element inet {table} {set} {{ {} }}",
+                list.join(", ")
+            );
         }
     }
     Some(out)
