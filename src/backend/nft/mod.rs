@@ -29,6 +29,31 @@ struct Listed {
     foreign: Vec<String>,
 }
 
+/// The rules an `nft -e -a` run added, as (chain, comment, handle).
+fn echoed(out: &str) -> Vec<(String, String, u64)> {
+    let mut rules = vec![];
+    for line in out.lines() {
+        let Some((body, handle)) = line.rsplit_once(" # handle ") else {
+            continue;
+        };
+        let Ok(handle) = handle.trim().parse::<u64>() else {
+            continue;
+        };
+        // add rule inet TABLE CHAIN … comment "COMMENT"
+        let mut w = body.split(' ');
+        if (w.next(), w.next()) != (Some("add"), Some("rule")) {
+            continue;
+        }
+        let chain = w.nth(2).unwrap_or_default().to_string();
+        let comment = body
+            .rsplit_once(" comment \"")
+            .map(|(_, c)| c.trim_end_matches('"').to_string())
+            .unwrap_or_default();
+        rules.push((chain, comment, handle));
+    }
+    rules
+}
+
 /// The last listing per netns, keyed by (netns inode, generation), under
 /// the run directory.
 mod cache {
@@ -50,6 +75,69 @@ mod cache {
     pub fn read(path: &Path, stamp: (u64, u32)) -> Option<Listed> {
         let e: Entry = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
         (e.version == env!("CARGO_PKG_VERSION") && e.stamp == stamp).then_some(e.listed)
+    }
+
+    /// After a change in place: the cached listing with the changed
+    /// services' rules replaced by those the kernel echoed, valid for the
+    /// new generation only if that change was the one commit since the
+    /// listing. Otherwise the cache goes (the next observation lists).
+    pub fn update(
+        path: &Path,
+        changed: &[&str],
+        kept: &[String],
+        added: Vec<(String, String, u64)>,
+        generation: Option<u32>,
+    ) {
+        let entry: Option<Entry> = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let next = match (entry, generation) {
+            (Some(e), Some(g)) if e.stamp.1.wrapping_add(1) == g => Some((e, g)),
+            _ => None,
+        };
+        let Some((e, g)) = next else {
+            tracing::debug!(
+                ?generation,
+                "nft cache dropped: another commit since the listing"
+            );
+            let _ = std::fs::remove_file(path);
+            return;
+        };
+        let Some(mut t) = e.listed.table else {
+            let _ = std::fs::remove_file(path);
+            return;
+        };
+        // Rewritten: a changed service's rules, but the dispatch rules of
+        // those whose dispatch was left in place.
+        let rewritten = |(chain, comment): &(String, String)| {
+            let Some(n) = comment
+                .strip_prefix("nl svc ")
+                .and_then(|r| r.split(' ').next())
+            else {
+                return false;
+            };
+            let shared = chain == "services" || chain == "noep";
+            changed.contains(&n) && !(shared && kept.iter().any(|k| k == n))
+        };
+        let (mut rules, mut handles) = (vec![], vec![]);
+        for (i, r) in t.rules.iter().enumerate() {
+            if !rewritten(r) {
+                rules.push(r.clone());
+                handles.push(t.handles.get(i).copied().unwrap_or_default());
+            }
+        }
+        for (chain, comment, handle) in added {
+            rules.push((chain, comment));
+            handles.push(handle);
+        }
+        t.rules = rules;
+        t.handles = handles;
+        t.by_service = Default::default();
+        let listed = Listed {
+            table: Some(t),
+            foreign: e.listed.foreign,
+        };
+        write(path, (e.stamp.0, g), &listed);
     }
 
     /// Best effort: a cache that cannot be written is only a slower plan.
@@ -328,9 +416,36 @@ impl NftBackend {
                     .collect();
                 render::delta(&self.table, &pairs, &here, t)
             });
-        if let Some(script) = in_place {
-            let out = self.nft(host, &["-f", "-"], Some(script)).await?;
+        if let Some(d) = in_place {
+            // Echoed with handles (the kernel's account of the rules it
+            // added) only when a later change will need them: echo makes
+            // nft read the whole table first.
+            let args: &[&str] = if d.echo {
+                &["-e", "-a", "-f", "-"]
+            } else {
+                &["-f", "-"]
+            };
+            let out = self.nft(host, args, Some(d.script)).await?;
             if out.status.success() {
+                let added = if d.echo {
+                    echoed(&String::from_utf8_lossy(&out.stdout))
+                } else {
+                    // Committed whole or not at all; handles not needed.
+                    d.written.into_iter().map(|(c, m)| (c, m, 0)).collect()
+                };
+                // Asked after the commit: one more than at the listing
+                // means no one else's commit came in between.
+                let generation = self
+                    .in_netns(host, "read the nftables generation", generation::current)
+                    .await
+                    .ok();
+                cache::update(
+                    &cache::path(&self.topology, host),
+                    changed,
+                    &d.kept,
+                    added,
+                    generation,
+                );
                 return Ok(());
             }
             // The table moved since it was observed: write it whole.
@@ -474,5 +589,31 @@ impl Backend for NftBackend {
             }
             out
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn echoed_rules_give_chain_comment_and_handle() {
+        // As nft 1.0.6 echoes a transaction (`nft -e -a -f`).
+        let out = "add chain inet t svc-a # handle 2009\n\
+                   add rule inet t services ip daddr 10.76.0.8 tcp dport 80 goto svc-a comment \"nl svc a to 10.76.0.8 tcp/80\" # handle 8089\n\
+                   add rule inet t ep-a-0 meta l4proto tcp dnat ip to 10.75.1.1:8080 comment \"nl svc a ep c0 10.75.1.1:8080\" # handle 8092\n";
+        assert_eq!(
+            super::echoed(out),
+            [
+                (
+                    "services".to_string(),
+                    "nl svc a to 10.76.0.8 tcp/80".to_string(),
+                    8089
+                ),
+                (
+                    "ep-a-0".to_string(),
+                    "nl svc a ep c0 10.75.1.1:8080".to_string(),
+                    8092
+                ),
+            ]
+        );
     }
 }

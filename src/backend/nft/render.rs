@@ -242,6 +242,17 @@ pub fn script(table: &str, services: &[ServiceRes]) -> String {
     out
 }
 
+/// A change in place: its script, whether to run it echoed (it adds rules
+/// whose handles a later change needs), and the rules it writes.
+pub struct Delta {
+    pub script: String,
+    pub echo: bool,
+    /// (chain, comment) of every rule added.
+    pub written: Vec<(String, String)>,
+    /// Changed services whose dispatch rules stayed as they were.
+    pub kept: Vec<String>,
+}
+
 /// The chains of the table's own (every service's dispatch lives in them).
 const SHARED: [&str; 2] = ["services", "noep"];
 
@@ -255,19 +266,43 @@ pub fn delta(
     changed: &[(&str, Option<&ServiceRes>)],
     all: &[ServiceRes],
     observed: &crate::observed::NftObs,
-) -> Option<String> {
+) -> Option<Delta> {
     let mut out = String::new();
     let (mut old_chains, mut new_chains) = (vec![], vec![]);
     let (mut old_sets, mut new_sets) = (vec![], vec![]);
     let mut new_rules = vec![];
+    let mut echo = false;
+    let mut kept = vec![];
     for (name, new) in changed {
-        for (chain, comment, handle) in observed.rules_with_handles(name) {
+        let old = observed.rules_with_handles(name);
+        let mut old_shared: Vec<(&str, &str)> = old
+            .iter()
+            .filter(|(c, _, _)| SHARED.contains(c))
+            .map(|(c, m, _)| (*c, *m))
+            .collect();
+        old_shared.sort();
+        let (rules, chains, sets) = new.map(service_rules).unwrap_or_default();
+        let mut new_shared: Vec<(&str, &str)> = rules
+            .iter()
+            .filter(|r| SHARED.contains(&r.chain.as_str()))
+            .map(|r| (r.chain.as_str(), r.comment.as_str()))
+            .collect();
+        new_shared.sort();
+        // Dispatch rules unchanged (an endpoint change): left in place.
+        let keep_shared = old_shared == new_shared;
+        if keep_shared {
+            kept.push(name.to_string());
+        }
+        for (chain, comment, handle) in old {
             // A service's comment in a base chain was put there by hand.
             if BASE_RULES.iter().any(|(b, _)| *b == chain) {
                 return None;
             }
             if SHARED.contains(&chain) {
-                let _ = writeln!(out, "delete rule inet {table} {chain} handle {}", handle?);
+                if !keep_shared {
+                    let handle = handle.filter(|h| *h != 0)?;
+                    let _ = writeln!(out, "delete rule inet {table} {chain} handle {handle}");
+                }
             } else if !old_chains.contains(&chain) {
                 old_chains.push(chain);
                 // An endpoint chain with a `remember` rule has a set of its own.
@@ -278,12 +313,15 @@ pub fn delta(
                 }
             }
         }
-        if let Some(s) = new {
-            let (r, c, st) = service_rules(s);
-            new_rules.extend(r);
-            new_chains.extend(c);
-            new_sets.extend(st);
-        }
+        // New rules in the shared chains are echoed, for their handles.
+        echo |= !keep_shared && !new_shared.is_empty();
+        new_rules.extend(
+            rules
+                .into_iter()
+                .filter(|r| !(keep_shared && SHARED.contains(&r.chain.as_str()))),
+        );
+        new_chains.extend(chains);
+        new_sets.extend(sets);
     }
     for c in &old_chains {
         let _ = writeln!(out, "flush chain inet {table} {c}");
@@ -337,8 +375,18 @@ pub fn delta(
         .filter_map(|(_, s)| *s)
         .flat_map(|s| s.vips.iter().map(ToString::to_string))
         .collect();
+    let written = new_rules
+        .iter()
+        .map(|r| (r.chain.clone(), r.comment.clone()))
+        .collect();
+    let done = |script| Delta {
+        script,
+        echo,
+        written,
+        kept,
+    };
     if old_vips == new_vips {
-        return Some(out);
+        return Some(done(out));
     }
     for (f, set) in [(4u8, "vips4"), (6, "vips6")] {
         let v: std::collections::BTreeSet<String> = all
@@ -357,5 +405,5 @@ pub fn delta(
             );
         }
     }
-    Some(out)
+    Some(done(out))
 }
