@@ -807,7 +807,9 @@ fn a_new_table_for_learned_routes_moves_them_and_the_old_table_is_left_clean() {
         || {
             lab.nl(&["apply"], &f, &lab.password);
             let k = learned("main");
+            // Every prefix BIRD exports, including the community-tagged one.
             k.contains(&format!("10.20.{o}.0/24 via 10.150.{o}.2"))
+                && k.contains(&format!("10.31.{o}.0/24 via 10.150.{o}.2"))
                 && k.contains(&format!("fd00:20:{o}::/64"))
         },
         || {
