@@ -226,29 +226,15 @@ pub fn convert(text: &str, source: &str) -> Result<Converted, String> {
         match (na.bridge, nb.bridge) {
             (false, false) => links.push((a.clone(), b.clone(), l.mtu)),
             (true, true) => skipped.push(format!("{label}: between two bridges")),
-            (false, true) => {
+            // A container end on a bridge node: an interface to that bridge.
+            (false, true) | (true, false) => {
+                let (ctr, br) = if nb.bridge { (a, b) } else { (b, a) };
                 skipped.push(format!(
                     "{label}: the bridge port's name `{}` becomes a name netloom derives",
-                    b.1
+                    br.1
                 ));
-                let br = b.0.clone();
-                nodes
-                    .get_mut(&a.0)
-                    .unwrap()
-                    .to_bridges
-                    .push((a.1.clone(), br));
-            }
-            (true, false) => {
-                skipped.push(format!(
-                    "{label}: the bridge port's name `{}` becomes a name netloom derives",
-                    a.1
-                ));
-                let br = a.0.clone();
-                nodes
-                    .get_mut(&b.0)
-                    .unwrap()
-                    .to_bridges
-                    .push((b.1.clone(), br));
+                let port = (ctr.1.clone(), br.0.clone());
+                nodes.get_mut(&ctr.0).unwrap().to_bridges.push(port);
             }
         }
     }

@@ -82,16 +82,7 @@ impl Kind for ContainerRouteRes {
 
     fn title(&self) -> String {
         let mut s = self.to.to_string();
-        if let Some(v) = self.via {
-            let _ = write!(s, " via {v}");
-        }
-        if let Some(d) = &self.dev {
-            let _ = write!(s, " dev {d}");
-        }
-        if !self.nexthops.is_empty() {
-            let hops: Vec<String> = self.nexthops.iter().map(|h| h.to_string()).collect();
-            let _ = write!(s, " via {}", hops.join(", "));
-        }
+        super::route::write_gateways(&mut s, self.via, &self.dev, &self.nexthops);
         if let Some(m) = self.metric {
             let _ = write!(s, " metric {m}");
         }

@@ -68,6 +68,20 @@ impl fmt::Display for NextHop {
     }
 }
 
+/// ` via A`, ` dev D`, or ` via A, B weight 2` after a route's prefix.
+pub fn write_gateways(s: &mut String, via: Option<IpAddr>, dev: &Option<String>, hops: &[NextHop]) {
+    if let Some(v) = via {
+        let _ = write!(s, " via {v}");
+    }
+    if let Some(d) = dev {
+        let _ = write!(s, " dev {d}");
+    }
+    if !hops.is_empty() {
+        let hops: Vec<String> = hops.iter().map(|h| h.to_string()).collect();
+        let _ = write!(s, " via {}", hops.join(", "));
+    }
+}
+
 /// Next hops as the plan shows them: comma-separated, in canonical order.
 pub fn nexthops_value(hops: &[NextHop]) -> Option<Value> {
     (!hops.is_empty()).then(|| Value::List(hops.iter().map(|h| h.to_string()).collect()))
@@ -98,16 +112,7 @@ impl Kind for RouteRes {
         } else {
             self.key.to.to_string()
         };
-        if let Some(v) = self.via {
-            let _ = write!(s, " via {v}");
-        }
-        if let Some(d) = &self.dev {
-            let _ = write!(s, " dev {d}");
-        }
-        if !self.nexthops.is_empty() {
-            let hops: Vec<String> = self.nexthops.iter().map(|h| h.to_string()).collect();
-            let _ = write!(s, " via {}", hops.join(", "));
-        }
+        write_gateways(&mut s, self.via, &self.dev, &self.nexthops);
         let _ = write!(s, " table {}", self.key.table);
         if self.key.metric != Family::of_net(&self.key.to).default_metric() {
             let _ = write!(s, " metric {}", self.key.metric);

@@ -98,11 +98,13 @@ impl Kernel {
     /// Writes `/proc/sys/net/…` inside this netns (sysctls follow the
     /// writing thread's netns, so the write runs on a thread inside it).
     pub async fn sysctl(&self, path: &str, value: &str) -> Result<()> {
-        let (fd, path, value) = (
-            self.fd.clone(),
-            format!("/proc/sys/net/{path}"),
-            value.to_string(),
-        );
+        self.write_proc(format!("/proc/sys/net/{path}"), value.to_string())
+            .await
+    }
+
+    /// Writes one `/proc/sys` file from a thread inside this netns.
+    async fn write_proc(&self, path: String, value: String) -> Result<()> {
+        let fd = self.fd.clone();
         tokio::task::spawn_blocking(move || {
             netns::run_in(fd.as_deref(), || std::fs::write(&path, &value))
                 .and_then(|r| r)
@@ -120,14 +122,8 @@ impl Kernel {
         let Some(value) = s.value.clone().or_else(|| s.restore.clone()) else {
             return Ok(());
         };
-        let (fd, path) = (self.fd.clone(), crate::resource::sysctl_path(&s.key));
-        tokio::task::spawn_blocking(move || {
-            netns::run_in(fd.as_deref(), || std::fs::write(&path, &value))
-                .and_then(|r| r)
-                .map_err(|e| Error::io(format!("write {path}"), e))
-        })
-        .await
-        .map_err(|e| Error::task("sysctl", e))?
+        self.write_proc(crate::resource::sysctl_path(&s.key), value)
+            .await
     }
 
     /// Reads sysctls here: a key that does not exist reads as `None`.
