@@ -189,6 +189,7 @@ fn add_links(g: &mut DesiredGraph, topo: &Topology) -> Links {
                 },
                 peer: None,
                 external: b.external,
+                adopt: b.adopt,
             }),
             Some(b.loc.clone()),
         );
@@ -214,6 +215,7 @@ fn add_links(g: &mut DesiredGraph, topo: &Topology) -> Links {
                     addresses: v.peer_addresses.clone(),
                 }),
                 external: false,
+                adopt: v.adopt,
             }),
             Some(v.loc.clone()),
         );

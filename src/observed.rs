@@ -629,6 +629,7 @@ impl Observed {
             end: end(l),
             peer,
             external: false,
+            adopt: false,
         }
     }
 

@@ -379,7 +379,7 @@ interfaces.eth1 = {{ bridge = "br-user", addresses = ["10.{o}.5.10/24"], mtu = 1
     assert_eq!(ns.link_names(), ["br-user"]);
     let br = ns.link("br-user");
     assert_eq!(
-        (br["mtu"].as_u64(), br["alias"].as_str()),
+        (br["mtu"].as_u64(), br["ifalias"].as_str()),
         (Some(1400), None)
     );
     assert_eq!(ns.addrs("br-user"), [format!("10.{o}.5.1/24")]);

@@ -86,6 +86,7 @@ fn bridge(name: &str) -> Resource {
         },
         peer: None,
         external: false,
+        adopt: false,
     })
 }
 

@@ -146,6 +146,8 @@ pub struct Bridge {
     pub depends_on: Vec<String>,
     /// Exists already; netloom only enslaves ports to it.
     pub external: bool,
+    /// Take over an existing, unowned bridge of this name.
+    pub adopt: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +163,8 @@ pub struct Veth {
     pub peer_addresses: BTreeSet<IpNet>,
     /// Links (by name) that must exist first, from `depends_on`.
     pub depends_on: Vec<String>,
+    /// Take over an existing, unowned pair of these names.
+    pub adopt: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

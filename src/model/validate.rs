@@ -373,6 +373,7 @@ impl Validator {
                 ("addresses", !spec.addresses.is_empty()),
                 ("mtu", spec.mtu.is_some()),
                 ("up", spec.up.is_some()),
+                ("adopt", spec.adopt.is_some()),
             ]
             .into_iter()
             .filter(|(_, set)| *set)
@@ -407,6 +408,7 @@ impl Validator {
             up: s.spec.up.unwrap_or(true),
             addresses,
             external,
+            adopt: s.spec.adopt.unwrap_or(false),
         })
     }
 
@@ -439,6 +441,7 @@ impl Validator {
             up: s.spec.up.unwrap_or(true),
             addresses,
             peer_addresses,
+            adopt: s.spec.adopt.unwrap_or(false),
         })
     }
 

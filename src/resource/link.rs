@@ -51,6 +51,9 @@ pub struct LinkRes {
     /// A bridge that exists already: checked for, never changed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
+    /// Take over an existing link of this name and kind that nobody owns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 impl LinkRes {
@@ -158,11 +161,23 @@ fn diff_link(cx: &DiffCx, r: &Resource, d: &LinkRes, out: &mut Diff) {
         return diff_external(cx, r, d, out);
     }
     let (topology, observed) = (cx.topology, cx.observed);
+    let mut adopting = false;
     // Each name the resource needs must be free or already ours.
     for name in d.names() {
         if let Some(o) = observed.link(name) {
             match observed.owner_of(o, topology) {
                 Owner::Ours => {}
+                Owner::Unmarked if d.adopt && o.kind == d.kind => adopting = true,
+                Owner::Unmarked if d.adopt => {
+                    return out.conflict(
+                        r,
+                        format!(
+                            "`{name}` cannot be adopted as a {}: it is a {}",
+                            d.kind, o.kind
+                        ),
+                        "adopt takes over a link of the same kind only".into(),
+                    );
+                }
                 Owner::Unmarked => {
                     return out.conflict(
                         r,
@@ -171,7 +186,7 @@ fn diff_link(cx: &DiffCx, r: &Resource, d: &LinkRes, out: &mut Diff) {
                             o.kind
                         ),
                         format!(
-                            "rename `{name}` in the topology, or remove or rename the existing link"
+                            "rename `{name}` in the topology, remove or rename the existing link, or add `adopt = true` to take it over (netloom then owns it: converges its settings, and deletes it when it leaves the files)"
                         ),
                     );
                 }
@@ -196,6 +211,19 @@ fn diff_link(cx: &DiffCx, r: &Resource, d: &LinkRes, out: &mut Diff) {
     }
     if let Some(dp) = &d.peer {
         let cur_peer = cur.peer.as_ref().map(|p| p.name.clone());
+        // An adopted pair is taken as it is, never deleted to be remade.
+        if adopting && cur_peer.as_deref() != Some(dp.name.as_str()) {
+            return out.conflict(
+                r,
+                format!(
+                    "veth `{}` cannot be adopted: its peer is {}, not `{}`",
+                    d.end.name,
+                    cur_peer.unwrap_or_else(|| "in another netns".into()),
+                    dp.name
+                ),
+                "name its real peer in `peer`, or drop `adopt`".into(),
+            );
+        }
         if cur_peer.as_deref() != Some(dp.name.as_str()) {
             let reason = format!(
                 "peer changes from {} to {}",
@@ -235,8 +263,9 @@ fn diff_link(cx: &DiffCx, r: &Resource, d: &LinkRes, out: &mut Diff) {
             );
         }
     }
+    let reason = adopting.then(|| format!("adopts the existing {}, which nothing owned", d.kind));
     if !fields.is_empty() {
-        out.change(Action::Update, r, current, fields, None);
+        out.change(Action::Update, r, current, fields, reason);
     }
 }
 

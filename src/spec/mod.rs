@@ -263,6 +263,9 @@ pub struct BridgeSpec {
     /// No other key may be given.
     #[schemars(with = "Option<bool>")]
     pub external: Option<Spanned<bool>>,
+    /// Take over an existing bridge of this name that nothing owns: netloom
+    /// marks it, converges its settings, and owns it from then on.
+    pub adopt: Option<bool>,
     /// Interface addresses in CIDR form, e.g. "10.0.0.1/24", "fd00::1/64".
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
@@ -282,6 +285,8 @@ pub struct BridgeSpec {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VethSpec {
+    /// Take over an existing veth pair of these names that nothing owns.
+    pub adopt: Option<bool>,
     /// Name of the other end of the pair.
     #[schemars(with = "String")]
     pub peer: Spanned<String>,
