@@ -251,15 +251,7 @@ impl NftBackend {
         {
             return Ok(None);
         }
-        // (netns inode, generation): a netns made anew restarts its count.
-        let stamp = self
-            .in_netns(host, "read the nftables generation", || {
-                use std::os::unix::fs::MetadataExt;
-                let ino = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
-                Ok((ino, generation::current()?))
-            })
-            .await
-            .ok();
+        let stamp = self.stamp(host).await;
         let cache = cache::path(&self.topology, host);
         if let Some(hit) = stamp.and_then(|s| cache::read(&cache, s)) {
             let mut listed = hit;
@@ -279,6 +271,42 @@ impl NftBackend {
             cache::write(&cache, s, &listed);
         }
         Ok(Some(listed))
+    }
+
+    /// (netns inode, nftables generation): a netns made anew restarts its count.
+    async fn stamp(&self, host: bool) -> Option<(u64, u32)> {
+        self.in_netns(host, "read the nftables generation", || {
+            use std::os::unix::fs::MetadataExt;
+            let ino = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
+            Ok((ino, generation::current()?))
+        })
+        .await
+        .ok()
+    }
+
+    /// The table as observation describes it, from its rules in order.
+    async fn table_obs(
+        &self,
+        host: bool,
+        rules: Vec<(String, String)>,
+        handles: Vec<u64>,
+    ) -> Result<NftObs> {
+        let base: Vec<(&str, &str)> = rules
+            .iter()
+            .filter(|(_, c)| c == render::BASE)
+            .map(|(ch, c)| (ch.as_str(), c.as_str()))
+            .collect();
+        let base_ok = base == render::BASE_RULES && rules.iter().all(|(_, c)| c.starts_with("nl "));
+        // The host's is Docker's to set: not read, not changed.
+        let forwarding = host || self.forwarding(host).await?;
+        Ok(NftObs {
+            host,
+            rules,
+            base_ok,
+            forwarding,
+            handles,
+            by_service: Default::default(),
+        })
     }
 
     async fn list_table(&self, host: bool) -> Result<Option<NftObs>> {
@@ -304,22 +332,7 @@ impl NftBackend {
                 handles.push(r["handle"].as_u64().unwrap_or_default());
             }
         }
-        let base: Vec<(&str, &str)> = rules
-            .iter()
-            .filter(|(_, c)| c == render::BASE)
-            .map(|(ch, c)| (ch.as_str(), c.as_str()))
-            .collect();
-        let base_ok = base == render::BASE_RULES && rules.iter().all(|(_, c)| c.starts_with("nl "));
-        // The host's is Docker's to set: not read, not changed.
-        let forwarding = host || self.forwarding(host).await?;
-        Ok(Some(NftObs {
-            host,
-            rules,
-            base_ok,
-            forwarding,
-            handles,
-            by_service: Default::default(),
-        }))
+        self.table_obs(host, rules, handles).await.map(Some)
     }
 
     async fn forwarding(&self, host: bool) -> Result<bool> {
@@ -451,10 +464,43 @@ impl NftBackend {
             // The table moved since it was observed: write it whole.
             tracing::debug!(stderr = %String::from_utf8_lossy(&out.stderr), "nft change in place refused; replacing the table");
         }
+        // Whole: echoed, so the table written is known without listing it
+        // again, if this was the one commit in between.
+        let before = self.stamp(host).await;
         let script = render::script(&self.table, &here);
-        let out = self.nft(host, &["-f", "-"], Some(script)).await?;
+        let echo = !here.is_empty();
+        let args: &[&str] = if echo {
+            &["-e", "-a", "-f", "-"]
+        } else {
+            &["-f", "-"]
+        };
+        let out = self.nft(host, args, Some(script)).await?;
         if !out.status.success() {
             return Err(self.failed("-f", &String::from_utf8_lossy(&out.stderr)));
+        }
+        let path = cache::path(&self.topology, host);
+        match (echo, before, self.stamp(host).await) {
+            (true, Some(s0), Some(s1)) if s1.0 == s0.0 && s1.1 == s0.1.wrapping_add(1) => {
+                let (mut rules, mut handles) = (vec![], vec![]);
+                for (chain, comment, handle) in echoed(&String::from_utf8_lossy(&out.stdout)) {
+                    rules.push((chain, comment));
+                    handles.push(handle);
+                }
+                let table = self.table_obs(host, rules, handles).await?;
+                let foreign = if host {
+                    vec![]
+                } else {
+                    self.foreign_tables().await?
+                };
+                let listed = Listed {
+                    table: Some(table),
+                    foreign,
+                };
+                cache::write(&path, s1, &listed);
+            }
+            _ => {
+                let _ = std::fs::remove_file(&path);
+            }
         }
         Ok(())
     }
