@@ -104,10 +104,38 @@ pub struct Observed {
     pub link_index: NameIndex,
 }
 
-/// Positions in a `Vec<LinkObs>` by name, built once when first asked.
+/// A lookup table derived from observed data, built once when first asked.
 /// Not part of what was observed: equal, cloned and printed as nothing.
-#[derive(Default)]
-pub struct NameIndex(std::sync::OnceLock<HashMap<String, usize>>);
+pub struct Derived<T>(std::sync::OnceLock<T>);
+
+impl<T> Default for Derived<T> {
+    fn default() -> Self {
+        Derived(std::sync::OnceLock::new())
+    }
+}
+
+impl<T> Clone for Derived<T> {
+    fn clone(&self) -> Self {
+        Derived::default()
+    }
+}
+
+impl<T> PartialEq for Derived<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for Derived<T> {}
+
+impl<T> std::fmt::Debug for Derived<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
+}
+
+/// Positions in a `Vec<LinkObs>` by name.
+pub type NameIndex = Derived<HashMap<String, usize>>;
 
 impl NameIndex {
     /// The link named `name`. Checked against the vector itself, so a
@@ -129,26 +157,6 @@ impl NameIndex {
             Some(_) => scan(),
             None => None,
         }
-    }
-}
-
-impl Clone for NameIndex {
-    fn clone(&self) -> Self {
-        NameIndex::default()
-    }
-}
-
-impl PartialEq for NameIndex {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for NameIndex {}
-
-impl std::fmt::Debug for NameIndex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NameIndex")
     }
 }
 
@@ -242,28 +250,7 @@ pub struct NftObs {
 }
 
 /// Rule positions in `NftObs::rules` by service name.
-#[derive(Default)]
-pub struct ServiceIndex(std::sync::OnceLock<BTreeMap<String, Vec<usize>>>);
-
-impl Clone for ServiceIndex {
-    fn clone(&self) -> Self {
-        ServiceIndex::default()
-    }
-}
-
-impl PartialEq for ServiceIndex {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for ServiceIndex {}
-
-impl std::fmt::Debug for ServiceIndex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ServiceIndex")
-    }
-}
+pub type ServiceIndex = Derived<BTreeMap<String, Vec<usize>>>;
 
 impl NftObs {
     fn index(&self) -> &BTreeMap<String, Vec<usize>> {

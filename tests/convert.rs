@@ -45,7 +45,7 @@ fn a_mixed_lab_converts_what_netloom_can_make_and_lists_the_rest() {
         "node n1: `binds`",
         "exec `iptables -A FORWARD -j ACCEPT`",
         "an end in `host`",
-        "route `route add default via 172.31.250.1`",
+        "route `ip route add default via 172.31.250.1`",
     ] {
         assert!(r.stderr.contains(left), "stderr lacks {left:?}: {r:?}");
         assert!(toml.contains(left), "the file lacks {left:?}");

@@ -339,7 +339,7 @@ fn exec_line(line: &str, n: &mut Node) -> Result<(), String> {
                 via,
                 dev: opt("dev").map(str::to_string),
                 metric,
-                line: w.join(" "),
+                line: line.to_string(),
             });
             Ok(())
         }

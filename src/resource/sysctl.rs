@@ -136,20 +136,21 @@ impl Kind for SysctlRes {
             .ok()
             .flatten()
             .and_then(|s| s.get(&self.key).cloned().flatten());
+        // The container is wired: its prune must see it after the key goes.
+        let wired = match &self.container {
+            Some(c) => ledger.wired.insert(c.clone()),
+            None => false,
+        };
+        let Some(v) = before else { return wired };
         let map = match &self.container {
             None => &mut ledger.sysctls,
-            Some(c) => {
-                ledger.wired.insert(c.clone());
-                ledger.container_sysctls.entry(c.clone()).or_default()
-            }
+            Some(c) => ledger.container_sysctls.entry(c.clone()).or_default(),
         };
-        match before {
-            Some(v) if !map.contains_key(&self.key) => {
-                map.insert(self.key.clone(), normalize(&v));
-                true
-            }
-            _ => false,
+        if map.contains_key(&self.key) {
+            return wired;
         }
+        map.insert(self.key.clone(), normalize(&v));
+        true
     }
 
     fn release(&self, ledger: &mut Ledger) -> bool {

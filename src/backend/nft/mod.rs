@@ -529,7 +529,15 @@ impl Backend for NftBackend {
                         .nft
                         .contains(if host { "host" } else { "netns" });
                 // Without a netns of its own, the topology's is the host's.
-                if !wanted || (!host && self.netns.is_none()) {
+                if !host && self.netns.is_none() {
+                    continue;
+                }
+                if !wanted {
+                    // Destroy still asks whether the topology's netns holds
+                    // tables of others.
+                    if !host {
+                        into.nft_foreign = self.foreign_tables().await?;
+                    }
                     continue;
                 }
                 if let Some(l) = self.observe_one(host).await? {
@@ -540,13 +548,6 @@ impl Backend for NftBackend {
                 }
             }
             self.seen = out.iter().map(|t| t.host).collect();
-            if !self.services.iter().any(|s| !s.host)
-                && self.netns.is_some()
-                && !into.ledger.nft.contains("netns")
-            {
-                // Destroy asks whether the topology's netns holds tables of others.
-                into.nft_foreign = self.foreign_tables().await?;
-            }
             into.nft = out;
             Ok(())
         })

@@ -188,11 +188,9 @@ impl Backend for WiringBackend {
                         if let Some(m) = ledger.container_sysctls.get(&name) {
                             keys.extend(m.keys().cloned());
                         }
-                        if !keys.is_empty() {
-                            keys.sort();
-                            keys.dedup();
-                            seen.sysctls = net.kernel.read_sysctls(keys).await?;
-                        }
+                        keys.sort();
+                        keys.dedup();
+                        seen.sysctls = net.kernel.read_sysctls(keys).await?;
                         Ok(Some((name, net, seen)))
                     })
                     .buffer_unordered(OBSERVE_IN_FLIGHT)
