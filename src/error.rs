@@ -78,6 +78,9 @@ pub enum Error {
     /// Readiness probes that failed, one line each.
     #[error("{}", .0.join("\n"))]
     NotReady(Vec<String>),
+    /// A saved plan that no longer matches the files or the live state.
+    #[error("the plan is stale: {}; run plan again", .0.join("; "))]
+    Stale(Vec<String>),
     #[error("{}", locked(topology, pid, role, path))]
     Locked {
         topology: String,
@@ -173,7 +176,7 @@ impl Error {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid(_) => ErrorKind::Invalid,
+            Error::Invalid(_) | Error::Stale(_) => ErrorKind::Invalid,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Backend { .. } | Error::Unavailable { .. } | Error::State(_) => {
                 ErrorKind::Backend
@@ -209,6 +212,7 @@ impl Error {
             | Error::State(_)
             | Error::Verify { .. }
             | Error::NotReady(_)
+            | Error::Stale(_)
             | Error::Locked { .. } => None,
         }
     }

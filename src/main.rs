@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // Usage errors exit 1 (clap's default 2 means "changes pending" here).
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::Cli::try_parse_from(cli::terraform_spelling(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

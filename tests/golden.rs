@@ -4,7 +4,7 @@
 
 use netloom::diff::diff;
 use netloom::observed::Observed;
-use netloom::plan::{Plan, render_json, render_text};
+use netloom::plan::{Plan, render_json, render_markdown, render_text};
 use std::path::Path;
 
 fn plan_for(dir: &Path) -> Plan {
@@ -51,6 +51,11 @@ fn plans_match_their_golden_files() {
         let plan = plan_for(&dir);
         check(&dir.join("plan.txt"), &render_text(&plan), &mut failed);
         // plan.json is optional: only fixtures that have one compare JSON.
+        // plan.md too: replaces must stand out from updates in a PR comment.
+        let md = dir.join("plan.md");
+        if md.exists() {
+            check(&md, &render_markdown(&plan), &mut failed);
+        }
         let golden = dir.join("plan.json");
         if golden.exists() {
             check(&golden, &render_json(&plan), &mut failed);

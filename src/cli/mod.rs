@@ -5,7 +5,9 @@ mod apply;
 mod destroy;
 mod graph;
 mod plan;
+mod saved;
 mod show;
+mod tty;
 mod validate;
 mod watch;
 
@@ -115,12 +117,21 @@ pub struct PlanArgs {
     /// Exit 2 when changes are pending, 0 when there are none (as Terraform).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also save the plan to FILE (Terraform's `-out FILE` works too):
+    /// `netloom apply FILE` makes exactly those changes, or refuses if the
+    /// files or the live state changed since.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Plan what `destroy` would remove (with --out, save it for `apply FILE`).
+    #[arg(long)]
+    pub destroy: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
-    #[command(flatten)]
-    pub paths: Paths,
+    /// Topology files or directories, or one plan file saved by `plan --out`.
+    #[arg(required = true, value_name = "PATH|PLANFILE")]
+    pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub lock: LockArgs,
     /// On a failed step or verification, keep what was changed instead of
@@ -195,11 +206,28 @@ pub struct ShowArgs {
     pub detailed_exitcode: bool,
 }
 
+/// Terraform's single-dash spellings (`plan -out FILE`, `-out=FILE`,
+/// `-destroy`, `-detailed-exitcode`) as their `--` forms.
+pub fn terraform_spelling(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    args.map(|a| {
+        let Some(s) = a.to_str() else { return a };
+        for flag in ["-out", "-destroy", "-detailed-exitcode"] {
+            if s == flag || (flag == "-out" && s.starts_with("-out=")) {
+                return format!("-{s}").into();
+            }
+        }
+        a
+    })
+    .collect()
+}
+
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(a) => validate::run(&a.paths.paths, a.format),
         Command::Plan(a) => plan::run(&a),
-        Command::Apply(a) => apply::run(&a.paths.paths, a.lock.lock_timeout, !a.no_rollback),
+        Command::Apply(a) => apply::run(&a.paths, a.lock.lock_timeout, !a.no_rollback),
         Command::Watch(a) => watch::run(&a),
         Command::Destroy(a) => destroy::run(&a.paths.paths, a.lock.lock_timeout),
         Command::Show(a) => show::run(&a),

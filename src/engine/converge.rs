@@ -18,6 +18,11 @@ pub trait Report {
     /// verification attempt): what happened before now is in that view.
     /// watch uses it to skip the echo of its own apply.
     fn observing(&mut self) {}
+    /// Whether the plan may be applied at all (a saved plan checks that it
+    /// is the one made now); called before `plan`.
+    fn check(&mut self, _plan: &Plan) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What one pass of converge did.
@@ -42,6 +47,7 @@ pub async fn converge_with(
 ) -> Result<Converged> {
     report.observing();
     let (mut live, plan) = super::plan(l).await?;
+    report.check(&plan)?;
     let shown = report.plan(&plan);
     if !plan.conflicts.is_empty() {
         let detail = if shown {

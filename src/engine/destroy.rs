@@ -59,6 +59,17 @@ fn by_file_name(c: &mut crate::diff::Change, t: &crate::model::Topology) {
     }
 }
 
+/// The destroy plan when there is nothing at all.
+pub fn nothing(l: &Loaded) -> Plan {
+    let t = &l.topo;
+    Plan::new(
+        &t.name,
+        t.netns.clone(),
+        &DesiredGraph::default(),
+        crate::diff::Diff::default(),
+    )
+}
+
 /// `None`: there is nothing at all (no netns, nothing in Docker).
 pub async fn prepare(l: &Loaded) -> Result<Option<Destroying>> {
     let t = &l.topo;
@@ -80,51 +91,82 @@ pub async fn prepare(l: &Loaded) -> Result<Option<Destroying>> {
     Ok(Some(Destroying { live, plan, whole }))
 }
 
-/// Removes what goes whole, then applies the remaining deletions, then
-/// forgets the topology's ledger.
-pub async fn execute(d: &mut Destroying, l: &Loaded) -> Result<()> {
-    let gone: Vec<BackendId> = d
-        .whole
-        .iter()
-        .filter(|(_, w)| matches!(w, Whole::Yes { .. }))
-        .map(|(id, _)| *id)
-        .collect();
-    let mut plan = d.plan.clone();
-    // Deletions that run inside what goes whole (CNI plugins run in the
-    // topology's netns) go first.
-    let first: Vec<BackendId> = d
-        .live
-        .registry
-        .backends()
-        .filter(|b| b.runs_in_netns())
-        .map(|b| b.id())
-        .collect();
-    if !gone.is_empty() && !first.is_empty() {
-        let mut early = plan.clone();
-        early.changes.retain(|s| {
-            s.change
-                .resource()
-                .is_some_and(|r| first.contains(&r.backend()))
-        });
-        plan.changes.retain(|s| {
-            s.change
-                .resource()
-                .is_none_or(|r| !first.contains(&r.backend()))
-        });
-        if !early.changes.is_empty() {
-            crate::exec::apply(&early, &d.live.observed, &mut d.live.registry, &mut |_| {}).await?;
+/// The destroy as it runs: deletions inside what goes whole, what goes
+/// whole, the remaining deletions.
+struct Split {
+    early: Plan,
+    gone: Vec<(BackendId, String)>,
+    rest: Plan,
+}
+
+impl Destroying {
+    fn split(&self) -> Split {
+        let gone: Vec<(BackendId, String)> = self
+            .whole
+            .iter()
+            .filter_map(|(id, w)| match w {
+                Whole::Yes { what } => Some((*id, what.clone())),
+                Whole::No | Whole::Kept { .. } => None,
+            })
+            .collect();
+        let mut rest = self.plan.clone();
+        let mut early = self.plan.clone();
+        early.changes.clear();
+        // Deletions that run inside what goes whole (CNI plugins run in the
+        // topology's netns) go first.
+        let first: Vec<BackendId> = self
+            .live
+            .registry
+            .backends()
+            .filter(|b| b.runs_in_netns())
+            .map(|b| b.id())
+            .collect();
+        if !gone.is_empty() && !first.is_empty() {
+            let (e, r): (Vec<_>, Vec<_>) = rest.changes.into_iter().partition(|s| {
+                s.change
+                    .resource()
+                    .is_some_and(|r| first.contains(&r.backend()))
+            });
+            early.changes = e;
+            rest.changes = r;
         }
+        // What goes whole takes its objects with it.
+        rest.changes.retain(|s| {
+            s.change
+                .resource()
+                .is_none_or(|r| gone.iter().all(|(id, _)| r.backend() != *id))
+        });
+        Split { early, gone, rest }
     }
-    for id in &gone {
+
+    /// Steps execute takes (each reported to its `on_step`).
+    pub fn steps(&self) -> usize {
+        let s = self.split();
+        s.early.changes.len() + s.gone.len() + s.rest.changes.len()
+    }
+}
+
+/// Removes what goes whole, then applies the remaining deletions, then
+/// forgets the topology's ledger. `on_step` hears each step once done.
+pub async fn execute(d: &mut Destroying, l: &Loaded, on_step: &mut dyn FnMut(&str)) -> Result<()> {
+    let Split { early, gone, rest } = d.split();
+    let mut each = |c: &crate::diff::Change| on_step(&c.step_name());
+    if !early.changes.is_empty() {
+        crate::exec::apply(&early, &d.live.observed, &mut d.live.registry, &mut each).await?;
+    }
+    for (id, what) in &gone {
         if let Some(b) = d.live.registry.get_mut(*id) {
             b.remove_whole(&l.topo).await?;
         }
-        // Its objects went with it.
-        plan.changes
-            .retain(|s| s.change.resource().is_none_or(|r| r.backend() != *id));
+        each_whole(on_step, what);
     }
-    if !plan.changes.is_empty() {
-        crate::exec::apply(&plan, &d.live.observed, &mut d.live.registry, &mut |_| {}).await?;
+    let mut each = |c: &crate::diff::Change| on_step(&c.step_name());
+    if !rest.changes.is_empty() {
+        crate::exec::apply(&rest, &d.live.observed, &mut d.live.registry, &mut each).await?;
     }
     Ledger::remove(&l.topo.name).map_err(|e| crate::error::Error::io("cannot remove the ledger", e))
+}
+
+fn each_whole(on_step: &mut dyn FnMut(&str), what: &str) {
+    on_step(&format!("- {what}"));
 }

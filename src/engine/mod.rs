@@ -30,6 +30,7 @@ pub struct Loaded {
     pub graph: DesiredGraph,
     /// Rendered warnings (empty when there are none).
     pub warnings: String,
+    digest: std::sync::OnceLock<String>,
 }
 
 impl Loaded {
@@ -44,6 +45,53 @@ impl Loaded {
         }
         format!("{:016x}", crate::naming::fnv1a(&all))
     }
+
+    /// sha256 of the files (paths and contents) and of the secrets they
+    /// name but do not hold (a password from the environment): a saved
+    /// plan is stale when this differs, and no secret can be read from it.
+    pub fn input_digest(&self) -> &str {
+        self.digest.get_or_init(|| self.digest_now())
+    }
+
+    /// Each file's path and sha256, for a saved plan.
+    pub fn file_digests(&self) -> Vec<crate::plan::saved::FileDigest> {
+        use sha2::{Digest, Sha256};
+        self.sources
+            .files
+            .iter()
+            .map(|f| crate::plan::saved::FileDigest {
+                path: f.path.display().to_string(),
+                sha256: hex(&Sha256::digest(f.text.as_bytes())),
+            })
+            .collect()
+    }
+
+    fn digest_now(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for f in &self.sources.files {
+            h.update(f.path.display().to_string().as_bytes());
+            h.update([0]);
+            h.update(f.text.as_bytes());
+            h.update([0]);
+        }
+        if let Some(b) = &self.topo.bgp {
+            for (name, p) in &b.peers {
+                if let Some(pw) = &p.password {
+                    h.update(name.as_bytes());
+                    h.update([0]);
+                    h.update(pw.expose().as_bytes());
+                    h.update([0]);
+                }
+            }
+        }
+        hex(&h.finalize())
+    }
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Files → model → graph; errors are `Error::Invalid` with every
@@ -99,6 +147,7 @@ pub fn load_diagnosed(
             topo,
             graph,
             warnings: rendered,
+            digest: Default::default(),
         },
         warnings,
     ))
@@ -160,7 +209,10 @@ pub async fn plan(l: &Loaded) -> Result<(Live, Plan)> {
 /// The plan for an observed state (pure).
 pub fn plan_for(l: &Loaded, observed: &Observed) -> Plan {
     let d = crate::diff::diff(&l.topo.name, &l.graph, observed);
-    Plan::new(&l.topo.name, l.topo.netns.clone(), &l.graph, d)
+    let mut plan = Plan::new(&l.topo.name, l.topo.netns.clone(), &l.graph, d);
+    plan.locate(&l.graph, &l.sources);
+    plan.input_digest = Some(l.input_digest().to_string());
+    plan
 }
 
 /// Containers with pending wiring (at either end of it), and the addresses

@@ -41,6 +41,7 @@ pub fn inverse(plan: &Plan, done: &[String], failed: Option<&str>) -> Plan {
                 changes.push(Staged {
                     stage: at,
                     change: c,
+                    source: None,
                 });
             }
             i += 1;
@@ -55,6 +56,8 @@ pub fn inverse(plan: &Plan, done: &[String], failed: Option<&str>) -> Plan {
     let summary = Summary::of(&changes);
     Plan {
         format_version: plan.format_version,
+        netloom_version: plan.netloom_version,
+        input_digest: plan.input_digest.clone(),
         topology: plan.topology.clone(),
         netns: plan.netns.clone(),
         changes,
@@ -103,6 +106,7 @@ fn redo_dependents(plan: &Plan, done: &[String], changes: &mut Vec<Staged>, last
                 reason: Some("rollback: set again on what was made again".into()),
                 ..s.change.clone()
             },
+            source: s.source.clone(),
         })
         .collect();
     changes.extend(again);

@@ -116,12 +116,15 @@ fn staged(stage: usize, action: Action, r: Resource) -> Staged {
             desired: (!deleting).then(|| r.clone()),
             current: deleting.then_some(r),
         },
+        source: None,
     }
 }
 
 fn plan(changes: Vec<Staged>) -> Plan {
     Plan {
         format_version: 1,
+        netloom_version: "test",
+        input_digest: None,
         topology: "fake".into(),
         netns: Some("fake".into()),
         changes,

@@ -1,6 +1,7 @@
 //! The plan: ordered changes in stages. Plan, apply and verify share it.
 
 mod render;
+pub mod saved;
 
 pub use render::{
     code_fence, render_changes, render_json, render_markdown, render_text, summary_line,
@@ -17,6 +18,12 @@ pub const PLAN_FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub format_version: u32,
+    /// The netloom that made the plan.
+    pub netloom_version: &'static str,
+    /// sha256 of the files (paths and contents) and of any secret they name
+    /// (BGP passwords from the environment or a file): which input this is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_digest: Option<String>,
     pub topology: String,
     pub netns: Option<String>,
     /// In execution order. Changes with the same `stage` are independent.
@@ -32,6 +39,18 @@ pub struct Staged {
     pub stage: usize,
     #[serde(flatten)]
     pub change: Change,
+    /// The section of the files that asked for it (none for a deletion of
+    /// what the files no longer name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Place>,
+}
+
+/// A position in the topology files, 1-based.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +120,11 @@ impl Plan {
                 stage += 1;
             }
             last = Some(slot);
-            changes.push(Staged { stage, change });
+            changes.push(Staged {
+                stage,
+                change,
+                source: None,
+            });
         }
         let summary = Summary {
             desired: graph.graph.node_count(),
@@ -110,12 +133,33 @@ impl Plan {
         };
         Plan {
             format_version: PLAN_FORMAT_VERSION,
+            netloom_version: env!("CARGO_PKG_VERSION"),
+            input_digest: None,
             topology: topology.to_string(),
             netns,
             changes,
             conflicts: diff.conflicts,
             pending: diff.pending,
             summary,
+        }
+    }
+
+    /// Names, per change, the section of the files it comes from.
+    pub fn locate(&mut self, graph: &DesiredGraph, sources: &crate::diag::SourceMap) {
+        for s in &mut self.changes {
+            let loc = graph
+                .index
+                .get(&s.change.key)
+                .and_then(|i| graph.graph[*i].loc.as_ref());
+            s.source = loc.map(|loc| {
+                let f = &sources.files[loc.file];
+                let (line, column) = f.line_col(loc.span.start);
+                Place {
+                    file: f.path.display().to_string(),
+                    line,
+                    column,
+                }
+            });
         }
     }
 

@@ -118,7 +118,7 @@ pub fn render_markdown(plan: &Plan) -> String {
     }
     let _ = writeln!(out, "{}\n\n**{}**\n", scope(plan), summary_line(plan));
     if !plan.changes.is_empty() {
-        let text = body(plan);
+        let text = markdown_body(plan);
         let fence = code_fence(&text);
         let _ = writeln!(out, "{fence}diff");
         for line in text.lines() {
@@ -126,8 +126,10 @@ pub fn render_markdown(plan: &Plan) -> String {
             // place of the line's own marker.
             let t = line.trim_start();
             let indent = &line[..line.len() - t.len()];
-            let (lead, rest) = if t.starts_with("-/+") {
-                ("!", t)
+            // A replace is red as a deletion is (it is one, first); an
+            // update is `!`, and what a replace disconnects is red too.
+            let (lead, rest) = if t.starts_with("-/+") || t.starts_with("disconnects") {
+                ("-", t)
             } else if let Some(r) = t.strip_prefix('+') {
                 ("+", r)
             } else if let Some(r) = t.strip_prefix('-') {
@@ -152,6 +154,27 @@ pub fn render_markdown(plan: &Plan) -> String {
         for c in &plan.conflicts {
             let _ = writeln!(out, "- `{}`: {} — {}", c.key, c.message, c.help);
         }
+    }
+    out
+}
+
+/// The change lines, with what a replacement disconnects on a line of its own.
+fn markdown_body(plan: &Plan) -> String {
+    let mut out = String::new();
+    for s in &plan.changes {
+        let mut lines = String::new();
+        change_lines(&mut lines, &s.change);
+        let (first, rest) = lines.split_once('\n').unwrap_or((&lines, ""));
+        match (s.change.action, first.find("; disconnects")) {
+            (Action::Replace, Some(i)) => {
+                let _ = writeln!(out, "{}", &first[..i]);
+                let _ = writeln!(out, "      {}", &first[i + 2..]);
+            }
+            _ => {
+                let _ = writeln!(out, "{first}");
+            }
+        }
+        out.push_str(rest);
     }
     out
 }
