@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod graph;
+pub mod lab_view;
 pub mod lock;
 pub mod model;
 pub mod naming;

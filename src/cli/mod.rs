@@ -45,8 +45,8 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// The live state of what the topology describes, and its drift.
     Show(ShowArgs),
-    /// The desired-state graph as Graphviz DOT.
-    Graph(Paths),
+    /// The desired-state graph as Graphviz DOT (--view lab: the lab picture).
+    Graph(GraphArgs),
     /// Write a netloom topology from another tool's file (stdout, or -o FILE);
     /// what could not be converted is listed on stderr and in the output.
     #[command(subcommand)]
@@ -84,6 +84,23 @@ pub struct Paths {
     /// Topology files, or directories of *.toml files (merged as one topology).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub paths: Paths,
+    /// `deps`: what must exist before what; `lab`: containers, bridges,
+    /// Docker networks and the netns, wired by veths, links and attachments
+    /// with their addresses.
+    #[arg(long, value_enum, default_value = "deps")]
+    pub view: GraphView,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum GraphView {
+    Deps,
+    Lab,
 }
 
 #[derive(Args, Debug)]
@@ -231,7 +248,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Watch(a) => watch::run(&a),
         Command::Destroy(a) => destroy::run(&a.paths.paths, a.lock.lock_timeout),
         Command::Show(a) => show::run(&a),
-        Command::Graph(p) => graph::run(&p.paths),
+        Command::Graph(a) => graph::run(&a.paths.paths, a.view),
         Command::Observe(p) => {
             let l = match load(&p.paths) {
                 Ok(l) => l,
