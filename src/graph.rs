@@ -110,7 +110,8 @@ impl DesiredGraph {
     }
 }
 
-fn esc(s: &str) -> String {
+/// A string inside a DOT double-quoted ID.
+pub(crate) fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 

@@ -2,14 +2,11 @@
 //! networks and the netns as nodes; veths, links and attachments as edges
 //! with their addresses), as Graphviz DOT. The dependency view is `graph`.
 
+use crate::graph::esc;
 use crate::model::Topology;
 use ipnet::IpNet;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
-}
 
 fn addrs(a: &BTreeSet<IpNet>) -> String {
     a.iter()

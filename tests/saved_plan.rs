@@ -97,3 +97,30 @@ fn a_file_that_is_not_a_plan_is_refused_clearly() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("saved-plan format 9"), "{r:?}");
 }
+
+#[test]
+fn a_password_changed_outside_the_files_changes_the_input_digest_only_as_a_digest() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/bgp");
+    let dir = Dir::new();
+    let lab = dir.write(
+        "lab.toml",
+        &std::fs::read_to_string(src.join("lab.toml")).unwrap(),
+    );
+    dir.write("r2.key", "first-secret\n");
+    let before = netloom::engine::load(std::slice::from_ref(&lab)).unwrap();
+    let d1 = before.input_digest().to_string();
+    dir.write("r2.key", "second-secret\n");
+    let after = netloom::engine::load(std::slice::from_ref(&lab)).unwrap();
+    let d2 = after.input_digest().to_string();
+    assert_eq!(
+        before.file_digests(),
+        after.file_digests(),
+        "lab.toml is the same"
+    );
+    assert_ne!(
+        d1, d2,
+        "the password is part of what a saved plan was made from"
+    );
+    assert_eq!(d1.len(), 64);
+    assert!(!d1.contains("secret") && !d2.contains("secret"));
+}

@@ -158,15 +158,11 @@ pub async fn execute(d: &mut Destroying, l: &Loaded, on_step: &mut dyn FnMut(&st
         if let Some(b) = d.live.registry.get_mut(*id) {
             b.remove_whole(&l.topo).await?;
         }
-        each_whole(on_step, what);
+        on_step(&format!("- {what}"));
     }
     let mut each = |c: &crate::diff::Change| on_step(&c.step_name());
     if !rest.changes.is_empty() {
         crate::exec::apply(&rest, &d.live.observed, &mut d.live.registry, &mut each).await?;
     }
     Ledger::remove(&l.topo.name).map_err(|e| crate::error::Error::io("cannot remove the ledger", e))
-}
-
-fn each_whole(on_step: &mut dyn FnMut(&str), what: &str) {
-    on_step(&format!("- {what}"));
 }
