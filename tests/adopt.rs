@@ -86,3 +86,122 @@ fn a_link_of_another_kind_is_not_adopted() {
     );
     assert_eq!(ns.link_names(), ["br-x", "br-x-p"]);
 }
+
+/// Docker networks carry no mark netloom could add (labels are fixed at
+/// creation), so an adopted one is owned through the ledger, by its id.
+#[test]
+fn an_unowned_docker_network_is_adopted_as_it_is_then_replaced_when_its_settings_change() {
+    let t = Topo::new("nlan");
+    let _nets = NetsOf {
+        topology: t.name.clone(),
+    };
+    let old = DockerNet::internal("nlan");
+    let c = Ctr::run("nlanc", &old);
+    let d = Dir::new();
+    let body = |adopt: bool, internal: bool| {
+        let a = if adopt { "adopt = true\n" } else { "" };
+        format!(
+            "[topology]\nname = \"{}\"\n[network.{n}]\n{a}subnets = [\"{s}\"]\ninternal = {internal}\n\
+             [container.{}]\nnetworks.{n} = {{ aliases = [\"db\"] }}\n",
+            t.name,
+            c.name,
+            n = old.name,
+            s = old.subnet,
+        )
+    };
+    let id = || network_inspect(&old.name).unwrap()["Id"].clone();
+    let before = id();
+
+    // Without adopt: a conflict whose help names it.
+    let f = d.write("t.toml", &body(false, true));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.all().contains("add `adopt = true` to take it over"),
+        "{r:?}"
+    );
+
+    // With adopt and the same settings: taken as it is, nothing made anew.
+    d.write("t.toml", &body(true, true));
+    let p = nl(&["plan"], &[&f]);
+    assert!(
+        p.stdout.contains(&format!(
+            "~ network {}  # adopts the existing network, which nothing owned",
+            old.name
+        )),
+        "{p:?}"
+    );
+    assert!(
+        p.stdout.contains("0 to create, 2 to update, 0 to replace"),
+        "{p:?}"
+    );
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(id(), before, "the very network was kept");
+    assert_eq!(
+        c.endpoint(&old.name)["Aliases"][0],
+        "db",
+        "{:?}",
+        c.inspect()
+    );
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+
+    // Owned from now on, `adopt` kept or not: a changed setting replaces
+    // it and reattaches the declared container.
+    d.write("t.toml", &body(false, false));
+    let p = nl(&["plan"], &[&f]);
+    assert!(
+        p.stdout.contains(&format!(
+            "-/+ network {}  # internal true → false",
+            old.name
+        )),
+        "{p:?}"
+    );
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let now = network_inspect(&old.name).unwrap();
+    assert_ne!(now["Id"], before);
+    assert_eq!(now["Internal"], false);
+    assert_eq!(now["Labels"]["netloom.topology"], t.name.as_str());
+    assert_eq!(c.endpoint(&old.name)["Aliases"][0], "db");
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+
+    let r = nl(&["destroy"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(network_inspect(&old.name).is_none(), "destroy removes it");
+}
+
+/// Someone else's network — labelled by another topology — is never adopted.
+#[test]
+fn a_network_another_topology_owns_is_not_adopted() {
+    let a = Topo::new("nlao");
+    let _nets = NetsOf {
+        topology: a.name.clone(),
+    };
+    let b = Topo::new("nlao");
+    let d = Dir::new();
+    let name = format!("{}n", a.name);
+    let net = |t: &Topo, adopt: &str| {
+        format!(
+            "[topology]\nname = \"{}\"\n[network.{name}]\n{adopt}subnets = [\"10.215.{}.0/24\"]\ninternal = true\n",
+            t.name,
+            octet()
+        )
+    };
+    let fa = d.write("a.toml", &net(&a, ""));
+    assert_eq!(nl(&["apply"], &[&fa]).code, 0);
+    let fb = d.write("b.toml", &net(&b, "adopt = true\n"));
+    let r = nl(&["apply"], &[&fb]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.all().contains(&format!(
+            "Docker network `{name}` belongs to topology `{}`",
+            a.name
+        )),
+        "{r:?}"
+    );
+    assert_eq!(
+        network_inspect(&name).unwrap()["Labels"]["netloom.topology"],
+        a.name.as_str()
+    );
+}

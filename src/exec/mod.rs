@@ -123,7 +123,7 @@ fn release(stage: &[&Change], ledger: &mut Ledger) -> bool {
     for c in stage {
         match (c.action, &c.desired, &c.current) {
             (Action::Delete, _, Some(r)) => released |= r.kind().release(ledger),
-            (_, Some(r), _) => released |= r.kind().made(ledger),
+            (a, Some(r), _) => released |= r.kind().made(a, ledger),
             _ => {}
         }
     }

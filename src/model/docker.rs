@@ -124,6 +124,7 @@ fn network(
             name: s.name.clone(),
             id: None,
             external: false,
+            adopt: spec.adopt.unwrap_or(false),
             driver,
             subnets,
             gateways,
@@ -145,6 +146,7 @@ fn external_network(
     let managed: Vec<&str> = [
         ("driver", spec.driver.is_some()),
         ("parent", spec.parent.is_some()),
+        ("adopt", spec.adopt.is_some()),
         ("subnets", !spec.subnets.is_empty()),
         ("gateways", !spec.gateways.is_empty()),
         ("ip_range", spec.ip_range.is_some()),
@@ -174,6 +176,7 @@ fn external_network(
             name: s.name.clone(),
             id: None,
             external: true,
+            adopt: false,
             driver: String::new(),
             subnets: vec![],
             gateways: vec![],

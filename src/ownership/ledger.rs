@@ -52,6 +52,10 @@ pub struct Ledger {
     /// whose Docker sections are all removed still prunes them.
     #[serde(default)]
     pub docker: bool,
+    /// Docker networks adopted (`adopt = true`), name → id: a network's
+    /// labels cannot be changed, so its owner is recorded here.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub networks: std::collections::BTreeMap<String, String>,
     /// Links in the topology's netns being made: written before the create
     /// (a link gets its mark in a second request), so a link left unmarked
     /// by a crash in between is known as this topology's. Cleared once an
@@ -160,6 +164,7 @@ impl Ledger {
             && self.rules.is_empty()
             && self.attachments.is_empty()
             && !self.docker
+            && self.networks.is_empty()
             && self.wired.is_empty()
             && self.links.is_empty()
             && self.ifaces.is_empty()

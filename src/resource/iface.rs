@@ -137,10 +137,10 @@ impl Kind for IfaceRes {
     }
 
     fn release(&self, ledger: &mut Ledger) -> bool {
-        self.made(ledger)
+        self.made(Action::Delete, ledger)
     }
 
-    fn made(&self, ledger: &mut Ledger) -> bool {
+    fn made(&self, _: Action, ledger: &mut Ledger) -> bool {
         let mut changed = false;
         for (c, n, _) in self.ends() {
             changed |= ledger.ifaces.remove(&(c.clone(), n.clone()));

@@ -101,10 +101,10 @@ impl Kind for LinkRes {
 
     /// A deleted link's name is no longer this topology's to claim.
     fn release(&self, ledger: &mut Ledger) -> bool {
-        self.made(ledger)
+        self.made(Action::Delete, ledger)
     }
 
-    fn made(&self, ledger: &mut Ledger) -> bool {
+    fn made(&self, _: Action, ledger: &mut Ledger) -> bool {
         let mut changed = false;
         for n in self.names() {
             changed |= ledger.links.remove(n);

@@ -28,7 +28,7 @@ pub use iface::{IfacePeer, IfaceRes};
 pub use link::{LinkEnd, LinkKind, LinkRes};
 pub use loopback::LoopbackRes;
 pub use netns::NetnsRes;
-pub use network::NetworkRes;
+pub use network::{NetworkRes, adopted as network_adopted};
 pub use route::{NextHop, RouteKey, RouteRes};
 pub use rule::RuleKey;
 pub use service::{Endpoint, ServiceRes};
@@ -231,7 +231,7 @@ pub trait Kind {
     /// After the object was made (and marked): drops intents `claim`
     /// recorded, so a stale one can never make a later foreign object of
     /// that name look like this topology's. True if the ledger changed.
-    fn made(&self, _ledger: &mut Ledger) -> bool {
+    fn made(&self, _action: crate::diff::Action, _ledger: &mut Ledger) -> bool {
         false
     }
     /// Puts this desired object's ownership into the ledger a successful

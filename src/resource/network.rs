@@ -20,6 +20,9 @@ pub struct NetworkRes {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub id: Option<String>,
     pub external: bool,
+    /// Take over an existing network of this name that nothing owns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
     pub driver: String,
     pub subnets: Vec<IpNet>,
     pub gateways: Vec<IpAddr>,
@@ -121,12 +124,40 @@ impl Kind for NetworkRes {
 
     /// Networks carry their owner in a label; the ledger only remembers
     /// that this topology has been in Docker, so it prunes there later.
-    fn claim(&self, ledger: &mut Ledger, _: &Observed) -> bool {
-        !std::mem::replace(&mut ledger.docker, true)
+    /// An adopted network's owner is its id in the ledger, recorded before
+    /// the adoption (a replacement's new network carries the labels).
+    fn claim(&self, ledger: &mut Ledger, o: &Observed) -> bool {
+        let mut changed = !std::mem::replace(&mut ledger.docker, true);
+        let unowned = o
+            .docker
+            .as_ref()
+            .and_then(|d| d.networks.iter().find(|n| n.net.name == self.name))
+            .filter(|n| !n.all_labels.contains_key(TOPOLOGY_LABEL));
+        if let Some(id) = unowned
+            .and_then(|n| n.net.id.clone())
+            .filter(|_| self.adopt)
+        {
+            changed |= ledger.networks.insert(self.name.clone(), id.clone()) != Some(id);
+        }
+        changed
     }
 
-    fn settle(&self, _: &Ledger, ledger: &mut Ledger) {
+    fn release(&self, ledger: &mut Ledger) -> bool {
+        ledger.networks.remove(&self.name).is_some()
+    }
+
+    /// A network made anew (a replaced adopted one) carries the labels;
+    /// only one adopted as it is stays owned by the ledger.
+    fn made(&self, action: Action, ledger: &mut Ledger) -> bool {
+        action != Action::Update && self.release(ledger)
+    }
+
+    /// Adopted stays adopted, `adopt` dropped from the file or not.
+    fn settle(&self, claimed: &Ledger, ledger: &mut Ledger) {
         ledger.docker = true;
+        if let Some(id) = claimed.networks.get(&self.name) {
+            ledger.networks.insert(self.name.clone(), id.clone());
+        }
     }
 
     fn live(&self, o: &Observed) -> String {
@@ -151,9 +182,22 @@ impl Kind for NetworkRes {
     }
 }
 
-pub(super) fn owner(n: &NetworkObs) -> Option<&str> {
-    n.all_labels.get(TOPOLOGY_LABEL).map(String::as_str)
+/// The topology owning a network: its label, else this topology's ledger
+/// when it adopted that very network (by id).
+pub(super) fn owner<'a>(n: &'a NetworkObs, cx: &DiffCx<'a>) -> Option<&'a str> {
+    n.all_labels
+        .get(TOPOLOGY_LABEL)
+        .map(String::as_str)
+        .or_else(|| adopted(n, &cx.observed.ledger).then_some(cx.topology))
 }
+
+pub fn adopted(n: &NetworkObs, ledger: &Ledger) -> bool {
+    !n.all_labels.contains_key(TOPOLOGY_LABEL)
+        && n.net.id.is_some()
+        && ledger.networks.get(&n.net.name) == n.net.id.as_ref()
+}
+
+const ADOPTS: &str = "adopts the existing network, which nothing owned";
 
 /// A Docker object planned without Docker's state.
 pub(super) fn unobserved(r: &Resource, out: &mut Diff) {
@@ -188,19 +232,30 @@ fn diff_network(cx: &DiffCx, r: &Resource, d: &NetworkRes, out: &mut Diff) {
     let ours: Vec<&NetworkObs> = same_name
         .iter()
         .copied()
-        .filter(|n| owner(n) == Some(topology))
+        .filter(|n| owner(n, cx) == Some(topology))
         .collect();
     match ours.as_slice() {
         [] => {
+            if let [other] = same_name.as_slice()
+                && d.adopt
+                && owner(other, cx).is_none()
+            {
+                return adopt(cx, r, d, other, docker, out);
+            }
             if let Some(other) = same_name.first() {
-                let message = match owner(other) {
+                let message = match owner(other, cx) {
                     Some(t) => format!("Docker network `{}` belongs to topology `{t}`", d.name),
                     None => format!(
                         "a Docker network named `{}` already exists and netloom does not own it (no {TOPOLOGY_LABEL} label)",
                         d.name
                     ),
                 };
-                return out.conflict(r, message, "rename the network in the topology, or remove the existing one, or declare it with external = true to attach to it".to_string());
+                let help = if owner(other, cx).is_none() && same_name.len() == 1 {
+                    "rename the network in the topology, remove the existing one, declare it with external = true to attach to it, or add `adopt = true` to take it over (netloom then owns it: replaces it if its settings differ, and deletes it when it leaves the files)"
+                } else {
+                    "rename the network in the topology, or remove the existing one, or declare it with external = true to attach to it"
+                };
+                return out.conflict(r, message, help.to_string());
             }
             // A network that collides is a conflict, not also a create.
             if preflight(topology, d, None, docker, r, out) {
@@ -209,6 +264,10 @@ fn diff_network(cx: &DiffCx, r: &Resource, d: &NetworkRes, out: &mut Diff) {
         }
         [o] => {
             if o.all_labels.get(HASH_LABEL) == Some(&d.config_hash()) {
+                return;
+            }
+            // An adopted network has no hash label: its settings are compared.
+            if adopted(o, &cx.observed.ledger) && differences(&o.net, d).is_empty() {
                 return;
             }
             let reason = replace_reason(&o.net, d);
@@ -230,8 +289,43 @@ fn diff_network(cx: &DiffCx, r: &Resource, d: &NetworkRes, out: &mut Diff) {
     }
 }
 
+/// Takes over an unowned network: as it is when its settings are the
+/// file's, else by replacing it (Docker cannot change one in place).
+fn adopt(
+    cx: &DiffCx,
+    r: &Resource,
+    d: &NetworkRes,
+    o: &NetworkObs,
+    docker: &DockerObs,
+    out: &mut Diff,
+) {
+    let cur = Some(Resource::Network(o.net.clone()));
+    if differences(&o.net, d).is_empty() {
+        return out.change(Action::Update, r, cur, vec![], Some(ADOPTS.into()));
+    }
+    if preflight(cx.topology, d, Some(o), docker, r, out) {
+        let reason = format!("{ADOPTS}; {}", replace_reason(&o.net, d));
+        out.change(Action::Replace, r, cur, vec![], Some(reason));
+    }
+}
+
 /// Why a network must be recreated, in the user's terms.
 fn replace_reason(cur: &NetworkRes, want: &NetworkRes) -> String {
+    let why = differences(cur, want);
+    if why.is_empty() {
+        "configuration changed; Docker cannot change a network in place".into()
+    } else {
+        format!(
+            "{}; Docker cannot change a network in place",
+            why.join(", ")
+        )
+    }
+}
+
+/// The settings that differ between a live network and the file's, each
+/// as `what old → new`. Labels the file does not name are not counted (an
+/// adopted network may carry others' labels).
+fn differences(cur: &NetworkRes, want: &NetworkRes) -> Vec<String> {
     let mut why = vec![];
     let mut diff = |what: &str, a: String, b: String| {
         if a != b {
@@ -249,20 +343,27 @@ fn replace_reason(cur: &NetworkRes, want: &NetworkRes) -> String {
         let (a, b) = (&cur.gateways, &want.gateways);
         diff("gateways", format!("{a:?}"), format!("{b:?}"));
     }
+    if want.ip_range.is_some() || cur.ip_range.is_some() {
+        let (a, b) = (&cur.ip_range, &want.ip_range);
+        diff("ip_range", format!("{a:?}"), format!("{b:?}"));
+    }
     let (a, b) = (cur.internal, want.internal);
     diff("internal", a.to_string(), b.to_string());
+    // Attachable means something only for swarm-scoped networks; a local
+    // bridge made by `docker network create` is not attachable yet works.
+    if want.driver == "overlay" {
+        let (a, b) = (cur.attachable, want.attachable);
+        diff("attachable", a.to_string(), b.to_string());
+    }
     let (a, b) = (&cur.options, &want.options);
     diff("options", format!("{a:?}"), format!("{b:?}"));
-    let (a, b) = (&cur.labels, &want.labels);
-    diff("labels", format!("{a:?}"), format!("{b:?}"));
-    if why.is_empty() {
-        "configuration changed; Docker cannot change a network in place".into()
-    } else {
-        format!(
-            "{}; Docker cannot change a network in place",
-            why.join(", ")
-        )
-    }
+    let named: BTreeMap<String, String> = want
+        .labels
+        .keys()
+        .filter_map(|k| Some((k.clone(), cur.labels.get(k)?.clone())))
+        .collect();
+    diff("labels", format!("{named:?}"), format!("{:?}", want.labels));
+    why
 }
 
 /// Checks that need the live state: subnets colliding with other Docker
@@ -294,7 +395,7 @@ fn preflight(
                 continue;
             }
             if let Some(t) = n.net.subnets.iter().find(|t| overlaps(s, t)) {
-                let whose = match owner(n) {
+                let whose = match n.all_labels.get(TOPOLOGY_LABEL).map(String::as_str) {
                     Some(o) if o == topology => {
                         " (this topology's, not in the files any more)".to_string()
                     }
@@ -350,7 +451,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
         let key = ResourceKey::Network {
             name: n.net.name.clone(),
         };
-        if owner(n) == Some(cx.topology) && !cx.keys.contains(&key) {
+        if owner(n, cx) == Some(cx.topology) && !cx.keys.contains(&key) {
             out.delete(Resource::Network(n.net.clone()));
         }
     }

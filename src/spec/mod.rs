@@ -444,6 +444,9 @@ pub struct NetworkSpec {
     /// MTU, as the driver option `com.docker.network.driver.mtu`.
     #[schemars(with = "Option<u32>", range(min = 68, max = 65535))]
     pub mtu: Option<Spanned<i64>>,
+    /// Take over an existing Docker network of this name that nothing owns
+    /// (ownership is then kept in the ledger: its labels cannot change).
+    pub adopt: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

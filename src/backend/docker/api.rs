@@ -334,6 +334,7 @@ fn network_obs(n: bollard::models::Network) -> NetworkObs {
             name: n.name.unwrap_or_default(),
             id: n.id,
             external: false,
+            adopt: false,
             driver: n.driver.unwrap_or_default(),
             subnets: configs
                 .iter()

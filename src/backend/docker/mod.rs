@@ -164,7 +164,10 @@ impl Backend for DockerBackend {
             let ours = obs
                 .networks
                 .iter()
-                .filter(|n| n.all_labels.get(TOPOLOGY_LABEL) == Some(&topo.name))
+                .filter(|n| {
+                    n.all_labels.get(TOPOLOGY_LABEL) == Some(&topo.name)
+                        || crate::resource::network_adopted(n, &into.ledger)
+                })
                 .filter_map(|n| Some((n.net.name.clone(), n.net.id.clone()?)));
             *self.ids.lock().expect("network ids") = ours.collect();
             into.docker = Some(obs);
@@ -179,7 +182,14 @@ impl Backend for DockerBackend {
             };
             match (c.action, res) {
                 (Action::Create, DockerRes::Network(n)) => self.create(n).await.map(|_| ()),
-                (Action::Replace | Action::Update, DockerRes::Network(n)) => {
+                // Adopting a network as it is: the ledger, written before
+                // this step, is all that changes.
+                (Action::Update, DockerRes::Network(n)) => {
+                    let id = c.current.as_ref().and_then(Resource::as_network);
+                    self.remember(&n.name, id.and_then(|o| o.id.clone()));
+                    Ok(())
+                }
+                (Action::Replace, DockerRes::Network(n)) => {
                     if let Some(old) = c.current.as_ref().and_then(Resource::as_network) {
                         self.remove(old).await?;
                     }
