@@ -9,6 +9,7 @@ pub mod backend;
 pub mod convert;
 pub mod diag;
 pub mod diff;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod exec;

@@ -39,6 +39,19 @@ pub fn run_in<T: Send>(fd: Option<&File>, f: impl FnOnce() -> T + Send) -> io::R
     })
 }
 
+/// A fresh, empty netns that lives as long as the returned file: made on
+/// a short-lived thread, so nothing else ever enters it (doctor's probes).
+pub fn scratch() -> io::Result<File> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            File::open("/proc/thread-self/ns/net")
+        })
+        .join()
+        .map_err(|_| io::Error::other("netns worker thread panicked"))?
+    })
+}
+
 /// Runs `f` once inside each netns of `fds`, in order, on one fresh thread
 /// that enters them one after another (and ends there): opening hundreds of
 /// namespaces costs one thread, not one each.

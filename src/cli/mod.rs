@@ -3,6 +3,7 @@
 
 mod apply;
 mod destroy;
+mod doctor;
 mod graph;
 mod plan;
 mod saved;
@@ -51,6 +52,10 @@ pub enum Command {
     /// what could not be converted is listed on stderr and in the output.
     #[command(subcommand)]
     Convert(ConvertFrom),
+    /// Check the host for what would stop or break the topology: forwarding,
+    /// Docker (IPv6, masquerade, address pools), other network managers,
+    /// binaries, link kinds. Exit 0 all ok, 2 warnings, 1 errors.
+    Doctor(DoctorArgs),
     /// Print the JSON Schema of the topology format (for editors; also in schemas/).
     Schema,
     /// Print a shell completion script: `netloom completions bash > /etc/bash_completion.d/netloom`.
@@ -101,6 +106,20 @@ pub struct GraphArgs {
 pub enum GraphView {
     Deps,
     Lab,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Topology files or directories; without them, the host alone.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// `json`: every finding as JSON on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: DiagFormat,
+    /// Read NetworkManager, systemd-networkd, netplan and Docker
+    /// configuration under DIR instead of / (a host image, a chroot).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub config_root: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -249,6 +268,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Destroy(a) => destroy::run(&a.paths.paths, a.lock.lock_timeout),
         Command::Show(a) => show::run(&a),
         Command::Graph(a) => graph::run(&a.paths.paths, a.view),
+        Command::Doctor(a) => doctor::run(&a),
         Command::Observe(p) => {
             let l = match load(&p.paths) {
                 Ok(l) => l,
