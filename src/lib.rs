@@ -23,5 +23,6 @@ pub mod observed;
 pub mod ownership;
 pub mod plan;
 pub mod resource;
+pub mod schemas;
 pub mod spec;
 pub mod verify;

@@ -56,8 +56,12 @@ pub enum Command {
     /// Docker (IPv6, masquerade, address pools), other network managers,
     /// binaries, link kinds. Exit 0 all ok, 2 warnings, 1 errors.
     Doctor(DoctorArgs),
-    /// Print the JSON Schema of the topology format (for editors; also in schemas/).
-    Schema,
+    /// Print a JSON Schema (also in schemas/): of the topology format (for
+    /// editors), or of plan, show or saved-plan JSON.
+    Schema {
+        #[arg(value_enum, default_value = "topology")]
+        of: SchemaOf,
+    },
     /// Print a shell completion script: `netloom completions bash > /etc/bash_completion.d/netloom`.
     Completions {
         #[arg(value_enum)]
@@ -100,6 +104,18 @@ pub struct GraphArgs {
     /// with their addresses.
     #[arg(long, value_enum, default_value = "deps")]
     pub view: GraphView,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum SchemaOf {
+    /// Topology files.
+    Topology,
+    /// `plan --format json`.
+    Plan,
+    /// `show --format json`.
+    Show,
+    /// A plan file saved by `plan --out`.
+    SavedPlan,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -286,8 +302,16 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Convert(ConvertFrom::Clab { file, output }) => convert_clab(&file, output),
-        Command::Schema => {
-            print!("{}", netloom::spec::schema_json());
+        Command::Schema { of } => {
+            let name = of
+                .to_possible_value()
+                .expect("a value")
+                .get_name()
+                .to_string();
+            print!(
+                "{}",
+                netloom::schemas::named(&name).expect("every SchemaOf has a schema")
+            );
             ExitCode::SUCCESS
         }
         Command::Completions { shell } => {

@@ -220,6 +220,19 @@ impl fmt::Display for FieldChange {
 }
 
 /// The JSON plan keeps its v1 shape: field name and values as strings.
+/// A field change as JSON shows it (the schema of `FieldChange`'s
+/// serialization): values in the plan's own words.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+pub struct FieldChangeDoc {
+    /// `mtu`, `address`, `peer.master`, …
+    field: String,
+    /// The live value; none for an added member.
+    from: Option<String>,
+    /// The desired value; none for a removed member.
+    to: Option<String>,
+}
+
 impl Serialize for FieldChange {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;

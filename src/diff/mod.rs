@@ -18,7 +18,9 @@ use crate::resource::{DiffCx, Resource, ResourceKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Create,
@@ -38,21 +40,24 @@ impl Action {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Change {
     pub action: Action,
     pub key: ResourceKey,
     pub kind: String,
     pub title: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    #[schemars(with = "Vec<crate::diff::field::FieldChangeDoc>")]
     pub fields: Vec<FieldChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The object to create or converge to.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::resource::ResourceDoc>")]
     pub desired: Option<Resource>,
     /// The object as observed (updates, replacements, deletions).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::resource::ResourceDoc>")]
     pub current: Option<Resource>,
 }
 
@@ -96,7 +101,7 @@ impl Change {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Conflict {
     pub key: ResourceKey,
     pub message: String,
@@ -105,7 +110,7 @@ pub struct Conflict {
 
 /// A desired object that cannot be made yet, and why (a container that is
 /// not running). Not an error: `watch` makes it when it can.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Pending {
     pub key: ResourceKey,
     pub kind: String,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 /// Bumped when a field changes meaning or goes away.
 pub const SHOW_FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Entry {
     pub key: ResourceKey,
     pub kind: String,
@@ -23,7 +23,7 @@ pub struct Entry {
     pub drift: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ProbeResult {
     pub container: String,
     pub target: String,
@@ -32,7 +32,8 @@ pub struct ProbeResult {
     pub detail: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(title = "netloom show")]
 pub struct ShowReport {
     pub format_version: u32,
     pub topology: String,
@@ -48,7 +49,7 @@ pub struct ShowReport {
     pub watch: Option<super::watch::served::Served>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BgpShow {
     pub running: bool,
     pub asn: u32,
@@ -59,7 +60,7 @@ pub struct BgpShow {
     pub installed: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BgpPeerShow {
     pub name: String,
     pub address: String,

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 /// Version of the JSON plan document; bumped on incompatible changes.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(title = "netloom plan")]
 pub struct Plan {
     pub format_version: u32,
     /// The netloom that made the plan.
@@ -34,7 +35,7 @@ pub struct Plan {
     pub summary: Summary,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Staged {
     pub stage: usize,
     #[serde(flatten)]
@@ -46,14 +47,14 @@ pub struct Staged {
 }
 
 /// A position in the topology files, 1-based.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Place {
     pub file: String,
     pub line: usize,
     pub column: usize,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     pub create: usize,
     pub update: usize,

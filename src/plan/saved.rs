@@ -51,6 +51,7 @@ pub struct SavedPlan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed_whole: Vec<String>,
     /// The plan as `plan --format json` prints it.
+    #[schemars(with = "crate::plan::Plan")]
     pub plan: Value,
 }
 

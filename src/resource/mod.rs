@@ -44,7 +44,9 @@ use std::collections::HashSet;
 use std::fmt;
 
 /// A stable identity for one managed object.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ResourceKey {
     Netns {
@@ -68,6 +70,7 @@ pub enum ResourceKey {
     /// A route inside a container's netns.
     ContainerRoute {
         container: String,
+        #[schemars(with = "String")]
         to: IpNet,
     },
     /// netloom's addresses on a container's `lo`.
@@ -115,6 +118,33 @@ impl fmt::Display for ResourceKey {
             ResourceKey::Bgp(k) => write!(f, "bgp/{k}"),
         }
     }
+}
+
+/// The schema of a serialized `Resource`: its kind in `resource`, then
+/// that kind's own fields (as `netloom observe` prints them).
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+pub struct ResourceDoc {
+    resource: ResourceKind,
+}
+
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ResourceKind {
+    Netns,
+    Link,
+    Route,
+    Rule,
+    Network,
+    Attachment,
+    Iface,
+    ContainerRoute,
+    Loopback,
+    Sysctl,
+    Cni,
+    Service,
+    Bgp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,9 +11,12 @@ use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct RouteKey {
     pub table: u32,
+    #[schemars(with = "String")]
     pub to: IpNet,
     pub metric: u32,
 }

@@ -10,11 +10,15 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A rule is its own key: the kernel has no identity for it but its fields.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct RuleKey {
     pub family: Family,
     pub priority: u32,
+    #[schemars(with = "Option<String>")]
     pub from: Option<IpNet>,
+    #[schemars(with = "Option<String>")]
     pub to: Option<IpNet>,
     pub iif: Option<String>,
     pub oif: Option<String>,

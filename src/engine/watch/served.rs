@@ -4,7 +4,7 @@ use super::super::Loaded;
 use crate::ownership::ledger::run_dir;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Served {
     pub pid: u32,
     /// The digest of the files being served (`Loaded::revision`).

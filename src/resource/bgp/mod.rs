@@ -27,14 +27,25 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "bgp", rename_all = "lowercase")]
 pub enum BgpKey {
     Speaker,
-    Peer { name: String },
-    Announce { prefix: IpNet },
-    Policy { name: String },
-    Routes { table: u32 },
+    Peer {
+        name: String,
+    },
+    Announce {
+        #[schemars(with = "String")]
+        prefix: IpNet,
+    },
+    Policy {
+        name: String,
+    },
+    Routes {
+        table: u32,
+    },
 }
 
 impl fmt::Display for BgpKey {
