@@ -98,6 +98,9 @@ pub struct Diagnostic {
     pub related: Vec<(Loc, String)>,
     /// The source line holds a secret: show the position, not the line.
     pub conceal: bool,
+    /// A name that is declared nowhere: while a file could not be read,
+    /// it may be declared there, so such errors are held back.
+    pub unresolved: bool,
 }
 
 impl Diagnostic {
@@ -109,6 +112,7 @@ impl Diagnostic {
             help: None,
             related: vec![],
             conceal: false,
+            unresolved: false,
         }
     }
 
@@ -125,6 +129,12 @@ impl Diagnostic {
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    /// Marks a reference to a name declared nowhere (see `unresolved`).
+    pub fn unresolved(mut self) -> Self {
+        self.unresolved = true;
         self
     }
 

@@ -105,6 +105,25 @@ fn every_invalid_topology_is_refused_with_location_and_message() {
 }
 
 #[test]
+fn a_file_that_does_not_parse_hides_no_other_error_and_invents_none() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid/all-errors-in-one-run");
+    let r = nl(&["validate"], &[&case]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("4 errors found"), "{r:?}");
+    // br-in-b is declared in the file that did not parse.
+    assert!(!r.stderr.contains("no bridge named `br-in-b`"), "{r:?}");
+    let j = nl(&["validate", "--format", "json"], &[&case]);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    let files: std::collections::BTreeSet<&str> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["file"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(files, ["a.toml", "b.toml"].into_iter().collect(), "{v}");
+}
+
+#[test]
 fn apply_of_invalid_input_changes_nothing() {
     // Run inside a scratch netns so a validation gap could not touch the host.
     let ns = Netns::precreated("nlinv");

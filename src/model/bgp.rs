@@ -522,7 +522,7 @@ fn peer(
                     )),
                     None => d.help(format!("declare it as [bgp.policy.{}]", r.get_ref())),
                 };
-                diags.push(d);
+                diags.push(d.unresolved());
                 continue;
             };
             for t in &pol.terms {

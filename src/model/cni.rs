@@ -106,6 +106,7 @@ pub(super) fn build(
                             &loc_of(f.file, &spec.network),
                             format!("unknown CNI network `{net}`"),
                         )
+                        .unresolved()
                         .help(format!("{hint}declare it as [cni.{net}] with its plugins")),
                     );
                     continue;

@@ -426,7 +426,7 @@ fn attachment(
     let name = net.get_ref();
     let loc = loc_of(file, net);
     let Some(network) = networks.get(name) else {
-        let d = Diagnostic::at(&loc, format!("no network named `{name}` is declared"));
+        let d = Diagnostic::at(&loc, format!("no network named `{name}` is declared")).unresolved();
         let d = match did_you_mean(name, networks.keys().map(String::as_str)) {
             Some(s) => d.help(format!("did you mean `{s}`?")),
             None => d.help(format!(

@@ -230,7 +230,8 @@ impl Validator {
             let msg = Diagnostic::at(
                 loc,
                 format!("route device `{name}` is not a bridge or veth end of this topology"),
-            );
+            )
+            .unresolved();
             let msg = match did_you_mean(name, links.keys().map(String::as_str)) {
                 Some(s) => msg.help(format!("did you mean `{s}`?")),
                 None => msg

@@ -232,6 +232,7 @@ fn service(
                 &loc_of(file, &s.spec.network),
                 format!("unknown network `{net}`"),
             )
+            .unresolved()
             .help(format!(
                 "{hint}a service's network is a [network.X] or a [bridge.X] of this topology"
             )),

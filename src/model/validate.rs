@@ -14,12 +14,14 @@ pub fn build(loaded: &Loaded) -> Result<(Topology, Vec<Diagnostic>), Vec<Diagnos
     let mut v = Validator {
         diags: loaded.diagnostics.clone(),
     };
-    // A file that could not be read or parsed is missing from the whole:
-    // checks across files would report what it declares as undefined.
+    let topo = v.topology(loaded);
     if loaded.incomplete {
+        // Every check still ran on what did load (one run shows all that
+        // is wrong), but one that looks a name up may be missing what the
+        // unread part declares.
+        v.diags.retain(|d| !d.unresolved);
         return Err(v.diags);
     }
-    let topo = v.topology(loaded);
     if v.diags.iter().any(Diagnostic::is_error) {
         return Err(v.diags);
     }
@@ -337,7 +339,8 @@ impl Validator {
                     .iter()
                     .filter(|(_, (d, _))| matches!(d, LinkDecl::Bridge))
                     .map(|(n, _)| n.as_str());
-                let d = Diagnostic::at(&loc, format!("no bridge named `{name}` is declared"));
+                let d = Diagnostic::at(&loc, format!("no bridge named `{name}` is declared"))
+                    .unresolved();
                 let d = match did_you_mean(name, bridges) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help(format!("declare it with [bridge.{name}]")),
@@ -484,7 +487,8 @@ impl Validator {
                         ("bridge", LinkDecl::Bridge) | ("veth", LinkDecl::Veth)
                     )
                 });
-                let msg = Diagnostic::at(&loc, format!("no {kind} named `{name}` is declared"));
+                let msg = Diagnostic::at(&loc, format!("no {kind} named `{name}` is declared"))
+                    .unresolved();
                 let msg = match did_you_mean(name, same_kind.map(|(n, _)| n.as_str())) {
                     Some(s) => msg.help(format!("did you mean `{kind}.{s}`?")),
                     None => msg.help(format!("declare it with [{kind}.{name}]")),

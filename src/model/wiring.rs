@@ -182,7 +182,8 @@ fn interfaces(
             let d = Diagnostic::at(
                 &loc_of(file, &spec.bridge),
                 format!("no bridge named `{bridge}` is declared"),
-            );
+            )
+            .unresolved();
             diags.push(
                 match did_you_mean(bridge, bridges.keys().map(String::as_str)) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
@@ -266,7 +267,8 @@ fn link(
     }
     for (c, i, loc) in &ends {
         if !containers.contains_key(c) {
-            let d = Diagnostic::at(loc, format!("no container named `{c}` is declared"));
+            let d =
+                Diagnostic::at(loc, format!("no container named `{c}` is declared")).unresolved();
             diags.push(
                 match did_you_mean(c, containers.keys().map(String::as_str)) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
@@ -490,7 +492,8 @@ fn container_route(
         let d = Diagnostic::at(
             loc,
             format!("`{name}` is not one of container `{container}`'s netloom interfaces"),
-        );
+        )
+        .unresolved();
         diags.push(
             match did_you_mean(name, here.devs.iter().map(String::as_str)) {
                 Some(s) => d.help(format!("did you mean `{s}`?")),
