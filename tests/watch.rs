@@ -214,3 +214,73 @@ fn container_restarts_and_starts_are_followed() {
     assert!(w.stop().success());
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
 }
+
+/// `2026-12-03T07:01:35.425135Z` (tracing, Docker's JSON) → (date, seconds).
+fn instant(s: &str) -> (String, f64) {
+    let (date, time) = s.split_once('T').unwrap();
+    let time = time.trim_end_matches('Z');
+    let time = time.split('+').next().unwrap();
+    let secs = time
+        .split(':')
+        .map(|p| p.parse::<f64>().unwrap())
+        .fold(0.0, |acc, p| acc * 60.0 + p);
+    (date.to_string(), secs)
+}
+
+#[test]
+fn each_change_is_logged_when_it_is_done_not_when_its_stage_ends() {
+    let t = Topo::new("nlwl");
+    let _nets = NetsOf {
+        topology: t.name.clone(),
+    };
+    let d = Dir::new();
+    let o = octet();
+    let names: Vec<String> = (0..6).map(|i| format!("{}n{i}", t.name)).collect();
+    let mut body = format!("[topology]\nname = \"{}\"\n", t.name);
+    for (i, n) in names.iter().enumerate() {
+        body.push_str(&format!(
+            "[network.{n}]\nsubnets = [\"10.221.{o}.{}/28\"]\ninternal = true\n",
+            i * 16
+        ));
+    }
+    let f = d.write("lab.toml", &body);
+    let w = WatchProc::start(&[&f], "30s");
+    let log = || w.log();
+    eventually(
+        "first reconcile",
+        20,
+        || log().contains("reconcile trigger=Start"),
+        log,
+    );
+    // The six creations are one stage; Docker makes them one after another.
+    let logged: Vec<(String, f64)> = log()
+        .lines()
+        .filter(|l| l.contains("applied + network"))
+        .map(|l| instant(l.split_whitespace().next().unwrap()))
+        .collect();
+    assert_eq!(logged.len(), 6, "{}", log());
+    let created: Vec<(String, f64)> = names
+        .iter()
+        .map(|n| instant(network_inspect(n).unwrap()["Created"].as_str().unwrap()))
+        .collect();
+    let earliest = |v: &[(String, f64)]| {
+        v.iter()
+            .cloned()
+            .min_by(|a, b| (&a.0, a.1).partial_cmp(&(&b.0, b.1)).unwrap())
+            .unwrap()
+    };
+    let latest = |v: &[(String, f64)]| {
+        v.iter()
+            .cloned()
+            .max_by(|a, b| (&a.0, a.1).partial_cmp(&(&b.0, b.1)).unwrap())
+            .unwrap()
+    };
+    let (first_logged, last_made) = (earliest(&logged), latest(&created));
+    assert!(
+        (&first_logged.0, first_logged.1) < (&last_made.0, last_made.1),
+        "the first network was logged at {first_logged:?}, after the last was made at {last_made:?}:\n{}",
+        log()
+    );
+    drop(w);
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+}

@@ -49,6 +49,18 @@ pub struct ApplyCx<'a> {
     /// Interface name → ifindex in the topology's netns, as of this stage.
     pub idx: &'a Index,
     pub observed: &'a Observed,
+    /// Where a backend says that a step succeeded, the moment it does
+    /// (watch logs and the progress bar follow it, not the stage's end).
+    pub finished: Option<UnboundedSender<String>>,
+}
+
+impl ApplyCx<'_> {
+    /// Reports a step done; a result that is an error reports nothing.
+    pub fn finished<T>(&self, step: &str, r: &Result<T>) {
+        if let (Some(tx), Ok(_)) = (&self.finished, r) {
+            let _ = tx.send(step.to_string());
+        }
+    }
 }
 
 /// Why watch reconciles. Triggers only say "now"; each reconcile re-reads
@@ -190,6 +202,7 @@ pub async fn run_in_lane<'a, B: Backend + ?Sized>(
             for c in stage {
                 let r = b.apply(c, cx).await;
                 let failed = r.is_err();
+                cx.finished(&c.step_name(), &r);
                 out.push((c.step_name(), r));
                 if failed {
                     break;
@@ -205,7 +218,11 @@ fn one<'a, B: Backend + ?Sized>(
     c: &'a Change,
     cx: &'a ApplyCx<'a>,
 ) -> BoxFuture<'a, StepResult> {
-    Box::pin(async move { (c.step_name(), b.apply(c, cx).await) })
+    Box::pin(async move {
+        let r = b.apply(c, cx).await;
+        cx.finished(&c.step_name(), &r);
+        (c.step_name(), r)
+    })
 }
 
 /// The backends one topology needs, connected.

@@ -69,26 +69,45 @@ pub async fn apply(
         if claim(&stage, &mut ledger, observed) {
             save(&ledger, &done)?;
         }
+        // Results come back by step name: one map per stage, not a scan per result.
+        let by_name: std::collections::HashMap<String, &Change> =
+            stage.iter().map(|c| (c.step_name(), *c)).collect();
+        // Steps are reported as backends finish them, while the stage runs.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let mut told = std::collections::HashSet::new();
+        let mut tell = |step: String| {
+            if let Some(c) = by_name.get(&step)
+                && told.insert(step)
+            {
+                on_step(c);
+            }
+        };
         let results = {
             let cx = ApplyCx {
                 topology: &plan.topology,
                 mark: &mark,
                 idx: &idx,
                 observed,
+                finished: Some(tx),
             };
-            registry.apply_stage(&stage, &cx).await
+            let running = registry.apply_stage(&stage, &cx);
+            tokio::pin!(running);
+            loop {
+                tokio::select! {
+                    r = &mut running => break r,
+                    Some(step) = rx.recv() => tell(step),
+                }
+            }
         };
-        // Results come back by step name: one map per stage, not a scan per result.
-        let by_name: std::collections::HashMap<String, &Change> =
-            stage.iter().map(|c| (c.step_name(), *c)).collect();
+        while let Ok(step) = rx.try_recv() {
+            tell(step);
+        }
         let mut first_error = None;
         for (step, r) in results {
             match r {
                 Ok(created) => {
                     idx.0.extend(created);
-                    if let Some(c) = by_name.get(&step) {
-                        on_step(c);
-                    }
+                    tell(step.clone());
                     done.push(step);
                 }
                 Err(e) if first_error.is_none() => first_error = Some((step, e)),

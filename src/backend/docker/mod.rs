@@ -241,6 +241,7 @@ impl Backend for DockerBackend {
                 let mut running =
                     futures::stream::iter(creates).buffer_unordered(CREATES_IN_FLIGHT);
                 while let Some((step, name, r)) = running.next().await {
+                    cx.finished(&step, &r);
                     if r.is_ok() {
                         let _ = ready_tx.unbounded_send(name.clone());
                     }
@@ -259,6 +260,7 @@ impl Backend for DockerBackend {
                         }
                         let r = self.api.attach(a, &self.id_of(&name)).await;
                         failed = r.is_err();
+                        cx.finished(&c.step_name(), &r);
                         out.push((c.step_name(), r.map(|_| vec![])));
                     }
                 }
