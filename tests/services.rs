@@ -376,3 +376,124 @@ fn an_ipv6_vip_spreads_and_client_ip_affinity_keeps_one_endpoint() {
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
 }
+
+/// A thread of this test process inside `c`'s netns (busybox has no UDP
+/// server): answers every datagram on :`port` with `c`'s name, until the
+/// returned flag is cleared.
+fn udp_responder(c: &Ctr, port: u16) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let on = std::sync::Arc::new(AtomicBool::new(true));
+    let pid = c.inspect()["State"]["Pid"].as_u64().unwrap();
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+    let (name, flag) = (c.name.clone(), on.clone());
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        ready_tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        while flag.load(Ordering::SeqCst) {
+            if let Ok((_, from)) = s.recv_from(&mut buf) {
+                let _ = s.send_to(name.as_bytes(), from);
+            }
+        }
+    });
+    ready.recv().unwrap();
+    on
+}
+
+/// A UDP client socket inside `c`'s netns that keeps its source port, as a
+/// DNS resolver or a game client does: `ask` sends one datagram and
+/// returns who answered.
+struct UdpClient {
+    ask: std::sync::mpsc::Sender<std::sync::mpsc::Sender<String>>,
+}
+
+impl UdpClient {
+    fn open(c: &Ctr, to: String) -> UdpClient {
+        let pid = c.inspect()["State"]["Pid"].as_u64().unwrap();
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+        let (ask, asked) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<String>>();
+        std::thread::spawn(move || {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            for reply in asked {
+                let got = s
+                    .send_to(b"who", to.as_str())
+                    .and_then(|_| s.recv_from(&mut buf))
+                    .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .unwrap_or_else(|e| format!("error: {e}"));
+                let _ = reply.send(got);
+            }
+        });
+        UdpClient { ask }
+    }
+
+    fn who(&self) -> String {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.ask.send(tx).unwrap();
+        rx.recv().unwrap()
+    }
+}
+
+#[test]
+fn a_udp_flow_follows_the_endpoints_when_one_is_taken_out() {
+    let (t, ns, d) = (Topo::new("nlsu"), Netns::named("nlsu"), Dir::new());
+    let (a, b, client) = (
+        Ctr::run_mode("nlsua", "none"),
+        Ctr::run_mode("nlsub", "none"),
+        Ctr::run_mode("nlsuc", "none"),
+    );
+    let o = octet();
+    let body = |endpoints: &[&Ctr]| {
+        let eps: Vec<String> = endpoints
+            .iter()
+            .map(|c| format!("\"{}\"", c.name))
+            .collect();
+        format!(
+            "[topology]\nname = \"{}\"\nnetns = \"{}\"\n[bridge.br0]\naddresses = [\"10.93.{o}.1/24\"]\n\
+             [container.{}]\ninterfaces.eth1 = {{ bridge = \"br0\", addresses = [\"10.93.{o}.11/24\"] }}\n\
+             [container.{}]\ninterfaces.eth1 = {{ bridge = \"br0\", addresses = [\"10.93.{o}.12/24\"] }}\n\
+             [container.{}]\ninterfaces.eth1 = {{ bridge = \"br0\", addresses = [\"10.93.{o}.20/24\"] }}\n\
+             routes = [{{ to = \"10.92.{o}.0/24\", via = \"10.93.{o}.1\" }}]\n\
+             [service.dns]\naddresses = [\"10.92.{o}.53\"]\nports = [{{ port = 53, target = 5353, protocol = \"udp\" }}]\n\
+             network = \"br0\"\nendpoints = [{}]\n",
+            t.name,
+            ns.name,
+            a.name,
+            b.name,
+            client.name,
+            eps.join(", ")
+        )
+    };
+    let f = d.write("lab.toml", &body(&[&a, &b]));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let _on = (udp_responder(&a, 5353), udp_responder(&b, 5353));
+    let c = UdpClient::open(&client, format!("10.92.{o}.53:53"));
+
+    // One socket is one flow: every answer from the endpoint it first got.
+    let first = c.who();
+    assert!(first == a.name || first == b.name, "{first}");
+    for _ in 0..5 {
+        assert_eq!(c.who(), first);
+    }
+    // Take that endpoint out (it still answers if anything reaches it).
+    let (gone, left) = if first == a.name { (&a, &b) } else { (&b, &a) };
+    d.write("lab.toml", &body(&[left]));
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("- endpoint {}", gone.name)),
+        "{r:?}"
+    );
+    // The same socket now reaches the endpoint left: its flow was flushed.
+    assert_eq!(c.who(), left.name, "the flow still goes to {}", gone.name);
+    assert_eq!(c.who(), left.name);
+    assert_eq!(nl(&["destroy"], &[&f]).code, 0);
+}

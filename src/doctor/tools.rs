@@ -39,6 +39,23 @@ pub(super) fn examine(topo: Option<&Topology>, out: &mut Vec<Finding>) {
     if !t.services.is_empty() {
         out.push(binary("nft", "services", "apt-get install nftables"));
     }
+    let udp = t.services.values().any(|s| {
+        s.ports
+            .iter()
+            .any(|p| p.protocol == crate::model::Proto::Udp)
+    });
+    if udp {
+        // Only stale flows suffer without it: a warning, not an error.
+        let mut f = binary(
+            "conntrack",
+            "a UDP service (to flush flows to endpoints taken out)",
+            "apt-get install conntrack",
+        );
+        if f.severity == super::Severity::Error {
+            f.severity = super::Severity::Warning;
+        }
+        out.push(f);
+    }
     for n in t.cni.values() {
         for p in &n.plugins {
             let Some(kind) = p.get("type").and_then(|v| v.as_str()) else {

@@ -3,6 +3,7 @@
 //! apply, read back with `nft -j` by its rules' comments. No other table is
 //! ever created, changed or deleted.
 
+mod conntrack;
 mod generation;
 pub mod render;
 
@@ -406,6 +407,43 @@ impl NftBackend {
     /// only the `changed` services when the table is netloom's as it
     /// should be, else the whole table anew.
     async fn sync(&self, host: bool, observed: &Observed, changed: &[&str]) -> Result<()> {
+        self.write(host, observed, changed).await?;
+        self.flush_stale(host, observed).await;
+        Ok(())
+    }
+
+    /// After the rules moved: UDP flows still held by endpoints taken out.
+    async fn flush_stale(&self, host: bool, observed: &Observed) {
+        let Some(before) = observed.nft_table(host) else {
+            return;
+        };
+        let mut after: Vec<ServiceRes> = self
+            .services
+            .iter()
+            .filter(|s| s.host == host)
+            .cloned()
+            .collect();
+        for s in &mut after {
+            s.endpoints = s.resolve(observed);
+        }
+        let stale = conntrack::stale(before, &after);
+        if stale.is_empty() {
+            return;
+        }
+        match self
+            .in_netns(host, "flush conntrack entries", move || {
+                conntrack::flush(&stale)
+            })
+            .await
+        {
+            Ok(n) => tracing::debug!(deleted = n, "UDP flows to removed endpoints flushed"),
+            Err(e) => tracing::warn!(
+                "cannot flush UDP flows to removed endpoints ({e}); they keep reaching them until they time out (Debian: apt-get install conntrack)"
+            ),
+        }
+    }
+
+    async fn write(&self, host: bool, observed: &Observed, changed: &[&str]) -> Result<()> {
         let mut here: Vec<ServiceRes> = self
             .services
             .iter()

@@ -1,0 +1,154 @@
+//! UDP flows to endpoints a service no longer has. Connection tracking
+//! keeps a flow's NAT decision for as long as the flow lives, and UDP
+//! clients that reuse their socket keep a flow alive forever: without a
+//! flush they would go on reaching the endpoint that was taken out.
+
+use crate::observed::NftObs;
+use crate::resource::ServiceRes;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+/// One set of conntrack entries to delete: UDP to `vip`:`port`, answered
+/// by `endpoint`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stale {
+    pub vip: IpAddr,
+    pub port: u16,
+    pub endpoint: IpAddr,
+}
+
+/// The address of a DNAT target as its comment writes it: `10.0.0.5:8080`
+/// or `[fd00::5]:8080`.
+fn target_addr(to: &str) -> Option<IpAddr> {
+    let host = match to.strip_prefix('[') {
+        Some(rest) => rest.split(']').next()?,
+        None => to.rsplit_once(':')?.0,
+    };
+    host.parse().ok()
+}
+
+/// What the table held before an apply, against the services it holds
+/// after: each UDP (VIP, port) of a service, with the endpoints it led to
+/// that it no longer leads to.
+pub fn stale(before: &NftObs, after: &[ServiceRes]) -> Vec<Stale> {
+    let mut out = BTreeSet::new();
+    for name in before.services() {
+        let rules = before.rules_of(&name);
+        let mut udp: Vec<(IpAddr, u16)> = vec![];
+        let mut eps: BTreeSet<IpAddr> = BTreeSet::new();
+        let to = format!("nl svc {name} to ");
+        let ep = format!("nl svc {name} ep ");
+        for (_, comment) in &rules {
+            if let Some(rest) = comment.strip_prefix(&to) {
+                // `VIP udp/PORT`
+                let mut w = rest.split(' ');
+                let vip = w.next().and_then(|v| v.parse::<IpAddr>().ok());
+                let port = w
+                    .next()
+                    .and_then(|p| p.strip_prefix("udp/"))
+                    .and_then(|p| p.parse::<u16>().ok());
+                if let (Some(v), Some(p)) = (vip, port) {
+                    udp.push((v, p));
+                }
+            } else if let Some(rest) = comment.strip_prefix(&ep) {
+                // `NAME TARGET`
+                if let Some(a) = rest.split(' ').nth(1).and_then(target_addr) {
+                    eps.insert(a);
+                }
+            }
+        }
+        if udp.is_empty() {
+            continue;
+        }
+        let now: BTreeSet<IpAddr> = after
+            .iter()
+            .filter(|s| s.name == name)
+            .flat_map(|s| &s.endpoints)
+            .flat_map(|e| e.v4.map(IpAddr::V4).into_iter().chain(e.v6.map(IpAddr::V6)))
+            .collect();
+        for gone in eps.difference(&now) {
+            for (vip, port) in udp.iter().filter(|(v, _)| v.is_ipv4() == gone.is_ipv4()) {
+                out.insert(Stale {
+                    vip: *vip,
+                    port: *port,
+                    endpoint: *gone,
+                });
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Deletes the entries (`conntrack -D`, run in the netns the caller is
+/// in). None matching is no error; a missing `conntrack` is reported once.
+pub fn flush(stale: &[Stale]) -> std::io::Result<usize> {
+    let mut deleted = 0;
+    for s in stale {
+        let family = if s.vip.is_ipv4() { "ipv4" } else { "ipv6" };
+        let out = std::process::Command::new("conntrack")
+            .args(["-D", "-f", family, "-p", "udp", "--orig-dst"])
+            .arg(s.vip.to_string())
+            .args(["--dport", &s.port.to_string(), "--reply-src"])
+            .arg(s.endpoint.to_string())
+            .output()?;
+        // "N flow entries have been deleted" on stderr, 1 when none were.
+        let said = String::from_utf8_lossy(&out.stderr);
+        deleted += said
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Endpoint;
+
+    #[test]
+    fn udp_flows_to_endpoints_taken_out_are_stale() {
+        let c = |s: &str| ("c".to_string(), s.to_string());
+        let before = NftObs {
+            host: false,
+            rules: vec![
+                c("nl svc dns to 10.96.0.10 udp/53"),
+                c("nl svc dns to 10.96.0.10 tcp/53"),
+                c("nl svc dns ep a 10.97.0.11:5353"),
+                c("nl svc dns ep b 10.97.0.12:5353"),
+                c("nl svc web to 10.96.0.20 tcp/80"),
+                c("nl svc web ep a 10.97.0.11:8080"),
+                c("nl svc v6 to fd00::10 udp/53"),
+                c("nl svc v6 ep a [fd00::11]:53"),
+            ],
+            base_ok: true,
+            forwarding: true,
+            handles: vec![],
+            by_service: Default::default(),
+        };
+        let mut dns = ServiceRes::recorded("dns".into(), false);
+        dns.endpoints = vec![Endpoint {
+            name: "b".into(),
+            v4: Some("10.97.0.12".parse().unwrap()),
+            v6: None,
+        }];
+        // web (TCP only) lost its endpoint: nothing to flush; v6 is gone whole.
+        let got = stale(&before, &[dns]);
+        assert_eq!(
+            got,
+            [
+                Stale {
+                    vip: "10.96.0.10".parse().unwrap(),
+                    port: 53,
+                    endpoint: "10.97.0.11".parse().unwrap()
+                },
+                Stale {
+                    vip: "fd00::10".parse().unwrap(),
+                    port: 53,
+                    endpoint: "fd00::11".parse().unwrap()
+                },
+            ]
+        );
+    }
+}
