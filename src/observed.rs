@@ -235,9 +235,6 @@ pub struct NftObs {
     pub rules: Vec<(String, String)>,
     /// The table's own rules are all there, and no rule is someone else's.
     pub base_ok: bool,
-    /// IPv4 forwarding is on in that netns (always true for the host's,
-    /// which is Docker's to set).
-    pub forwarding: bool,
     /// Each rule's handle, as `rules` (for changes made in place; empty
     /// when not known).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

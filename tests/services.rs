@@ -497,3 +497,42 @@ fn a_udp_flow_follows_the_endpoints_when_one_is_taken_out() {
     assert_eq!(c.who(), left.name);
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
 }
+
+/// Forwarding a bridge service needs is planned, owned and given back.
+#[test]
+fn the_forwarding_a_bridge_service_needs_is_in_the_plan_and_undone_by_destroy() {
+    let (t, ns, d) = (Topo::new("nlsf"), Netns::precreated("nlsf"), Dir::new());
+    let o = octet();
+    must(&format!(
+        "ip netns exec {} sysctl -qw net.ipv4.ip_forward=0",
+        ns.name
+    ));
+    let f = d.write(
+        "lab.toml",
+        &format!(
+            "[topology]\nname = \"{}\"\nnetns = \"{}\"\n[bridge.br0]\naddresses = [\"10.91.{o}.1/24\"]\n\
+             [service.quiet]\naddresses = [\"10.90.{o}.10\"]\nports = [{{ port = 80 }}]\nnetwork = \"br0\"\nendpoints = [\"nobody-here\"]\n",
+            t.name, ns.name
+        ),
+    );
+    let forward = || {
+        must(&format!(
+            "ip netns exec {} cat /proc/sys/net/ipv4/ip_forward",
+            ns.name
+        ))
+    };
+    let p = nl(&["plan"], &[&f]);
+    assert!(
+        p.stdout
+            .contains("~ sysctl net.ipv4.ip_forward = 1\n      value: 0 → 1"),
+        "{p:?}"
+    );
+    assert_eq!(forward().trim(), "0", "plan changes nothing");
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    assert_eq!(forward().trim(), "1");
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+    let r = nl(&["destroy"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("sysctl net.ipv4.ip_forward"), "{r:?}");
+    assert_eq!(forward().trim(), "0", "destroy puts the old value back");
+}

@@ -39,8 +39,6 @@ pub enum Field {
     Endpoint,
     /// A service's rules as a whole.
     Rules,
-    /// IP forwarding in the netns a service's rules live in.
-    Forwarding,
     Asn,
     RouterId,
     ListenPort,
@@ -77,7 +75,6 @@ impl Field {
             Field::Aliases => "aliases",
             Field::Endpoint => "endpoint",
             Field::Rules => "rules",
-            Field::Forwarding => "ip_forward",
             Field::Asn => "asn",
             Field::RouterId => "router_id",
             Field::ListenPort => "listen_port",

@@ -148,17 +148,6 @@ fn in_netns(t: &Topology, ns: &str, fam: Family, why: &str) -> Finding {
             format!("{why}; netloom sets {k} = 1 ([topology] sysctls)"),
         );
     }
-    let services_here = t
-        .services
-        .values()
-        .any(|s| matches!(s.network, ServiceNet::Bridge(_)));
-    if fam == Family::Ipv4 && services_here {
-        return Finding::ok(
-            CHECK,
-            subject,
-            format!("{why}; netloom turns IPv4 forwarding on for its services"),
-        );
-    }
     let fix = format!(
         "add `sysctls = {{ \"{k}\" = \"1\" }}` under [topology] (netloom then sets it on every apply), or run: ip netns exec {ns} sysctl -w {k}=1"
     );

@@ -323,3 +323,50 @@ pub fn parse_duration(s: &str) -> Option<u32> {
     };
     n.checked_mul(mul).filter(|&v| v > 0)
 }
+
+/// Services on a bridge are routed through the topology's netns, so they
+/// need its forwarding on: as sysctls of that netns, listed in the plan,
+/// owned (the old value comes back on destroy) like the file's own. A
+/// file that sets the key otherwise is refused.
+pub(super) fn forwarding(
+    netns: &Option<String>,
+    services: &BTreeMap<String, Service>,
+    sysctls: &mut BTreeMap<String, String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(ns) = netns else { return };
+    for s in services
+        .values()
+        .filter(|s| matches!(s.network, ServiceNet::Bridge(_)))
+    {
+        let mut keys = vec![];
+        if s.vips.iter().any(IpAddr::is_ipv4) {
+            keys.push("net.ipv4.ip_forward");
+        }
+        if s.vips.iter().any(IpAddr::is_ipv6) {
+            keys.push("net.ipv6.conf.all.forwarding");
+        }
+        for key in keys {
+            let given = sysctls
+                .iter()
+                .find(|(k, _)| k.replace('/', ".") == key)
+                .map(|(k, v)| (k.clone(), v.clone()));
+            match given {
+                None => {
+                    sysctls.insert(key.to_string(), "1".to_string());
+                }
+                Some((_, v)) if v.trim() == "1" => {}
+                Some((k, v)) => diags.push(
+                    Diagnostic::at(
+                        &s.loc,
+                        format!(
+                            "service `{}` is routed through netns {ns}, which needs {key} = 1, but [topology] sysctls sets `{k}` to \"{v}\"",
+                            s.name
+                        ),
+                    )
+                    .help("drop that key from [topology] sysctls (netloom then sets it to 1), or set it to \"1\""),
+                ),
+            }
+        }
+    }
+}

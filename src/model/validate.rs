@@ -158,6 +158,8 @@ impl Validator {
             links: &links,
         };
         let services = super::service::build(loaded, &others, &mut self.diags);
+        let mut sysctls = sysctls;
+        super::service::forwarding(&netns, &services, &mut sysctls, &mut self.diags);
         let bgp = super::bgp::build(loaded, &mut self.diags);
         super::wiring::docker_overlaps(
             &netns,

@@ -260,14 +260,6 @@ fn diff_service(cx: &DiffCx, r: &Resource, d: &ServiceRes, out: &mut Diff) {
             Some(Value::Text("netloom's".into())),
         ));
     }
-    if !table.forwarding {
-        fields.push(FieldChange::new(
-            Side::Own,
-            Field::Forwarding,
-            Some(Value::Bool(false)),
-            Some(Value::Bool(true)),
-        ));
-    }
     if fields.is_empty() {
         return;
     }

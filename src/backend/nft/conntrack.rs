@@ -123,7 +123,6 @@ mod tests {
                 c("nl svc v6 ep a [fd00::11]:53"),
             ],
             base_ok: true,
-            forwarding: true,
             handles: vec![],
             by_service: Default::default(),
         };

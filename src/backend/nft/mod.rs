@@ -255,11 +255,7 @@ impl NftBackend {
         let stamp = self.stamp(host).await;
         let cache = cache::path(&self.topology, host);
         if let Some(hit) = stamp.and_then(|s| cache::read(&cache, s)) {
-            let mut listed = hit;
-            if let Some(t) = &mut listed.table {
-                t.forwarding = host || self.forwarding(host).await?;
-            }
-            return Ok(Some(listed));
+            return Ok(Some(hit));
         }
         let table = self.list_table(host).await?;
         let foreign = if host {
@@ -298,13 +294,10 @@ impl NftBackend {
             .map(|(ch, c)| (ch.as_str(), c.as_str()))
             .collect();
         let base_ok = base == render::BASE_RULES && rules.iter().all(|(_, c)| c.starts_with("nl "));
-        // The host's is Docker's to set: not read, not changed.
-        let forwarding = host || self.forwarding(host).await?;
         Ok(NftObs {
             host,
             rules,
             base_ok,
-            forwarding,
             handles,
             by_service: Default::default(),
         })
@@ -336,27 +329,16 @@ impl NftBackend {
         self.table_obs(host, rules, handles).await.map(Some)
     }
 
-    async fn forwarding(&self, host: bool) -> Result<bool> {
-        self.in_netns(host, "read ip_forward", || {
-            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|v| v.trim() == "1")
-        })
-        .await
-    }
-
-    /// Turns forwarding on in the topology's netns (the VIPs are routed
-    /// through it); the host's is Docker's to set.
-    async fn enable_forwarding(&self, v6: bool) -> Result<()> {
+    /// Forwarding in the topology's netns is a sysctl of the model's (see
+    /// `model::service::forwarding`); the host's is Docker's to set.
+    async fn bridge_hooks_off(&self) -> Result<()> {
         if self.netns.is_none() {
             return Ok(());
         }
         self.in_netns(
             false,
-            "turn on forwarding in the topology's netns",
+            "turn off bridge netfilter hooks in the topology's netns",
             move || {
-                std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
-                if v6 {
-                    std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
-                }
                 // With br_netfilter loaded (Docker loads it), a connection
                 // DNATed back to the endpoint it came from would be bridged out
                 // of the port it came in by, which a bridge refuses: hairpin
@@ -454,8 +436,7 @@ impl NftBackend {
             s.endpoints = s.resolve(observed);
         }
         if !here.is_empty() && !host {
-            let v6 = here.iter().flat_map(|s| &s.vips).any(|v| v.is_ipv6());
-            self.enable_forwarding(v6).await?;
+            self.bridge_hooks_off().await?;
         }
         let in_place = observed
             .nft_table(host)
