@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One live interface, as dumped from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +235,11 @@ pub struct NftObs {
     pub rules: Vec<(String, String)>,
     /// The table's own rules are all there, and no rule is someone else's.
     pub base_ok: bool,
+    /// VIPs answered in the topology's netns by a `local` route of
+    /// netloom's (read on every observation: the nftables generation does
+    /// not cover routes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local: Vec<IpAddr>,
     /// Each rule's handle, as `rules` (for changes made in place; empty
     /// when not known).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -107,6 +107,15 @@ fn a_bridge_service_spreads_refuses_when_empty_repairs_drift_and_follows_contain
         "{hairpin:?}"
     );
     assert!(hairpin.contains_key(&a.name), "{hairpin:?}");
+    // The VIP is a local route of the netns: the netns itself reaches it.
+    let local = sh(&format!(
+        "ip netns exec {} /bin/busybox nc -w 2 {vip} 80",
+        ns.name
+    ));
+    assert!(
+        local.stdout.trim() == a.name || local.stdout.trim() == b.name,
+        "{local:?}"
+    );
     // No endpoints: refused at once, not black-holed.
     let t0 = Instant::now();
     let e = connect(&client, &format!("10.96.{o}.11")).unwrap_err();
@@ -528,11 +537,35 @@ fn the_forwarding_a_bridge_service_needs_is_in_the_plan_and_undone_by_destroy() 
         "{p:?}"
     );
     assert_eq!(forward().trim(), "0", "plan changes nothing");
+    assert!(
+        p.stdout
+            .contains(&format!("routes: local 10.90.{o}.10 dev lo")),
+        "{p:?}"
+    );
     assert_eq!(nl(&["apply"], &[&f]).code, 0);
     assert_eq!(forward().trim(), "1");
+    let local = || {
+        must(&format!(
+            "ip -n {} route show table local proto 78",
+            ns.name
+        ))
+    };
+    assert_eq!(
+        local().trim(),
+        format!("local 10.90.{o}.10 dev lo scope host")
+    );
     assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+    // Deleted by hand: drift, repaired.
+    must(&format!(
+        "ip -n {} route del local 10.90.{o}.10 dev lo table local",
+        ns.name
+    ));
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 2);
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    assert!(local().contains(&format!("10.90.{o}.10")));
     let r = nl(&["destroy"], &[&f]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("sysctl net.ipv4.ip_forward"), "{r:?}");
     assert_eq!(forward().trim(), "0", "destroy puts the old value back");
+    assert_eq!(local().trim(), "", "destroy removes the VIP's route");
 }

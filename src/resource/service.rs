@@ -174,6 +174,14 @@ impl Kind for ServiceRes {
             vips.join(", "),
             ports.join(", ")
         );
+        if !self.host {
+            let routes: Vec<String> = self
+                .vips
+                .iter()
+                .map(|v| format!("local {v} dev lo"))
+                .collect();
+            let _ = writeln!(out, "      routes: {}", routes.join(", "));
+        }
         let eps: Vec<&str> = self.endpoints.iter().map(|e| e.name.as_str()).collect();
         let _ = writeln!(
             out,
@@ -248,6 +256,18 @@ fn diff_service(cx: &DiffCx, r: &Resource, d: &ServiceRes, out: &mut Diff) {
             None,
             Some(Value::Text(new.clone())),
         ));
+    }
+    // In the topology's netns each VIP is a local route there, so the
+    // netns itself and clients on the VIP's own subnet reach it too.
+    if !d.host {
+        for vip in d.vips.iter().filter(|v| !table.local.contains(v)) {
+            fields.push(FieldChange::new(
+                Side::Own,
+                Field::Route,
+                None,
+                Some(Value::Text(format!("local {vip} dev lo"))),
+            ));
+        }
     }
     let rules_match =
         table.rules_of(&d.name) == crate::backend::nft_rules_of(&want) && table.base_ok;

@@ -348,6 +348,11 @@ pub fn foreign_in_netns(routes: &[RouteObs], observed: &Observed) -> Vec<String>
                 && r.protocol != RA
                 && !(r.protocol == NETLOOM_PROTO && ledger.routes.contains(&r.route.key))
                 && !(r.protocol == crate::ownership::NETLOOM_BGP_PROTO && ledger.bgp.is_some())
+                // A service VIP's local route (only netloom's services make
+                // protocol-78 routes in table local).
+                && !(r.protocol == NETLOOM_PROTO
+                    && r.route.key.table == 255
+                    && ledger.nft.contains("netns"))
         })
         .map(|r| format!("route {}", r.route.key));
     let rules = observed

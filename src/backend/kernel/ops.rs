@@ -373,6 +373,50 @@ impl Kernel {
         .map_err(|e| Error::io("dump routes", e))
     }
 
+    /// `local` routes netloom made (protocol 78) in table local.
+    pub async fn local_routes(&self) -> Result<Vec<IpNet>> {
+        let dumper = self.dumper.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut d = dumper.lock().expect("dump socket lock");
+            let mut out = d.local_routes(Family::Ipv4, NETLOOM_PROTO)?;
+            out.extend(d.local_routes(Family::Ipv6, NETLOOM_PROTO)?);
+            Ok::<_, std::io::Error>(out)
+        })
+        .await
+        .map_err(|e| Error::task("dump", e))?
+        .map_err(|e| Error::io("dump local routes", e))
+    }
+
+    /// Adds (or deletes) `local ADDR dev lo table local proto 78`: the
+    /// netns answers for ADDR (ARP included) as for an address of its own.
+    pub async fn set_local_route(&self, addr: IpAddr, add: bool) -> Result<()> {
+        let lo = self.index().await?.get("lo")?;
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = family_of(&addr);
+        msg.header.destination_prefix_length = if addr.is_ipv4() { 32 } else { 128 };
+        msg.header.protocol = RouteProtocol::Other(NETLOOM_PROTO);
+        msg.header.scope = RouteScope::Host;
+        msg.header.kind = RouteType::Local;
+        msg.header.table = 255;
+        msg.attributes
+            .push(RouteAttribute::Destination(route_addr(addr)));
+        msg.attributes.push(RouteAttribute::Oif(lo));
+        let what = format!("local route {addr}");
+        if add {
+            self.request(
+                RouteNetlinkMessage::NewRoute(msg),
+                NLM_F_CREATE | NLM_F_REPLACE,
+            )
+            .await
+            .map_err(|e| Error::kernel("set", what, e))?;
+            return Ok(());
+        }
+        match self.request(RouteNetlinkMessage::DelRoute(msg), 0).await {
+            Err(e) if crate::error::errno(&e) == Some(ESRCH) => Ok(()),
+            r => r.map(|_| ()).map_err(|e| Error::kernel("delete", what, e)),
+        }
+    }
+
     /// Sets a gateway route under another protocol number than netloom's
     /// static one (learned BGP routes).
     pub async fn replace_route_as(&self, r: &RouteRes, protocol: u8) -> Result<()> {

@@ -123,6 +123,7 @@ mod tests {
                 c("nl svc v6 ep a [fd00::11]:53"),
             ],
             base_ok: true,
+            local: vec![],
             handles: vec![],
             by_service: Default::default(),
         };

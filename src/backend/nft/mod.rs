@@ -298,6 +298,7 @@ impl NftBackend {
             host,
             rules,
             base_ok,
+            local: vec![],
             handles,
             by_service: Default::default(),
         })
@@ -390,7 +391,57 @@ impl NftBackend {
     /// should be, else the whole table anew.
     async fn sync(&self, host: bool, observed: &Observed, changed: &[&str]) -> Result<()> {
         self.write(host, observed, changed).await?;
+        if !host {
+            let wanted: Vec<std::net::IpAddr> = self
+                .services
+                .iter()
+                .filter(|s| !s.host)
+                .flat_map(|s| s.vips.iter().copied())
+                .collect();
+            self.local_routes(&wanted).await?;
+        }
         self.flush_stale(host, observed).await;
+        Ok(())
+    }
+
+    /// The topology's netns, connected (None while it does not exist).
+    async fn kernel(&self) -> Result<Option<crate::backend::kernel::Kernel>> {
+        match self.netns.as_deref() {
+            Some(n) => crate::backend::kernel::Kernel::connect(Some(n)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// VIPs with a local route of netloom's in the topology's netns.
+    async fn local_vips(&self) -> Result<Vec<std::net::IpAddr>> {
+        match self.kernel().await? {
+            Some(k) => Ok(k
+                .local_routes()
+                .await?
+                .into_iter()
+                .map(|n| n.addr())
+                .collect()),
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Makes the local routes in the topology's netns exactly `wanted`.
+    async fn local_routes(&self, wanted: &[std::net::IpAddr]) -> Result<()> {
+        let Some(k) = self.kernel().await? else {
+            return Ok(());
+        };
+        let have: Vec<std::net::IpAddr> = k
+            .local_routes()
+            .await?
+            .into_iter()
+            .map(|n| n.addr())
+            .collect();
+        for v in wanted.iter().filter(|v| !have.contains(v)) {
+            k.set_local_route(*v, true).await?;
+        }
+        for v in have.iter().filter(|v| !wanted.contains(v)) {
+            k.set_local_route(*v, false).await?;
+        }
         Ok(())
     }
 
@@ -559,9 +610,12 @@ impl Backend for NftBackend {
                     }
                     continue;
                 }
-                if let Some(l) = self.observe_one(host).await? {
+                if let Some(mut l) = self.observe_one(host).await? {
                     if !host {
                         into.nft_foreign = l.foreign;
+                        if let Some(t) = &mut l.table {
+                            t.local = self.local_vips().await?;
+                        }
                     }
                     out.extend(l.table);
                 }
@@ -600,6 +654,9 @@ impl Backend for NftBackend {
                 let out = self.nft(host, &["-f", "-"], Some(script)).await?;
                 if !out.status.success() {
                     return Err(self.failed("-f", &String::from_utf8_lossy(&out.stderr)));
+                }
+                if !host {
+                    self.local_routes(&[]).await?;
                 }
                 let _ = std::fs::remove_file(cache::path(&self.topology, host));
             }

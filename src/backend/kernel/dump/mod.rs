@@ -193,6 +193,30 @@ impl DumpSocket {
     }
 }
 
+impl DumpSocket {
+    /// Destinations of the `local` routes of table local (255) made with
+    /// `protocol`: addresses answered here without being on an interface.
+    pub fn local_routes(&mut self, family: Family, protocol: u8) -> io::Result<Vec<IpNet>> {
+        const RTN_LOCAL: u8 = 2;
+        const TABLE_LOCAL: u32 = 255;
+        let mut out = vec![];
+        self.dump(
+            RTM_GETROUTE,
+            &route_request(family, Some(TABLE_LOCAL)),
+            |m| {
+                if m.len() >= RTMSG_LEN
+                    && m[RTM_TYPE] == RTN_LOCAL
+                    && m[RTM_PROTOCOL] == protocol
+                    && let Some((r, _)) = parse_route_any(m)
+                {
+                    out.push(r.route.key.to);
+                }
+            },
+        )?;
+        Ok(out)
+    }
+}
+
 /// The benchmark floor for observation: the dumps `Kernel::observe` asks
 /// for (links without stats, addresses, each table's routes of both
 /// families, rules of both families), read and walked but not decoded.
