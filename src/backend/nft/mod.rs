@@ -390,18 +390,30 @@ impl NftBackend {
     /// only the `changed` services when the table is netloom's as it
     /// should be, else the whole table anew.
     async fn sync(&self, host: bool, observed: &Observed, changed: &[&str]) -> Result<()> {
-        self.write(host, observed, changed).await?;
+        let here = self.resolved(host, observed);
+        self.write(host, observed, changed, &here).await?;
         if !host {
-            let wanted: Vec<std::net::IpAddr> = self
-                .services
-                .iter()
-                .filter(|s| !s.host)
-                .flat_map(|s| s.vips.iter().copied())
-                .collect();
+            let wanted: Vec<std::net::IpAddr> =
+                here.iter().flat_map(|s| s.vips.iter().copied()).collect();
             self.local_routes(&wanted).await?;
         }
-        self.flush_stale(host, observed).await;
+        self.flush_stale(host, observed, &here).await;
         Ok(())
+    }
+
+    /// The desired services of one location, endpoints resolved against
+    /// what was observed.
+    fn resolved(&self, host: bool, observed: &Observed) -> Vec<ServiceRes> {
+        let mut here: Vec<ServiceRes> = self
+            .services
+            .iter()
+            .filter(|s| s.host == host)
+            .cloned()
+            .collect();
+        for s in &mut here {
+            s.endpoints = s.resolve(observed);
+        }
+        here
     }
 
     /// The topology's netns, connected (None while it does not exist).
@@ -446,20 +458,11 @@ impl NftBackend {
     }
 
     /// After the rules moved: UDP flows still held by endpoints taken out.
-    async fn flush_stale(&self, host: bool, observed: &Observed) {
+    async fn flush_stale(&self, host: bool, observed: &Observed, after: &[ServiceRes]) {
         let Some(before) = observed.nft_table(host) else {
             return;
         };
-        let mut after: Vec<ServiceRes> = self
-            .services
-            .iter()
-            .filter(|s| s.host == host)
-            .cloned()
-            .collect();
-        for s in &mut after {
-            s.endpoints = s.resolve(observed);
-        }
-        let stale = conntrack::stale(before, &after);
+        let stale = conntrack::stale(before, after);
         if stale.is_empty() {
             return;
         }
@@ -476,16 +479,13 @@ impl NftBackend {
         }
     }
 
-    async fn write(&self, host: bool, observed: &Observed, changed: &[&str]) -> Result<()> {
-        let mut here: Vec<ServiceRes> = self
-            .services
-            .iter()
-            .filter(|s| s.host == host)
-            .cloned()
-            .collect();
-        for s in &mut here {
-            s.endpoints = s.resolve(observed);
-        }
+    async fn write(
+        &self,
+        host: bool,
+        observed: &Observed,
+        changed: &[&str],
+        here: &[ServiceRes],
+    ) -> Result<()> {
         if !here.is_empty() && !host {
             self.bridge_hooks_off().await?;
         }
@@ -497,7 +497,7 @@ impl NftBackend {
                     .iter()
                     .map(|n| (*n, here.iter().find(|s| s.name == *n)))
                     .collect();
-                render::delta(&self.table, &pairs, &here, t)
+                render::delta(&self.table, &pairs, here, t)
             });
         if let Some(d) = in_place {
             // Echoed with handles (the kernel's account of the rules it
@@ -537,7 +537,7 @@ impl NftBackend {
         // Whole: echoed, so the table written is known without listing it
         // again, if this was the one commit in between.
         let before = self.stamp(host).await;
-        let script = render::script(&self.table, &here);
+        let script = render::script(&self.table, here);
         let echo = !here.is_empty();
         let args: &[&str] = if echo {
             &["-e", "-a", "-f", "-"]
