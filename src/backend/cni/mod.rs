@@ -146,12 +146,50 @@ impl CniBackend {
             )));
         }
         let result = invoke::add(&list, &call).await?;
+        self.pin_bridge_mac(&list, &result).await?;
         let cached = CniCached {
             config: d.config.clone(),
             netns,
             result,
         };
         cache::write(&entry, &cached).map_err(|e| Error::io("write the CNI result cache", e))
+    }
+
+    /// A bridge plugin's bridge takes the MAC of its lowest port until one
+    /// is set, and changes it as ports join: the next CHECK of every
+    /// attachment made before would then fail ("Bridge interface … Mac
+    /// doesn't match"). Setting the MAC it reported, unchanged, pins it.
+    async fn pin_bridge_mac(&self, list: &Conflist, result: &serde_json::Value) -> Result<()> {
+        let Some(bridge) = list
+            .plugins
+            .iter()
+            .find(|p| p.get("type").and_then(|t| t.as_str()) == Some("bridge"))
+            .map(|p| p.get("bridge").and_then(|b| b.as_str()).unwrap_or("cni0"))
+        else {
+            return Ok(());
+        };
+        let mac = result["interfaces"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["name"] == bridge && i.get("sandbox").is_none())
+            .and_then(|i| i["mac"].as_str())
+            .and_then(parse_mac);
+        let (Some(mac), Some(k)) = (
+            mac,
+            crate::backend::kernel::Kernel::connect(self.runtime.as_deref()).await?,
+        ) else {
+            return Ok(());
+        };
+        let msg = rtnetlink::LinkUnspec::new_with_name(bridge)
+            .address(mac.to_vec())
+            .build();
+        k.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|e| Error::kernel("set", format!("the MAC of bridge {bridge}"), e))
     }
 
     /// DEL of the recorded attachment of (container, ifname), with the
@@ -282,4 +320,14 @@ fn missing_plugins(topo: &Topology) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// `8e:1d:a1:2e:43:58` as bytes.
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
 }
