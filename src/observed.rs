@@ -378,6 +378,9 @@ pub struct DockerObs {
     /// `net.ipv6.conf.all.disable_ipv6` on the host.
     #[serde(default)]
     pub ipv6_disabled: bool,
+    /// Unlabelled networks other topologies adopted: id → topology.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub adopted_elsewhere: BTreeMap<String, String>,
 }
 
 impl DockerObs {

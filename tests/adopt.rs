@@ -205,3 +205,39 @@ fn a_network_another_topology_owns_is_not_adopted() {
         a.name.as_str()
     );
 }
+
+/// An adoption lives in one topology's ledger; every other topology sees
+/// the network as that topology's, not as nobody's.
+#[test]
+fn a_network_another_topology_adopted_is_not_adopted_again() {
+    let (a, b) = (Topo::new("nlaa"), Topo::new("nlaa"));
+    let _nets = NetsOf {
+        topology: a.name.clone(),
+    };
+    let net = DockerNet::internal("nlaa");
+    let d = Dir::new();
+    let body = |t: &Topo| {
+        format!(
+            "[topology]\nname = \"{}\"\n[network.{}]\nadopt = true\nsubnets = [\"{}\"]\ninternal = true\n",
+            t.name, net.name, net.subnet
+        )
+    };
+    let fa = d.write("a.toml", &body(&a));
+    assert_eq!(nl(&["apply"], &[&fa]).code, 0);
+    let fb = d.write("b.toml", &body(&b));
+    let r = nl(&["apply"], &[&fb]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.all().contains(&format!(
+            "Docker network `{}` belongs to topology `{}`",
+            net.name, a.name
+        )),
+        "{r:?}"
+    );
+    assert!(!r.all().contains("adopt = true` to take it over"), "{r:?}");
+    // B's destroy leaves it; A's removes it.
+    assert_eq!(nl(&["destroy"], &[&fb]).code, 0);
+    assert!(network_inspect(&net.name).is_some());
+    assert_eq!(nl(&["destroy"], &[&fa]).code, 0);
+    assert!(network_inspect(&net.name).is_none());
+}

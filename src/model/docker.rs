@@ -108,6 +108,16 @@ fn network(
         return Some(external_network(s, diags));
     }
 
+    if crate::resource::network_builtin(&s.name) {
+        diags.push(
+            Diagnostic::at(
+                &s.name_loc,
+                format!("`{}` is one of Docker's own networks: netloom cannot own it", s.name),
+            )
+            .help("declare it with external = true to attach containers to it, or give the network another name"),
+        );
+        return None;
+    }
     let driver = spec
         .driver
         .as_ref()

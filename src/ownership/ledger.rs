@@ -10,7 +10,7 @@
 
 use crate::resource::{AttachKey, CniEntry, RouteKey, RuleKey};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -152,6 +152,30 @@ impl Ledger {
     }
 
     /// The container id an attachment was made for, if recorded.
+    /// Docker networks other topologies adopted (they carry no label):
+    /// network id → topology, from every other ledger in the run dir.
+    pub fn networks_adopted_elsewhere(topology: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Ok(dir) = std::fs::read_dir(run_dir()) else {
+            return out;
+        };
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(other) = name.strip_suffix(".ledger.json") else {
+                continue;
+            };
+            if other == topology {
+                continue;
+            }
+            if let Ok(l) = Ledger::load(other) {
+                for id in l.networks.into_values() {
+                    out.insert(id, other.to_string());
+                }
+            }
+        }
+        out
+    }
+
     pub fn attached_id(&self, k: &AttachKey) -> Option<&str> {
         self.attached_ids
             .iter()

@@ -28,7 +28,7 @@ pub use iface::{IfacePeer, IfaceRes};
 pub use link::{LinkEnd, LinkKind, LinkRes};
 pub use loopback::LoopbackRes;
 pub use netns::NetnsRes;
-pub use network::{NetworkRes, adopted as network_adopted};
+pub use network::{NetworkRes, adopted as network_adopted, builtin as network_builtin};
 pub use route::{NextHop, RouteKey, RouteRes};
 pub use rule::RuleKey;
 pub use service::{Endpoint, ServiceRes};

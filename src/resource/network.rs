@@ -189,6 +189,18 @@ pub(super) fn owner<'a>(n: &'a NetworkObs, cx: &DiffCx<'a>) -> Option<&'a str> {
         .get(TOPOLOGY_LABEL)
         .map(String::as_str)
         .or_else(|| adopted(n, &cx.observed.ledger).then_some(cx.topology))
+        .or_else(|| {
+            let docker = cx.observed.docker.as_ref()?;
+            docker
+                .adopted_elsewhere
+                .get(n.net.id.as_ref()?)
+                .map(String::as_str)
+        })
+}
+
+/// Docker's own networks: never netloom's to adopt, replace or delete.
+pub fn builtin(name: &str) -> bool {
+    matches!(name, "bridge" | "host" | "none")
 }
 
 pub fn adopted(n: &NetworkObs, ledger: &Ledger) -> bool {
@@ -239,6 +251,7 @@ fn diff_network(cx: &DiffCx, r: &Resource, d: &NetworkRes, out: &mut Diff) {
             if let [other] = same_name.as_slice()
                 && d.adopt
                 && owner(other, cx).is_none()
+                && !builtin(&d.name)
             {
                 return adopt(cx, r, d, other, docker, out);
             }
@@ -250,7 +263,10 @@ fn diff_network(cx: &DiffCx, r: &Resource, d: &NetworkRes, out: &mut Diff) {
                         d.name
                     ),
                 };
-                let help = if owner(other, cx).is_none() && same_name.len() == 1 {
+                let help = if owner(other, cx).is_none()
+                    && same_name.len() == 1
+                    && !builtin(&d.name)
+                {
                     "rename the network in the topology, remove the existing one, declare it with external = true to attach to it, or add `adopt = true` to take it over (netloom then owns it: replaces it if its settings differ, and deletes it when it leaves the files)"
                 } else {
                     "rename the network in the topology, or remove the existing one, or declare it with external = true to attach to it"

@@ -161,6 +161,8 @@ impl Backend for DockerBackend {
                         .map(|v| v.trim() == "1")
                         .unwrap_or(false);
             }
+            obs.adopted_elsewhere =
+                crate::ownership::Ledger::networks_adopted_elsewhere(&topo.name);
             let ours = obs
                 .networks
                 .iter()
