@@ -96,7 +96,8 @@ fn forwarding_off_in_a_netns_that_routes_is_a_warning_with_its_fix() {
     let r = doctor(&[], &[&f]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
-        r.stdout.contains("netloom sets net.ipv4.ip_forward = 1"),
+        r.stdout
+            .contains("netloom sets net.ipv4.ip_forward = 1 (a sysctl of the topology)"),
         "{r:?}"
     );
 }

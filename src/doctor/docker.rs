@@ -62,6 +62,7 @@ fn daemon_config(opts: &Options, out: &mut Vec<Finding>) -> DaemonConfig {
             match arg.as_str() {
                 "--iptables=false" => c.iptables = Some(false),
                 "--ip6tables" | "--ip6tables=true" => c.ip6tables = Some(true),
+                "--ip6tables=false" => c.ip6tables = Some(false),
                 _ => {
                     if let Some(p) = arg.strip_prefix("--default-address-pool=") {
                         c.pools.extend(parse_pool_flag(p));
@@ -176,7 +177,15 @@ pub(super) async fn examine(topo: Option<&Topology>, opts: &Options, out: &mut V
         "dockerd",
         format!("dockerd {version} answers"),
     ));
-    let cfg = daemon_config(opts, out);
+    let mut cfg = daemon_config(opts, out);
+    // Docker 27 made ip6tables the default.
+    let major = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    if cfg.ip6tables.is_none() && major.is_some_and(|m| m >= 27) {
+        cfg.ip6tables = Some(true);
+    }
     let live = match api.observe(&BTreeSet::new()).await {
         Ok(o) => o.networks,
         Err(e) => {
@@ -205,8 +214,9 @@ fn ipv6(t: &Topology, cfg: &DaemonConfig, out: &mut Vec<Finding>) {
     if v6.is_empty() {
         return;
     }
+    // With ipv6.disable=1 on the kernel command line the file is absent.
     let disabled = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
-        .is_ok_and(|v| v.trim() == "1");
+        .map_or(true, |v| v.trim() == "1");
     if disabled {
         out.push(Finding::error(
             "ipv6",
@@ -219,7 +229,8 @@ fn ipv6(t: &Topology, cfg: &DaemonConfig, out: &mut Vec<Finding>) {
         ));
         return;
     }
-    for n in v6.iter().filter(|n| !n.internal) {
+    // Docker NATs only bridge networks; macvlan and ipvlan are not its to route.
+    for n in v6.iter().filter(|n| !n.internal && n.driver == "bridge") {
         if cfg.ip6tables == Some(true) {
             out.push(Finding::ok(
                 "ipv6",

@@ -66,7 +66,14 @@ fn why_host_forwards(t: &Topology, fam: Family) -> Option<String> {
     let net = t
         .networks
         .values()
-        .find(|n| !n.external && !n.internal && n.subnets.iter().any(|s| Family::of_net(s) == fam));
+        // Only a bridge network's traffic is routed by the host (macvlan
+        // and ipvlan leave through their parent link).
+        .find(|n| {
+            !n.external
+                && !n.internal
+                && n.driver == "bridge"
+                && n.subnets.iter().any(|s| Family::of_net(s) == fam)
+        });
     if let Some(n) = net {
         return Some(format!(
             "containers on Docker network `{}` reach beyond the host through it",
@@ -91,9 +98,11 @@ fn new_netns_forwards(fam: Family) -> bool {
         .ok()
         .and_then(|v| v.trim().parse::<u8>().ok())
         .unwrap_or(0);
+    // 0: IPv4 inherits, IPv6 starts from defaults; 1 and 3 (from the
+    // creating netns, the host here): both inherit; 2: defaults.
     let inherits = match fam {
-        Family::Ipv4 => matches!(inherit, 0 | 1),
-        Family::Ipv6 => inherit == 1,
+        Family::Ipv4 => matches!(inherit, 0 | 1 | 3),
+        Family::Ipv6 => matches!(inherit, 1 | 3),
     };
     inherits && read(None, fam).unwrap_or(false)
 }
@@ -135,7 +144,9 @@ pub(super) fn examine(topo: Option<&Topology>, out: &mut Vec<Finding>) {
 }
 
 fn set_by_topology(t: &Topology, fam: Family) -> bool {
-    t.sysctls.get(key(fam)).is_some_and(|v| v == "1")
+    t.sysctls
+        .iter()
+        .any(|(k, v)| k.replace('/', ".") == key(fam) && v.trim() == "1")
 }
 
 fn in_netns(t: &Topology, ns: &str, fam: Family, why: &str) -> Finding {
@@ -145,7 +156,7 @@ fn in_netns(t: &Topology, ns: &str, fam: Family, why: &str) -> Finding {
         return Finding::ok(
             CHECK,
             subject,
-            format!("{why}; netloom sets {k} = 1 ([topology] sysctls)"),
+            format!("{why}; netloom sets {k} = 1 (a sysctl of the topology)"),
         );
     }
     let fix = format!(
@@ -199,7 +210,7 @@ fn on_host(t: &Topology, fam: Family, why: &str) -> Finding {
         return Finding::ok(
             CHECK,
             "host",
-            format!("{why}; netloom sets {k} = 1 ([topology] sysctls)"),
+            format!("{why}; netloom sets {k} = 1 (a sysctl of the topology)"),
         );
     }
     match read(None, fam) {

@@ -112,6 +112,19 @@ pub(super) async fn examine(topo: Option<&Topology>, out: &mut Vec<Finding>) {
         Some(t) => needed(t),
         None => ["bridge", "veth"].into_iter().collect(),
     };
+    if kinds.is_empty() {
+        return;
+    }
+    // Without the right to make a netns nothing can be told about drivers.
+    if let Err(e) = crate::netns::scratch() {
+        out.push(Finding::warning(
+            CHECK,
+            kinds.into_iter().collect::<Vec<_>>().join(", "),
+            format!("not checked: cannot make a scratch netns ({e})"),
+            "run doctor as root (netloom itself needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN)",
+        ));
+        return;
+    }
     for kind in kinds {
         out.push(match probe_kind(kind).await {
             Ok(()) => Finding::ok(CHECK, kind, "the kernel makes these links"),

@@ -342,6 +342,22 @@ pub(super) fn forwarding(
         let mut keys = vec![];
         if s.vips.iter().any(IpAddr::is_ipv4) {
             keys.push("net.ipv4.ip_forward");
+            // The same kernel switch under another name: set to 0 it would
+            // fight the key above.
+            if let Some((k, v)) = sysctls.iter().find(|(k, v)| {
+                k.replace('/', ".") == "net.ipv4.conf.all.forwarding" && v.trim() != "1"
+            }) {
+                diags.push(
+                    Diagnostic::at(
+                        &s.loc,
+                        format!(
+                            "service `{}` is routed through netns {ns}, which needs IPv4 forwarding, but [topology] sysctls sets `{k}` to \"{v}\"",
+                            s.name
+                        ),
+                    )
+                    .help("drop that key from [topology] sysctls (netloom then sets net.ipv4.ip_forward to 1)"),
+                );
+            }
         }
         if s.vips.iter().any(IpAddr::is_ipv6) {
             keys.push("net.ipv6.conf.all.forwarding");

@@ -91,19 +91,36 @@ pub fn flush(stale: &[Stale]) -> std::io::Result<usize> {
             .args(["--dport", &s.port.to_string(), "--reply-src"])
             .arg(s.endpoint.to_string())
             .output()?;
-        // "N flow entries have been deleted" on stderr, 1 when none were.
-        let said = String::from_utf8_lossy(&out.stderr);
-        deleted += said
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(0);
+        deleted += deleted_count(&String::from_utf8_lossy(&out.stderr));
     }
     Ok(deleted)
 }
 
+/// From "conntrack v1.4.7 (conntrack-tools): N flow entries have been
+/// deleted." (stderr; exit 1 when none were).
+fn deleted_count(said: &str) -> usize {
+    let words: Vec<&str> = said.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[1] == "flow")
+        .and_then(|w| w[0].parse::<usize>().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_count_is_read_past_the_version_prefix() {
+        let said = "conntrack v1.4.7 (conntrack-tools): 3 flow entries have been deleted.\n";
+        assert_eq!(super::deleted_count(said), 3);
+        assert_eq!(
+            super::deleted_count(
+                "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n"
+            ),
+            0
+        );
+    }
+
     use super::*;
     use crate::resource::Endpoint;
 

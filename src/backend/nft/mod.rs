@@ -392,12 +392,14 @@ impl NftBackend {
     async fn sync(&self, host: bool, observed: &Observed, changed: &[&str]) -> Result<()> {
         let here = self.resolved(host, observed);
         self.write(host, observed, changed, &here).await?;
+        // Right after the rules moved, whatever fails next: the next
+        // apply's "before" would no longer know the endpoints taken out.
+        self.flush_stale(host, observed, &here).await;
         if !host {
             let wanted: Vec<std::net::IpAddr> =
                 here.iter().flat_map(|s| s.vips.iter().copied()).collect();
             self.local_routes(&wanted).await?;
         }
-        self.flush_stale(host, observed, &here).await;
         Ok(())
     }
 
