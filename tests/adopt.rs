@@ -209,7 +209,7 @@ fn a_network_another_topology_owns_is_not_adopted() {
 /// An adoption lives in one topology's ledger; every other topology sees
 /// the network as that topology's, not as nobody's.
 #[test]
-fn a_network_another_topology_adopted_is_not_adopted_again() {
+fn a_network_another_topology_adopted_is_not_adopted_again_and_external_gives_it_back() {
     let (a, b) = (Topo::new("nlaa"), Topo::new("nlaa"));
     let _nets = NetsOf {
         topology: a.name.clone(),
@@ -235,9 +235,21 @@ fn a_network_another_topology_adopted_is_not_adopted_again() {
         "{r:?}"
     );
     assert!(!r.all().contains("adopt = true` to take it over"), "{r:?}");
-    // B's destroy leaves it; A's removes it.
+    // B's destroy leaves it.
     assert_eq!(nl(&["destroy"], &[&fb]).code, 0);
     assert!(network_inspect(&net.name).is_some());
+    // A gives it back by declaring it external: destroy then leaves it too.
+    d.write(
+        "a.toml",
+        &format!(
+            "[topology]\nname = \"{}\"\n[network.{}]\nexternal = true\n",
+            a.name, net.name
+        ),
+    );
+    assert_eq!(nl(&["apply"], &[&fa]).code, 0);
     assert_eq!(nl(&["destroy"], &[&fa]).code, 0);
-    assert!(network_inspect(&net.name).is_none());
+    assert!(
+        network_inspect(&net.name).is_some(),
+        "given back, it is not A's to delete"
+    );
 }

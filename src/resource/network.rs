@@ -152,10 +152,11 @@ impl Kind for NetworkRes {
         action != Action::Update && self.release(ledger)
     }
 
-    /// Adopted stays adopted, `adopt` dropped from the file or not.
+    /// Adopted stays adopted, `adopt` dropped from the file or not; made
+    /// `external`, it is given back (destroy then leaves it).
     fn settle(&self, claimed: &Ledger, ledger: &mut Ledger) {
         ledger.docker = true;
-        if let Some(id) = claimed.networks.get(&self.name) {
+        if let Some(id) = claimed.networks.get(&self.name).filter(|_| !self.external) {
             ledger.networks.insert(self.name.clone(), id.clone());
         }
     }
@@ -238,6 +239,14 @@ fn diff_network(cx: &DiffCx, r: &Resource, d: &NetworkRes, out: &mut Diff) {
                 "create it first, or drop `external = true` so that netloom creates and owns it"
                     .into(),
             );
+        }
+        // Adopted before, external now: given back (the ledger forgets it).
+        if let [o] = same_name.as_slice()
+            && adopted(o, &cx.observed.ledger)
+        {
+            let cur = Some(Resource::Network(o.net.clone()));
+            let why = "gives back the adopted network: netloom no longer owns it";
+            out.change(Action::Update, r, cur, vec![], Some(why.into()));
         }
         return;
     }
