@@ -204,6 +204,23 @@ fn a_bridge_service_spreads_refuses_when_empty_repairs_drift_and_follows_contain
         || spread(&client, &vip, 10).contains_key(&b.name),
         || w.log(),
     );
+    // The VIP's local route deleted by hand is back without the resync.
+    must(&format!(
+        "ip -n {} route del local {vip} dev lo table local",
+        ns.name
+    ));
+    eventually(
+        "the VIP's route is repaired",
+        5,
+        || {
+            must(&format!(
+                "ip -n {} route show table local proto 78",
+                ns.name
+            ))
+            .contains(&vip)
+        },
+        || w.log(),
+    );
     assert!(w.stop().success());
 
     // Pruned: the empty service's rules go; the decoy stays.

@@ -79,8 +79,12 @@ fn matters(
         M::NewAddress(a) | M::DelAddress(a) => !a.attributes.iter().any(|x| {
             matches!(x, AddressAttribute::Address(std::net::IpAddr::V6(v6)) if v6.segments()[0] & 0xffc0 == 0xfe80)
         }),
+        // A service VIP's local route is netloom's own in that table.
         M::NewRoute(r) | M::DelRoute(r) => {
-            r.header.protocol != RouteProtocol::Kernel && r.header.table != LOCAL_TABLE
+            r.header.protocol != RouteProtocol::Kernel
+                && (r.header.table != LOCAL_TABLE
+                    || r.header.protocol
+                        == RouteProtocol::Other(crate::ownership::NETLOOM_PROTO))
         }
         _ => true,
     }
