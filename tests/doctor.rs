@@ -308,9 +308,9 @@ fn masquerade_ipv6_nat_and_address_pools_are_checked_against_dockerd() {
         format!("{{\"default-address-pools\": [{{\"base\": \"10.219.{o}.0/24\", \"size\": 26}}]}}"),
     )
     .unwrap();
-    let taken: Vec<DockerNetNamed> = (0..3)
+    let taken: Vec<DockerNet> = (0..3)
         .map(|i| {
-            DockerNetNamed::create(
+            DockerNet::exactly(
                 &format!("{}p{i}", t.name),
                 &format!("10.219.{o}.{}/26", i * 64),
             )
@@ -363,24 +363,6 @@ fn masquerade_ipv6_nat_and_address_pools_are_checked_against_dockerd() {
         "{r:?}"
     );
     assert_eq!(nl(&["destroy"], &[&f]).code, 0);
-}
-
-/// A Docker network with a given subnet, removed when dropped.
-struct DockerNetNamed(String);
-
-impl DockerNetNamed {
-    fn create(name: &str, subnet: &str) -> DockerNetNamed {
-        must(&format!(
-            "docker network create --internal --subnet {subnet} {name} >/dev/null"
-        ));
-        DockerNetNamed(name.to_string())
-    }
-}
-
-impl Drop for DockerNetNamed {
-    fn drop(&mut self) {
-        let _ = sh(&format!("docker network rm {} >/dev/null 2>&1", self.0));
-    }
 }
 
 #[tokio::test]

@@ -246,8 +246,8 @@ fn network_manager(opts: &Options, names: &BTreeSet<String>, out: &mut Vec<Findi
                 f.display().to_string(),
                 format!("a NetworkManager connection profile for {}", hit.join(", ")),
                 format!(
-                    "delete the profile (nmcli connection delete), or add `[keyfile]\\nunmanaged-devices={}` to /etc/NetworkManager/conf.d/netloom.conf",
-                    hit.iter().map(|n| format!("interface-name:{n}")).collect::<Vec<_>>().join(";")
+                    "delete the profile (nmcli connection delete), or {}",
+                    nm_leave_alone(&hit)
                 ),
             ));
         }
@@ -274,12 +274,21 @@ fn network_manager(opts: &Options, names: &BTreeSet<String>, out: &mut Vec<Findi
             CHECK,
             "NetworkManager",
             format!("manages {}", managed.join(", ")),
-            format!(
-                "add `[keyfile]\\nunmanaged-devices={}` to /etc/NetworkManager/conf.d/netloom.conf and reload NetworkManager",
-                managed.iter().map(|n| format!("interface-name:{n}")).collect::<Vec<_>>().join(";")
-            ),
+            format!("{} and reload NetworkManager", nm_leave_alone(&managed)),
         ));
     }
+}
+
+/// The keyfile setting that tells NetworkManager to leave `names` alone.
+fn nm_leave_alone(names: &[String]) -> String {
+    let devices: Vec<String> = names
+        .iter()
+        .map(|n| format!("interface-name:{n}"))
+        .collect();
+    format!(
+        "add `[keyfile]\\nunmanaged-devices={}` to /etc/NetworkManager/conf.d/netloom.conf",
+        devices.join(";")
+    )
 }
 
 /// `interface-name:` globs NetworkManager is told to leave alone.

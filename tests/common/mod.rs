@@ -291,6 +291,17 @@ impl DockerNet {
         n
     }
 
+    /// Internal, with this exact name and subnet.
+    pub fn exactly(name: &str, subnet: &str) -> DockerNet {
+        must(&format!(
+            "docker network create --internal --subnet {subnet} {name} >/dev/null"
+        ));
+        DockerNet {
+            name: name.to_string(),
+            subnet: subnet.to_string(),
+        }
+    }
+
     /// Internal, with a subnet Docker picks (none configured by the user).
     pub fn bare(tag: &str) -> DockerNet {
         let name = unique(tag);

@@ -161,8 +161,16 @@ impl Backend for DockerBackend {
                         .map(|v| v.trim() == "1")
                         .unwrap_or(false);
             }
-            obs.adopted_elsewhere =
-                crate::ownership::Ledger::networks_adopted_elsewhere(&topo.name);
+            // Other topologies' ledgers matter only for an unlabelled network
+            // this one declares: not read on every watch reconcile otherwise.
+            let unlabelled_declared = obs.networks.iter().any(|n| {
+                !n.all_labels.contains_key(TOPOLOGY_LABEL)
+                    && topo.networks.contains_key(&n.net.name)
+            });
+            if unlabelled_declared {
+                obs.adopted_elsewhere =
+                    crate::ownership::Ledger::networks_adopted_elsewhere(&topo.name);
+            }
             let ours = obs
                 .networks
                 .iter()

@@ -398,7 +398,9 @@ impl NftBackend {
         if !host {
             let wanted: Vec<std::net::IpAddr> =
                 here.iter().flat_map(|s| s.vips.iter().copied()).collect();
-            self.local_routes(&wanted).await?;
+            // What observation saw: no second dump on the apply path.
+            let have = observed.nft_table(false).map(|t| t.local.as_slice());
+            self.local_routes(&wanted, have).await?;
         }
         Ok(())
     }
@@ -439,21 +441,29 @@ impl NftBackend {
         }
     }
 
-    /// Makes the local routes in the topology's netns exactly `wanted`.
-    async fn local_routes(&self, wanted: &[std::net::IpAddr]) -> Result<()> {
+    /// Makes the local routes in the topology's netns exactly `wanted`,
+    /// from `have` as observed (None: dump them now).
+    async fn local_routes(
+        &self,
+        wanted: &[std::net::IpAddr],
+        have: Option<&[std::net::IpAddr]>,
+    ) -> Result<()> {
+        use std::collections::HashSet;
+        let want: HashSet<std::net::IpAddr> = wanted.iter().copied().collect();
+        let have: HashSet<std::net::IpAddr> = match have {
+            Some(h) => h.iter().copied().collect(),
+            None => self.local_vips().await?.into_iter().collect(),
+        };
+        if want == have {
+            return Ok(());
+        }
         let Some(k) = self.kernel().await? else {
             return Ok(());
         };
-        let have: Vec<std::net::IpAddr> = k
-            .local_routes()
-            .await?
-            .into_iter()
-            .map(|n| n.addr())
-            .collect();
-        for v in wanted.iter().filter(|v| !have.contains(v)) {
+        for v in want.difference(&have) {
             k.set_local_route(*v, true).await?;
         }
-        for v in have.iter().filter(|v| !wanted.contains(v)) {
+        for v in have.difference(&want) {
             k.set_local_route(*v, false).await?;
         }
         Ok(())
@@ -658,7 +668,7 @@ impl Backend for NftBackend {
                     return Err(self.failed("-f", &String::from_utf8_lossy(&out.stderr)));
                 }
                 if !host {
-                    self.local_routes(&[]).await?;
+                    self.local_routes(&[], None).await?;
                 }
                 let _ = std::fs::remove_file(cache::path(&self.topology, host));
             }
