@@ -249,6 +249,10 @@ pub struct NftObs {
     #[serde(skip)]
     #[doc(hidden)]
     pub by_service: ServiceIndex,
+    /// (netns inode, nftables generation) this listing is true at.
+    #[serde(skip)]
+    #[doc(hidden)]
+    pub stamp: Option<(u64, u32)>,
 }
 
 /// Rule positions in `NftObs::rules` by service name.

@@ -586,3 +586,106 @@ fn the_forwarding_a_bridge_service_needs_is_in_the_plan_and_undone_by_destroy() 
     assert_eq!(forward().trim(), "0", "destroy puts the old value back");
     assert_eq!(local().trim(), "", "destroy removes the VIP's route");
 }
+
+/// `nft --debug=netlink list table` of a table: its rules as the kernel
+/// holds them (expressions, registers, data), set elements sorted (their
+/// order is the hash's).
+fn bytecode(netns: &str, table: &str) -> (Vec<String>, Vec<String>) {
+    let out = must(&format!(
+        "ip netns exec {netns} nft --debug=netlink list table inet {table}"
+    ));
+    let (mut rules, mut elems) = (vec![], vec![]);
+    for l in out.lines() {
+        // The listing itself (after the debug part) is compared on its own.
+        if l.starts_with("table ") {
+            break;
+        }
+        let t = l.trim();
+        if t.starts_with("element ") {
+            elems.push(t.to_string());
+        } else {
+            rules.push(t.to_string());
+        }
+    }
+    elems.sort();
+    (rules, elems)
+}
+
+#[test]
+fn netlooms_table_is_byte_for_byte_what_nft_itself_writes_from_its_listing() {
+    // netloom encodes nf_tables messages itself. The proof that it encodes
+    // them as nft does: the listing of netloom's table, loaded by nft into
+    // a second netns, gives the same kernel objects, rule for rule.
+    let (t, ns, d) = (Topo::new("nlw"), Netns::named("nlw"), Dir::new());
+    let other = Netns::precreated("nlw2");
+    let (a, b) = (Ctr::run_mode("nlwa", "none"), Ctr::run_mode("nlwb", "none"));
+    let o = octet();
+    let iface = |c: &Ctr, host: u8| {
+        format!(
+            "[container.{}]\ninterfaces.eth1 = {{ bridge = \"br0\", addresses = [\"10.93.{o}.{host}/24\", \"fd00:93:{o}::{host}/64\"] }}\n",
+            c.name
+        )
+    };
+    let f = d.write(
+        "lab.toml",
+        &format!(
+            "[topology]\nname = \"{}\"\nnetns = \"{}\"\n[bridge.br0]\naddresses = [\"10.93.{o}.1/24\", \"fd00:93:{o}::1/64\"]\n\
+             {}{}\
+             [service.web]\naddresses = [\"10.92.{o}.10\", \"fd00:92:{o}::10\"]\nports = [{{ port = 80, target = 8080 }}, {{ port = 53, protocol = \"udp\" }}]\n\
+             network = \"br0\"\nendpoints = [\"{}\", \"{}\"]\naffinity = {{ client_ip = \"90s\" }}\n\
+             [service.plain]\naddresses = [\"10.92.{o}.11\"]\nports = [{{ port = 443, target = 8443 }}]\nnetwork = \"br0\"\nendpoints = [\"{}\"]\n\
+             [service.empty]\naddresses = [\"10.92.{o}.12\", \"fd00:92:{o}::12\"]\nports = [{{ port = 80 }}, {{ port = 69, protocol = \"udp\" }}]\n\
+             network = \"br0\"\nendpoints = [\"nobody-here\"]\n",
+            t.name,
+            ns.name,
+            iface(&a, 11),
+            iface(&b, 12),
+            a.name,
+            b.name,
+            b.name
+        ),
+    );
+    let r = nl(&["apply"], &[&f]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let table = format!("netloom-{}", t.name);
+    let listing = must(&format!(
+        "ip netns exec {} nft list table inet {table}",
+        ns.name
+    ));
+    for needle in [
+        "numgen random mod 2 vmap",
+        "dnat ip6 to [fd00:93",
+        "update @aff-web-tcp80-4-0 { ip saddr }",
+        "flags dynamic,timeout",
+        "reject with tcp reset",
+        "ct status dnat ct original ip6 daddr @vips6 masquerade",
+    ] {
+        assert!(listing.contains(needle), "{needle:?} not in\n{listing}");
+    }
+    let script = d.write("again.nft", &listing);
+    must(&format!(
+        "ip netns exec {} nft -f {}",
+        other.name,
+        script.display()
+    ));
+    let again = must(&format!(
+        "ip netns exec {} nft list table inet {table}",
+        other.name
+    ));
+    assert_eq!(listing, again, "nft reads netloom's table as it wrote it");
+    let (mine, my_elems) = bytecode(&ns.name, &table);
+    let (nfts, nft_elems) = bytecode(&other.name, &table);
+    assert!(mine.len() > 100, "a listing of every rule: {mine:?}");
+    let first_diff = mine.iter().zip(&nfts).position(|(x, y)| x != y);
+    assert_eq!(
+        first_diff.map(|i| (
+            &mine[i.saturating_sub(3)..=i],
+            &nfts[i.saturating_sub(3)..=i]
+        )),
+        None,
+        "netloom's rules differ from nft's"
+    );
+    assert_eq!(mine.len(), nfts.len());
+    assert_eq!(my_elems, nft_elems);
+    nl(&["destroy"], &[&f]);
+}

@@ -24,6 +24,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 pub use kernel::Index;
+pub use nft::probe as nft_probe;
 pub use nft::rules_of as nft_rules_of;
 
 /// The ifindexes a step created, by interface name (in the topology's netns).

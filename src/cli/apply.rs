@@ -60,7 +60,13 @@ pub fn run(paths: &[PathBuf], lock_wait: Duration, rollback: bool) -> ExitCode {
         return super::saved::apply(&paths[0], lock_wait, rollback);
     }
     match super::load(paths) {
-        Ok(l) => run_loaded(&l, lock_wait, rollback, None),
+        Ok(l) => {
+            let code = run_loaded(&l, lock_wait, rollback, None);
+            // The process ends here: the kernel reclaims a large topology
+            // faster than freeing it object by object would.
+            std::mem::forget(l);
+            code
+        }
         Err(code) => code,
     }
 }

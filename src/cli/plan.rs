@@ -24,11 +24,22 @@ pub fn run(a: &PlanArgs) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
+    let code = run_loaded(a, &l);
+    // The process ends here: the kernel reclaims a large topology faster
+    // than freeing it object by object would.
+    std::mem::forget(l);
+    code
+}
+
+fn run_loaded(a: &PlanArgs, l: &Loaded) -> ExitCode {
     if a.destroy {
-        return run_destroy(a, &l);
+        return run_destroy(a, l);
     }
-    let plan = match super::runtime().block_on(netloom::engine::plan(&l)) {
-        Ok((_, plan)) => plan,
+    let plan = match super::runtime().block_on(netloom::engine::plan(l)) {
+        Ok((live, plan)) => {
+            std::mem::forget(live);
+            plan
+        }
         Err(e) => return super::fail(e),
     };
     let out = match a.format {
@@ -48,7 +59,7 @@ pub fn run(a: &PlanArgs) -> ExitCode {
             }
         ));
     }
-    if let Some(code) = save(a, &l, &plan, Operation::Apply, &[]) {
+    if let Some(code) = save(a, l, &plan, Operation::Apply, &[]) {
         return code;
     }
     if a.detailed_exitcode && (!plan.changes.is_empty() || !plan.pending.is_empty()) {

@@ -1,5 +1,6 @@
-//! The programs the topology's backends run: gobgpd for [bgp], nft for
-//! services, each CNI plugin in its directories.
+//! The programs the topology's backends run: gobgpd for [bgp], each CNI
+//! plugin in its directories; and for services, the kernel's nf_tables
+//! (netloom speaks it over netlink, no `nft` binary needed).
 
 use super::{Finding, is_executable, on_path};
 use crate::model::Topology;
@@ -10,7 +11,7 @@ const CHECK: &str = "binaries";
 pub(super) fn examine(topo: Option<&Topology>, out: &mut Vec<Finding>) {
     let Some(t) = topo else {
         // Without a topology nothing needs them: only say what is there.
-        for bin in ["gobgpd", "nft"] {
+        for bin in ["gobgpd"] {
             if let Some(p) = on_path(bin) {
                 out.push(Finding::ok(CHECK, bin, p.display().to_string()));
             }
@@ -37,7 +38,19 @@ pub(super) fn examine(topo: Option<&Topology>, out: &mut Vec<Finding>) {
         }
     }
     if !t.services.is_empty() {
-        out.push(binary("nft", "services", "apt-get install nftables"));
+        out.push(match crate::backend::nft_probe() {
+            Ok(g) => Finding::ok(
+                CHECK,
+                "nf_tables",
+                format!("the kernel answers nf_tables over netlink (ruleset generation {g})"),
+            ),
+            Err(e) => Finding::error(
+                CHECK,
+                "nf_tables",
+                format!("services need the kernel's nf_tables, which does not answer: {e}"),
+                "load it (modprobe nf_tables nft_nat nft_ct nft_numgen nft_reject_inet), or use a kernel built with CONFIG_NF_TABLES".to_string(),
+            ),
+        });
     }
     let udp = t.services.values().any(|s| {
         s.ports

@@ -107,8 +107,12 @@ pub fn run_dir() -> PathBuf {
 
 /// Replaces `target` atomically with `bytes`, mode 0600.
 pub fn write_private(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    // A temporary name of this writer's own: two writers of one file (tests
+    // of one process share a topology name) must not rename each other's.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp = target.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".{}.{n}.tmp", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -35,11 +35,17 @@ pub struct ServiceRes {
     pub names: BTreeSet<String>,
     pub affinity: Option<u32>,
     /// For a bridge network: each container wired to it, with its addresses there.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub members: BTreeMap<String, Vec<IpAddr>>,
+    /// Shared: every service on a bridge carries the same map, and a
+    /// service is cloned at each diff.
+    #[serde(default, skip_serializing_if = "no_members")]
+    pub members: std::sync::Arc<BTreeMap<String, Vec<IpAddr>>>,
     /// Resolved at diff time (empty in the desired graph).
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+}
+
+fn no_members(m: &std::sync::Arc<BTreeMap<String, Vec<IpAddr>>>) -> bool {
+    m.is_empty()
 }
 
 impl ServiceRes {
@@ -62,7 +68,7 @@ impl ServiceRes {
             selector: s.selector.clone(),
             names: s.endpoints.clone(),
             affinity: s.affinity,
-            members,
+            members: std::sync::Arc::new(members),
             endpoints: vec![],
         }
     }
@@ -78,7 +84,7 @@ impl ServiceRes {
             selector: BTreeMap::new(),
             names: BTreeSet::new(),
             affinity: None,
-            members: BTreeMap::new(),
+            members: Default::default(),
             endpoints: vec![],
         }
     }
@@ -230,13 +236,12 @@ fn diff_service(cx: &DiffCx, r: &Resource, d: &ServiceRes, out: &mut Diff) {
     }
     let mut want = d.clone();
     want.endpoints = d.resolve(cx.observed);
-    let resolved = Resource::Service(want.clone());
     let Some(table) = cx
         .observed
         .nft_table(d.host)
         .filter(|t| t.has_service(&d.name))
     else {
-        return out.push(Action::Create, &resolved);
+        return out.push(Action::Create, &Resource::Service(want));
     };
     let have = table.endpoints_of(&d.name);
     let wanted: BTreeSet<String> = want.endpoints.iter().map(|e| e.name.clone()).collect();
@@ -283,7 +288,7 @@ fn diff_service(cx: &DiffCx, r: &Resource, d: &ServiceRes, out: &mut Diff) {
     if fields.is_empty() {
         return;
     }
-    out.change(Action::Update, &resolved, None, fields, None);
+    out.change(Action::Update, &Resource::Service(want), None, fields, None);
 }
 
 /// Services whose rules are in a table of this topology's but that the

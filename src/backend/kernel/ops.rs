@@ -389,8 +389,22 @@ impl Kernel {
 
     /// Adds (or deletes) `local ADDR dev lo table local proto 78`: the
     /// netns answers for ADDR (ARP included) as for an address of its own.
-    pub async fn set_local_route(&self, addr: IpAddr, add: bool) -> Result<()> {
+    /// Adds and deletes local routes (`local ADDR dev lo table local`), all
+    /// requests in flight at once on the one connection.
+    pub async fn set_local_routes(&self, add: &[IpAddr], del: &[IpAddr]) -> Result<()> {
+        if add.is_empty() && del.is_empty() {
+            return Ok(());
+        }
         let lo = self.index().await?.get("lo")?;
+        let ops = add
+            .iter()
+            .map(|a| (*a, true))
+            .chain(del.iter().map(|a| (*a, false)))
+            .map(|(a, on)| self.set_local_route(lo, a, on));
+        futures::future::try_join_all(ops).await.map(|_| ())
+    }
+
+    async fn set_local_route(&self, lo: u32, addr: IpAddr, add: bool) -> Result<()> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = family_of(&addr);
         msg.header.destination_prefix_length = if addr.is_ipv4() { 32 } else { 128 };

@@ -143,6 +143,7 @@ mod tests {
             local: vec![],
             handles: vec![],
             by_service: Default::default(),
+            stamp: None,
         };
         let mut dns = ServiceRes::recorded("dns".into(), false);
         dns.endpoints = vec![Endpoint {

@@ -26,6 +26,11 @@ const NLMSG_HDRLEN: usize = 16;
 pub fn current() -> io::Result<u32> {
     let mut sock = Socket::new(NETLINK_NETFILTER)?;
     sock.bind_auto()?;
+    on(&sock)
+}
+
+/// The current generation, asked on an open NETLINK_NETFILTER socket.
+pub fn on(sock: &Socket) -> io::Result<u32> {
     let mut req = vec![0u8; NLMSG_HDRLEN + NFGENMSG_LEN];
     let len = req.len() as u32;
     let mut hdr = NetlinkBuffer::new(&mut req[..]);

@@ -1,11 +1,13 @@
 //! Services on nftables: one table per topology and netns
-//! (`inet netloom-<topology>`), replaced in one `nft -f` transaction per
-//! apply, read back with `nft -j` by its rules' comments. No other table is
-//! ever created, changed or deleted.
+//! (`inet netloom-<topology>`), changed in one nf_tables transaction per
+//! apply (spoken over netlink, see `wire`), read back by its rules'
+//! comments. No other table is ever created, changed or deleted.
 
 mod conntrack;
+mod expr;
 mod generation;
 pub mod render;
+mod wire;
 
 use super::{ApplyCx, Backend, Lane, StepResult, Whole};
 use crate::backend::Created;
@@ -16,8 +18,6 @@ use crate::observed::{NftObs, Observed};
 use crate::ownership::Ledger;
 use crate::resource::{BackendId, Resource, ServiceRes};
 use futures::future::BoxFuture;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 
 pub use render::rules_of;
 
@@ -30,35 +30,11 @@ struct Listed {
     foreign: Vec<String>,
 }
 
-/// The rules an `nft -e -a` run added, as (chain, comment, handle).
-fn echoed(out: &str) -> Vec<(String, String, u64)> {
-    let mut rules = vec![];
-    for line in out.lines() {
-        let Some((body, handle)) = line.rsplit_once(" # handle ") else {
-            continue;
-        };
-        let Ok(handle) = handle.trim().parse::<u64>() else {
-            continue;
-        };
-        // add rule inet TABLE CHAIN … comment "COMMENT"
-        let mut w = body.split(' ');
-        if (w.next(), w.next()) != (Some("add"), Some("rule")) {
-            continue;
-        }
-        let chain = w.nth(2).unwrap_or_default().to_string();
-        let comment = body
-            .rsplit_once(" comment \"")
-            .map(|(_, c)| c.trim_end_matches('"').to_string())
-            .unwrap_or_default();
-        rules.push((chain, comment, handle));
-    }
-    rules
-}
-
 /// The last listing per netns, keyed by (netns inode, generation), under
 /// the run directory.
 mod cache {
     use super::Listed;
+    use crate::observed::NftObs;
     use std::path::{Path, PathBuf};
 
     #[derive(serde::Serialize, serde::Deserialize)]
@@ -78,36 +54,33 @@ mod cache {
         (e.version == env!("CARGO_PKG_VERSION") && e.stamp == stamp).then_some(e.listed)
     }
 
-    /// After a change in place: the cached listing with the changed
-    /// services' rules replaced by those the kernel echoed, valid for the
-    /// new generation only if that change was the one commit since the
-    /// listing. Otherwise the cache goes (the next observation lists).
+    /// After a change in place: the listing observation saw (`seen`, true
+    /// at its stamp) with the changed services' rules replaced by those
+    /// written, valid for the new generation only if that change was the
+    /// one commit since. Otherwise the cache goes (the next observation
+    /// lists).
     pub fn update(
         path: &Path,
+        seen: &NftObs,
+        foreign: &[String],
         changed: &[&str],
         kept: &[String],
         added: Vec<(String, String, u64)>,
-        generation: Option<u32>,
+        after: Option<(u64, u32)>,
     ) {
-        let entry: Option<Entry> = std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let next = match (entry, generation) {
-            (Some(e), Some(g)) if e.stamp.1.wrapping_add(1) == g => Some((e, g)),
+        let next = match (seen.stamp, after) {
+            (Some(s0), Some(s1)) if s0.0 == s1.0 && s0.1.wrapping_add(1) == s1.1 => Some(s1),
             _ => None,
         };
-        let Some((e, g)) = next else {
+        let Some(stamp) = next else {
             tracing::debug!(
-                ?generation,
+                ?after,
                 "nft cache dropped: another commit since the listing"
             );
             let _ = std::fs::remove_file(path);
             return;
         };
-        let Some(mut t) = e.listed.table else {
-            let _ = std::fs::remove_file(path);
-            return;
-        };
+        let mut t = seen.clone();
         // Rewritten: a changed service's rules, but the dispatch rules of
         // those whose dispatch was left in place.
         let rewritten = |(chain, comment): &(String, String)| {
@@ -133,12 +106,13 @@ mod cache {
         }
         t.rules = rules;
         t.handles = handles;
+        t.local = vec![];
         t.by_service = Default::default();
         let listed = Listed {
             table: Some(t),
-            foreign: e.listed.foreign,
+            foreign: foreign.to_vec(),
         };
-        write(path, (e.stamp.0, g), &listed);
+        write(path, stamp, &listed);
     }
 
     /// Best effort: a cache that cannot be written is only a slower plan.
@@ -156,6 +130,11 @@ mod cache {
             let _ = crate::ownership::write_private(path, &bytes);
         }
     }
+}
+
+/// Whether this netns's kernel answers nf_tables: its ruleset generation.
+pub fn probe() -> std::io::Result<u32> {
+    generation::current()
 }
 
 /// Whether the topology has (or had) services.
@@ -214,33 +193,6 @@ impl NftBackend {
             .map_err(|e| Error::io(what.to_string(), e))
     }
 
-    /// Runs `nft` in a location's netns with `stdin`.
-    async fn nft(
-        &self,
-        host: bool,
-        args: &[&str],
-        stdin: Option<String>,
-    ) -> Result<std::process::Output> {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        self.in_netns(
-            host,
-            "run nft (Debian: apt-get install nftables)",
-            move || {
-                let mut child = Command::new("nft")
-                    .args(&args)
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()?;
-                if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
-                    w.write_all(text.as_bytes())?;
-                }
-                child.wait_with_output()
-            },
-        )
-        .await
-    }
-
     /// The table here, and the other tables here: from the cache when the
     /// ruleset's generation has not moved since it was listed.
     async fn observe_one(&self, host: bool) -> Result<Option<Listed>> {
@@ -254,18 +206,18 @@ impl NftBackend {
         }
         let stamp = self.stamp(host).await;
         let cache = cache::path(&self.topology, host);
-        if let Some(hit) = stamp.and_then(|s| cache::read(&cache, s)) {
+        if let Some(mut hit) = stamp.and_then(|s| cache::read(&cache, s)) {
+            if let Some(t) = &mut hit.table {
+                t.stamp = stamp;
+            }
             return Ok(Some(hit));
         }
-        let table = self.list_table(host).await?;
-        let foreign = if host {
-            vec![]
-        } else {
-            self.foreign_tables().await?
-        };
-        let listed = Listed { table, foreign };
+        let mut listed = self.list(host).await?;
         if let Some(s) = stamp {
             cache::write(&cache, s, &listed);
+        }
+        if let Some(t) = &mut listed.table {
+            t.stamp = stamp;
         }
         Ok(Some(listed))
     }
@@ -282,52 +234,56 @@ impl NftBackend {
     }
 
     /// The table as observation describes it, from its rules in order.
-    async fn table_obs(
-        &self,
-        host: bool,
-        rules: Vec<(String, String)>,
-        handles: Vec<u64>,
-    ) -> Result<NftObs> {
+    fn table_obs(&self, host: bool, rules: Vec<(String, String)>, handles: Vec<u64>) -> NftObs {
         let base: Vec<(&str, &str)> = rules
             .iter()
             .filter(|(_, c)| c == render::BASE)
             .map(|(ch, c)| (ch.as_str(), c.as_str()))
             .collect();
         let base_ok = base == render::BASE_RULES && rules.iter().all(|(_, c)| c.starts_with("nl "));
-        Ok(NftObs {
+        NftObs {
             host,
             rules,
             base_ok,
             local: vec![],
             handles,
             by_service: Default::default(),
-        })
+            stamp: None,
+        }
     }
 
-    async fn list_table(&self, host: bool) -> Result<Option<NftObs>> {
-        let out = self
-            .nft(host, &["-j", "list", "table", "inet", &self.table], None)
+    /// netloom's table and the others here, from the kernel (two dumps).
+    async fn list(&self, host: bool) -> Result<Listed> {
+        let ours = format!("inet {}", self.table);
+        let table = self.table.clone();
+        let (tables, rules) = self
+            .in_netns(host, "read nftables over netlink", move || {
+                let tables = wire::tables()?;
+                let rules = if tables.contains(&ours) {
+                    Some(wire::rules(&table)?)
+                } else {
+                    None
+                };
+                Ok((tables, rules))
+            })
             .await?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            if err.contains("No such file or directory") {
-                return Ok(None);
+        let foreign = if host {
+            vec![]
+        } else {
+            let ours = format!("inet {}", self.table);
+            tables.into_iter().filter(|t| *t != ours).collect()
+        };
+        let table = match rules {
+            Some(rs) => {
+                let (rules, handles) = rs
+                    .into_iter()
+                    .map(|r| ((r.chain, r.comment), r.handle))
+                    .unzip();
+                Some(self.table_obs(host, rules, handles))
             }
-            return Err(self.failed("list", &err));
-        }
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| self.failed("list", &format!("unreadable JSON: {e}")))?;
-        let (mut rules, mut handles) = (vec![], vec![]);
-        for o in v["nftables"].as_array().into_iter().flatten() {
-            if let Some(r) = o.get("rule") {
-                rules.push((
-                    r["chain"].as_str().unwrap_or_default().to_string(),
-                    r["comment"].as_str().unwrap_or_default().to_string(),
-                ));
-                handles.push(r["handle"].as_u64().unwrap_or_default());
-            }
-        }
-        self.table_obs(host, rules, handles).await.map(Some)
+            None => None,
+        };
+        Ok(Listed { table, foreign })
     }
 
     /// Forwarding in the topology's netns is a sysctl of the model's (see
@@ -366,22 +322,50 @@ impl NftBackend {
         {
             return Ok(vec![]);
         }
-        let out = self.nft(false, &["list", "tables"], None).await?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.strip_prefix("table "))
-            .filter(|t| *t != format!("inet {}", self.table))
-            .map(str::to_string)
-            .collect())
+        Ok(self.list(false).await?.foreign)
     }
 
-    fn failed(&self, op: &str, message: &str) -> Error {
-        Error::Backend {
-            backend: BackendId::Nft,
-            op: format!("nft {op}"),
-            object: format!("table inet {}", self.table),
-            errno: None,
-            message: message.trim().to_string(),
+    /// Commits a batch in a location's netns, reading the ruleset's
+    /// generation just before and just after it.
+    async fn commit(&self, host: bool, batch: wire::Batch) -> Result<Committed> {
+        let (before, result, after) = self
+            .in_netns(host, "write nftables over netlink", move || {
+                let sock = wire::open(batch.size())?;
+                let stamp = || -> Option<(u64, u32)> {
+                    use std::os::unix::fs::MetadataExt;
+                    let ino = std::fs::metadata("/proc/thread-self/ns/net").ok()?.ino();
+                    Some((ino, generation::on(&sock).ok()?))
+                };
+                let before = stamp();
+                let result = batch.commit(&sock);
+                let after = stamp();
+                wire::close_later(sock);
+                Ok((before, result, after))
+            })
+            .await?;
+        Ok(Committed {
+            before,
+            result,
+            after,
+        })
+    }
+
+    fn refused(&self, r: wire::Refused) -> Error {
+        match r {
+            wire::Refused::Io(e) => Error::io(
+                format!("write table inet {} over nf_tables netlink", self.table),
+                e,
+            ),
+            wire::Refused::Kernel { what, errno } => Error::Backend {
+                backend: BackendId::Nft,
+                op: "nf_tables transaction".into(),
+                object: format!("table inet {}", self.table),
+                errno: Some(errno),
+                message: format!(
+                    "the kernel refused {what}: {} (nothing was changed: the transaction is whole or not at all)",
+                    std::io::Error::from_raw_os_error(errno)
+                ),
+            },
         }
     }
 
@@ -391,18 +375,23 @@ impl NftBackend {
     /// should be, else the whole table anew.
     async fn sync(&self, host: bool, observed: &Observed, changed: &[&str]) -> Result<()> {
         let here = self.resolved(host, observed);
-        self.write(host, observed, changed, &here).await?;
-        // Right after the rules moved, whatever fails next: the next
-        // apply's "before" would no longer know the endpoints taken out.
-        self.flush_stale(host, observed, &here).await;
-        if !host {
+        // The VIPs' local routes do not depend on the rules: set alongside.
+        let routes = async {
+            if host {
+                return Ok(());
+            }
             let wanted: Vec<std::net::IpAddr> =
                 here.iter().flat_map(|s| s.vips.iter().copied()).collect();
             // What observation saw: no second dump on the apply path.
             let have = observed.nft_table(false).map(|t| t.local.as_slice());
-            self.local_routes(&wanted, have).await?;
-        }
-        Ok(())
+            self.local_routes(&wanted, have).await
+        };
+        let (written, routed) = tokio::join!(self.write(host, observed, changed, &here), routes);
+        written?;
+        // Right after the rules moved, whatever fails next: the next
+        // apply's "before" would no longer know the endpoints taken out.
+        self.flush_stale(host, observed, &here).await;
+        routed
     }
 
     /// The desired services of one location, endpoints resolved against
@@ -460,13 +449,9 @@ impl NftBackend {
         let Some(k) = self.kernel().await? else {
             return Ok(());
         };
-        for v in want.difference(&have) {
-            k.set_local_route(*v, true).await?;
-        }
-        for v in have.difference(&want) {
-            k.set_local_route(*v, false).await?;
-        }
-        Ok(())
+        let add: Vec<std::net::IpAddr> = want.difference(&have).copied().collect();
+        let del: Vec<std::net::IpAddr> = have.difference(&want).copied().collect();
+        k.set_local_routes(&add, &del).await
     }
 
     /// After the rules moved: UDP flows still held by endpoints taken out.
@@ -511,72 +496,72 @@ impl NftBackend {
                     .collect();
                 render::delta(&self.table, &pairs, here, t)
             });
-        if let Some(d) = in_place {
-            // Echoed with handles (the kernel's account of the rules it
-            // added) only when a later change will need them: echo makes
-            // nft read the whole table first.
-            let args: &[&str] = if d.echo {
-                &["-e", "-a", "-f", "-"]
-            } else {
-                &["-f", "-"]
-            };
-            let out = self.nft(host, args, Some(d.script)).await?;
-            if out.status.success() {
-                let added = if d.echo {
-                    echoed(&String::from_utf8_lossy(&out.stdout))
-                } else {
-                    // Committed whole or not at all; handles not needed.
-                    d.written.into_iter().map(|(c, m)| (c, m, 0)).collect()
-                };
-                // Asked after the commit: one more than at the listing
-                // means no one else's commit came in between.
-                let generation = self
-                    .in_netns(host, "read the nftables generation", generation::current)
-                    .await
-                    .ok();
-                cache::update(
-                    &cache::path(&self.topology, host),
-                    changed,
-                    &d.kept,
-                    added,
-                    generation,
-                );
-                return Ok(());
-            }
-            // The table moved since it was observed: write it whole.
-            tracing::debug!(stderr = %String::from_utf8_lossy(&out.stderr), "nft change in place refused; replacing the table");
-        }
-        // Whole: echoed, so the table written is known without listing it
-        // again, if this was the one commit in between.
-        let before = self.stamp(host).await;
-        let script = render::script(&self.table, here);
-        let echo = !here.is_empty();
-        let args: &[&str] = if echo {
-            &["-e", "-a", "-f", "-"]
-        } else {
-            &["-f", "-"]
-        };
-        let out = self.nft(host, args, Some(script)).await?;
-        if !out.status.success() {
-            return Err(self.failed("-f", &String::from_utf8_lossy(&out.stderr)));
-        }
         let path = cache::path(&self.topology, host);
-        match (echo, before, self.stamp(host).await) {
-            (true, Some(s0), Some(s1)) if s1.0 == s0.0 && s1.1 == s0.1.wrapping_add(1) => {
-                let (mut rules, mut handles) = (vec![], vec![]);
-                for (chain, comment, handle) in echoed(&String::from_utf8_lossy(&out.stdout)) {
-                    rules.push((chain, comment));
-                    handles.push(handle);
+        if let Some(d) = in_place {
+            let t0 = std::time::Instant::now();
+            let n = d.writer.batch.len();
+            let c = self.commit(host, d.writer.batch).await?;
+            tracing::debug!(messages = n, elapsed = ?t0.elapsed(), "nft services changed in place");
+            match c.result {
+                Ok(echoed) => {
+                    // The kernel's account of the dispatch rules added (their
+                    // handles); the others' handles are never needed.
+                    let handles = by_rule(echoed);
+                    let added = d
+                        .written
+                        .into_iter()
+                        .map(|(c, m)| {
+                            let h = handles.get(&(c.clone(), m.clone())).copied();
+                            (c, m, h.unwrap_or_default())
+                        })
+                        .collect();
+                    // One more than at the listing means no one else's
+                    // commit came in between.
+                    if let Some(seen) = observed.nft_table(host) {
+                        cache::update(
+                            &path,
+                            seen,
+                            &observed.nft_foreign,
+                            changed,
+                            &d.kept,
+                            added,
+                            c.after,
+                        );
+                    }
+                    return Ok(());
                 }
-                let table = self.table_obs(host, rules, handles).await?;
-                let foreign = if host {
-                    vec![]
-                } else {
-                    self.foreign_tables().await?
-                };
+                // The table moved since it was observed: write it whole.
+                Err(r) => {
+                    tracing::debug!(error = %r, "nf_tables change in place refused; replacing the table")
+                }
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let (w, written) = render::whole(&self.table, here);
+        let (t1, n) = (t0.elapsed(), w.batch.len());
+        let c = self.commit(host, w.batch).await?;
+        tracing::debug!(encoded = ?t1, messages = n, elapsed = ?t0.elapsed(), "nft table written whole");
+        let echoed = c.result.map_err(|r| self.refused(r))?;
+        match (c.before, c.after) {
+            (Some(s0), Some(s1))
+                if !here.is_empty() && s1.0 == s0.0 && s1.1 == s0.1.wrapping_add(1) =>
+            {
+                // The table written is known without listing it again.
+                let handles = by_rule(echoed);
+                let (rules, handles) = written
+                    .into_iter()
+                    .map(|r| {
+                        let h = handles.get(&r).copied().unwrap_or_default();
+                        (r, h)
+                    })
+                    .unzip();
                 let listed = Listed {
-                    table: Some(table),
-                    foreign,
+                    table: Some(self.table_obs(host, rules, handles)),
+                    foreign: if host {
+                        vec![]
+                    } else {
+                        observed.nft_foreign.clone()
+                    },
                 };
                 cache::write(&path, s1, &listed);
             }
@@ -586,6 +571,21 @@ impl NftBackend {
         }
         Ok(())
     }
+}
+
+/// The rules the kernel echoed, by (chain, comment).
+fn by_rule(echoed: Vec<wire::RuleSeen>) -> std::collections::HashMap<(String, String), u64> {
+    echoed
+        .into_iter()
+        .map(|r| ((r.chain, r.comment), r.handle))
+        .collect()
+}
+
+/// A batch's outcome, with the generation before and after it.
+struct Committed {
+    before: Option<(u64, u32)>,
+    result: std::result::Result<Vec<wire::RuleSeen>, wire::Refused>,
+    after: Option<(u64, u32)>,
 }
 
 impl Backend for NftBackend {
@@ -662,11 +662,9 @@ impl Backend for NftBackend {
                 {
                     continue;
                 }
-                let script = render::script(&self.table, &[]);
-                let out = self.nft(host, &["-f", "-"], Some(script)).await?;
-                if !out.status.success() {
-                    return Err(self.failed("-f", &String::from_utf8_lossy(&out.stderr)));
-                }
+                let (w, _) = render::whole(&self.table, &[]);
+                let c = self.commit(host, w.batch).await?;
+                c.result.map_err(|r| self.refused(r))?;
                 if !host {
                     self.local_routes(&[], None).await?;
                 }
@@ -724,31 +722,5 @@ impl Backend for NftBackend {
             }
             out
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn echoed_rules_give_chain_comment_and_handle() {
-        // As nft 1.0.6 echoes a transaction (`nft -e -a -f`).
-        let out = "add chain inet t svc-a # handle 2009\n\
-                   add rule inet t services ip daddr 10.76.0.8 tcp dport 80 goto svc-a comment \"nl svc a to 10.76.0.8 tcp/80\" # handle 8089\n\
-                   add rule inet t ep-a-0 meta l4proto tcp dnat ip to 10.75.1.1:8080 comment \"nl svc a ep c0 10.75.1.1:8080\" # handle 8092\n";
-        assert_eq!(
-            super::echoed(out),
-            [
-                (
-                    "services".to_string(),
-                    "nl svc a to 10.76.0.8 tcp/80".to_string(),
-                    8089
-                ),
-                (
-                    "ep-a-0".to_string(),
-                    "nl svc a ep c0 10.75.1.1:8080".to_string(),
-                    8092
-                ),
-            ]
-        );
     }
 }
