@@ -476,6 +476,17 @@ impl Writer {
     }
 }
 
+/// Every VIP of a family (4 or 6) the services have, once each, in order.
+fn vips_of(services: &[ServiceRes], f: u8) -> Vec<IpAddr> {
+    services
+        .iter()
+        .flat_map(|s| s.vips.iter().copied())
+        .filter(|v| fam(v).1 == f)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 fn l4(e: &mut Exprs, proto: Proto) {
     e.meta(expr::META_L4PROTO, expr::REG_1)
         .cmp_eq(expr::REG_1, &[if proto == Proto::Tcp { 6 } else { 17 }]);
@@ -510,15 +521,8 @@ pub fn whole(table: &str, services: &[ServiceRes]) -> (Writer, Vec<(String, Stri
         sets.extend(st);
     }
     for (f, name) in [(4u8, "vips4"), (6, "vips6")] {
-        let v: Vec<IpAddr> = services
-            .iter()
-            .flat_map(|s| s.vips.iter().copied())
-            .filter(|v| fam(v).1 == f)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
         w.set(name, f == 6, None);
-        w.elements(name, &v);
+        w.elements(name, &vips_of(services, f));
     }
     for s in &sets {
         w.set(&s.name, s.v6, s.timeout);
@@ -709,15 +713,8 @@ pub fn delta(
         .collect();
     if old_vips != new_vips {
         for (f, set) in [(4u8, "vips4"), (6, "vips6")] {
-            let v: Vec<IpAddr> = all
-                .iter()
-                .flat_map(|s| s.vips.iter().copied())
-                .filter(|v| fam(v).1 == f)
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
             w.flush_set(set);
-            w.elements(set, &v);
+            w.elements(set, &vips_of(all, f));
         }
     }
     Some(Delta {
