@@ -30,7 +30,27 @@ pub fn schema_json() -> String {
 /// section still goes through every semantic check, so one run reports all.
 pub fn check_keys(root: &mut Spanned<DeValue<'_>>, file: FileId, diags: &mut Vec<Diagnostic>) {
     let schema = schema_value();
-    walk(root, schema, schema, "the top level", file, diags);
+    let top = At {
+        parent: None,
+        key: "",
+    };
+    walk(root, schema, schema, &top, file, diags);
+}
+
+/// Where a value is, as a chain of keys: rendered ("[bridge.br0]
+/// `addresses`") only for a message, not for every value walked.
+struct At<'a> {
+    parent: Option<&'a At<'a>>,
+    key: &'a str,
+}
+
+impl At<'_> {
+    fn render(&self) -> String {
+        match self.parent {
+            None => "the top level".to_string(),
+            Some(p) => child(&p.render(), self.key),
+        }
+    }
 }
 
 fn resolve<'a>(mut schema: &'a Value, root: &'a Value) -> &'a Value {
@@ -63,7 +83,7 @@ fn walk(
     value: &mut Spanned<DeValue<'_>>,
     schema: &Value,
     root: &Value,
-    path: &str,
+    path: &At<'_>,
     file: FileId,
     diags: &mut Vec<Diagnostic>,
 ) -> bool {
@@ -96,7 +116,10 @@ fn walk(
             let mut drop: Vec<String> = vec![];
             for (key, val) in table.iter_mut() {
                 let name: &str = key.get_ref();
-                let child_path = child(path, name);
+                let child_path = At {
+                    parent: Some(path),
+                    key: name,
+                };
                 if let Some(p) = props.and_then(|p| p.get(name)) {
                     if !walk(val, p, root, &child_path, file, diags) {
                         drop.push(name.to_string());
@@ -110,7 +133,7 @@ fn walk(
                     let known: Vec<&str> = props.keys().map(String::as_str).collect();
                     let mut d = Diagnostic::at(
                         &Loc::new(file, key.span()),
-                        format!("unknown key `{name}` in {path}"),
+                        format!("unknown key `{name}` in {}", path.render()),
                     );
                     d = match did_you_mean(name, known.iter().copied()) {
                         Some(s) => d.help(format!(
@@ -143,11 +166,7 @@ fn walk(
 
 /// Every wrong-typed value is reported here, not just the first serde meets.
 fn wrong_type(value: &Spanned<DeValue<'_>>, schema: &Value, file: FileId) -> Option<Diagnostic> {
-    let allowed: Vec<&str> = match schema.get("type")? {
-        Value::String(t) => vec![t.as_str()],
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => return None,
-    };
+    let types = schema.get("type")?;
     let v = value.get_ref();
     let fits = |t: &str| {
         matches!(
@@ -160,9 +179,20 @@ fn wrong_type(value: &Spanned<DeValue<'_>>, schema: &Value, file: FileId) -> Opt
                 | ("object", DeValue::Table(_))
         )
     };
-    if allowed.iter().any(|t| fits(t)) {
+    // Checked before anything is allocated: nearly every value fits.
+    let fit = match types {
+        Value::String(t) => fits(t),
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(fits),
+        _ => return None,
+    };
+    if fit {
         return None;
     }
+    let allowed: Vec<&str> = match types {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
     let found = match v {
         DeValue::String(s) => format!("string {s:?}"),
         DeValue::Integer(i) => format!("integer `{}`", i.as_str()),
