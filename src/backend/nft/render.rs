@@ -233,6 +233,10 @@ const F_MAP: u32 = 0x8;
 const F_TIMEOUT: u32 = 0x10;
 const F_EVAL: u32 = 0x20;
 const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
+/// Set elements per message: a verdict element with a long chain name is
+/// under 200 bytes, so 256 of them stay far below the 64 KiB an
+/// attribute's 16-bit length allows.
+const ELEMS_PER_MESSAGE: usize = 256;
 
 /// libnftnl's set user data: key byte order (1 host, 2 big endian), as
 /// nft writes it, so `nft list` prints the keys as they were meant.
@@ -319,17 +323,21 @@ impl Writer {
             return;
         }
         let id = self.id(set);
-        let mut a = Attrs::default();
-        a.str(ELEM_LIST_TABLE, &self.table)
-            .str(ELEM_LIST_SET, set)
-            .be32(ELEM_LIST_SET_ID, id)
-            .nest(ELEM_LIST_ELEMENTS, |l| {
-                for ip in addrs {
-                    l.nest(1, |e| expr::value(e, 1, &expr::addr_bytes(ip)));
-                }
-            });
-        self.batch
-            .push(Msg::NewSetElem, false, format!("elements of set {set}"), &a);
+        // An attribute's length is 16 bits: the list goes in several
+        // messages (of one transaction still), as nft splits it.
+        for part in addrs.chunks(ELEMS_PER_MESSAGE) {
+            let mut a = Attrs::default();
+            a.str(ELEM_LIST_TABLE, &self.table)
+                .str(ELEM_LIST_SET, set)
+                .be32(ELEM_LIST_SET_ID, id)
+                .nest(ELEM_LIST_ELEMENTS, |l| {
+                    for ip in part {
+                        l.nest(1, |e| expr::value(e, 1, &expr::addr_bytes(ip)));
+                    }
+                });
+            self.batch
+                .push(Msg::NewSetElem, false, format!("elements of set {set}"), &a);
+        }
     }
 
     /// Empties a set (DELSETELEM without elements).
@@ -356,24 +364,27 @@ impl Writer {
             .bytes(SET_USERDATA, &set_udata(1, true));
         self.batch
             .push(Msg::NewSet, false, "an anonymous verdict map".into(), &a);
-        let mut e = Attrs::default();
-        e.str(ELEM_LIST_TABLE, &self.table)
-            .str(ELEM_LIST_SET, "__map%d")
-            .be32(ELEM_LIST_SET_ID, id)
-            .nest(ELEM_LIST_ELEMENTS, |l| {
-                for (i, c) in chains.iter().enumerate() {
-                    l.nest(1, |el| {
-                        expr::value(el, 1, &(i as u32).to_ne_bytes());
-                        expr::verdict(el, 2, expr::GOTO, c);
-                    });
-                }
-            });
-        self.batch.push(
-            Msg::NewSetElem,
-            false,
-            "the elements of an anonymous verdict map".into(),
-            &e,
-        );
+        let numbered: Vec<(usize, &String)> = chains.iter().enumerate().collect();
+        for part in numbered.chunks(ELEMS_PER_MESSAGE) {
+            let mut e = Attrs::default();
+            e.str(ELEM_LIST_TABLE, &self.table)
+                .str(ELEM_LIST_SET, "__map%d")
+                .be32(ELEM_LIST_SET_ID, id)
+                .nest(ELEM_LIST_ELEMENTS, |l| {
+                    for (i, c) in part {
+                        l.nest(1, |el| {
+                            expr::value(el, 1, &(*i as u32).to_ne_bytes());
+                            expr::verdict(el, 2, expr::GOTO, c);
+                        });
+                    }
+                });
+            self.batch.push(
+                Msg::NewSetElem,
+                false,
+                "the elements of an anonymous verdict map".into(),
+                &e,
+            );
+        }
         id
     }
 
@@ -723,4 +734,26 @@ pub fn delta(
         written,
         kept,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_element_lists_go_in_several_messages() {
+        let mut w = Writer::new("t");
+        let addrs: Vec<IpAddr> = (0..600u32)
+            .map(|i| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+            .collect();
+        w.elements("vips4", &addrs);
+        assert_eq!(w.batch.len(), 3, "256 + 256 + 88");
+        let chains: Vec<String> = (0..300).map(|i| format!("ep-{i}")).collect();
+        w.vmap(&chains);
+        assert_eq!(
+            w.batch.len(),
+            3 + 1 + 2,
+            "the map, then its elements in two"
+        );
+    }
 }

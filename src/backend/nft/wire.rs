@@ -74,12 +74,13 @@ impl Attrs {
     pub fn u8(&mut self, kind: u16, v: u8) -> &mut Self {
         self.bytes(kind, &[v])
     }
-    /// A nest written in place: its header first, its length once `f` is done.
+    /// A nest written in place: its header first, its length once `f` is
+    /// done. Callers keep nests under 64 KiB (set elements go in chunks).
     pub fn nest(&mut self, kind: u16, f: impl FnOnce(&mut Attrs)) -> &mut Self {
         let at = self.0.len();
         self.0.extend_from_slice(&[0; 4]);
         f(self);
-        let len = (self.0.len() - at) as u16;
+        let len = u16::try_from(self.0.len() - at).expect("a netlink attribute under 64 KiB");
         self.0[at..at + 2].copy_from_slice(&len.to_ne_bytes());
         self.0[at + 2..at + 4].copy_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
         self
@@ -312,6 +313,12 @@ pub fn open(size: usize) -> io::Result<Socket> {
     if setsockopt(&fd, sockopt::SndBufForce, &want).is_err() {
         let _ = setsockopt(&fd, sockopt::SndBuf, &want);
     }
+    // A kernel that never answers becomes an error, not a hung apply.
+    let _ = setsockopt(
+        &fd,
+        sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(30, 0),
+    );
     let rcv = (4 * size).max(4 << 20);
     if setsockopt(&fd, sockopt::RcvBufForce, &rcv).is_err() {
         let _ = setsockopt(&fd, sockopt::RcvBuf, &rcv);
