@@ -24,9 +24,26 @@ const NLMSG_HDRLEN: usize = 16;
 
 /// The current generation id.
 pub fn current() -> io::Result<u32> {
+    on(&socket()?)
+}
+
+/// (netns inode, generation) here, on a socket of its own.
+pub fn stamp() -> io::Result<(u64, u32)> {
+    stamp_on(&socket()?)
+}
+
+fn socket() -> io::Result<Socket> {
     let mut sock = Socket::new(NETLINK_NETFILTER)?;
     sock.bind_auto()?;
-    on(&sock)
+    Ok(sock)
+}
+
+/// (netns inode, generation) of the calling thread's netns, asked on an
+/// open NETLINK_NETFILTER socket: a netns made anew restarts its count.
+pub fn stamp_on(sock: &Socket) -> io::Result<(u64, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
+    Ok((ino, on(sock)?))
 }
 
 /// The current generation, asked on an open NETLINK_NETFILTER socket.

@@ -224,13 +224,9 @@ impl NftBackend {
 
     /// (netns inode, nftables generation): a netns made anew restarts its count.
     async fn stamp(&self, host: bool) -> Option<(u64, u32)> {
-        self.in_netns(host, "read the nftables generation", || {
-            use std::os::unix::fs::MetadataExt;
-            let ino = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
-            Ok((ino, generation::current()?))
-        })
-        .await
-        .ok()
+        self.in_netns(host, "read the nftables generation", generation::stamp)
+            .await
+            .ok()
     }
 
     /// The table as observation describes it, from its rules in order.
@@ -322,7 +318,12 @@ impl NftBackend {
         {
             return Ok(vec![]);
         }
-        Ok(self.list(false).await?.foreign)
+        // The tables only: netloom's rules are not needed here.
+        let ours = format!("inet {}", self.table);
+        let tables = self
+            .in_netns(false, "read nftables over netlink", wire::tables)
+            .await?;
+        Ok(tables.into_iter().filter(|t| *t != ours).collect())
     }
 
     /// Commits a batch in a location's netns, reading the ruleset's
@@ -331,14 +332,9 @@ impl NftBackend {
         let (before, result, after) = self
             .in_netns(host, "write nftables over netlink", move || {
                 let sock = wire::open(batch.size())?;
-                let stamp = || -> Option<(u64, u32)> {
-                    use std::os::unix::fs::MetadataExt;
-                    let ino = std::fs::metadata("/proc/thread-self/ns/net").ok()?.ino();
-                    Some((ino, generation::on(&sock).ok()?))
-                };
-                let before = stamp();
+                let before = generation::stamp_on(&sock).ok();
                 let result = batch.commit(&sock);
-                let after = stamp();
+                let after = generation::stamp_on(&sock).ok();
                 wire::close_later(sock);
                 Ok((before, result, after))
             })

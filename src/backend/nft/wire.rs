@@ -92,14 +92,11 @@ impl Attrs {
     }
 }
 
-/// What a message of the batch does, for an error that names it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct What(pub String);
-
 /// One transaction: messages between BATCH_BEGIN and BATCH_END.
 pub struct Batch {
     buf: Vec<u8>,
-    whats: Vec<What>,
+    /// What each message does, for an error that names it.
+    whats: Vec<String>,
     seq0: u32,
 }
 
@@ -149,10 +146,6 @@ impl Batch {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.whats.is_empty()
-    }
-
     pub fn len(&self) -> usize {
         self.whats.len()
     }
@@ -180,7 +173,7 @@ impl Batch {
         );
         self.buf.extend_from_slice(&attrs.0);
         finish(&mut self.buf, at);
-        self.whats.push(What(what));
+        self.whats.push(what);
     }
 
     /// The size of the batch's messages, for `open`.
@@ -241,7 +234,7 @@ impl Batch {
                                     what: s
                                         .checked_sub(self.seq0 + 1)
                                         .and_then(|i| self.whats.get(i as usize))
-                                        .map(|w| w.0.clone())
+                                        .cloned()
                                         .unwrap_or_else(|| "the transaction".into()),
                                     errno: c,
                                 }),
@@ -369,8 +362,8 @@ fn parse_rule(payload: &[u8]) -> Option<RuleSeen> {
     Some(r)
 }
 
-/// A dump request, its replies' payloads (after `struct nfgenmsg`
-/// handling is the caller's).
+/// A dump request; the payload of each reply (`struct nfgenmsg` first,
+/// left to the caller).
 fn dump(msg: Msg, family: u8, attrs: &Attrs) -> io::Result<Vec<Vec<u8>>> {
     let sock = open(0)?;
     let mut req = Vec::with_capacity(64);
