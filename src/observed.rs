@@ -104,6 +104,54 @@ pub struct Observed {
     pub link_index: NameIndex,
 }
 
+impl Observed {
+    /// Copies what backend `id` observes from `from` (the ledger aside,
+    /// which is the topology's, not a backend's).
+    pub fn keep_part(&mut self, id: crate::resource::BackendId, from: &Observed) {
+        use crate::resource::BackendId;
+        // Every field named, none with `..`: a new field must be given to
+        // a backend here, or verification would keep a stale copy of it.
+        let Observed {
+            netns_exists,
+            netns_mark,
+            links,
+            routes,
+            rules,
+            ledger: _,
+            sysctls,
+            docker,
+            containers,
+            cni,
+            nft,
+            nft_foreign,
+            cni_missing,
+            bgp,
+            link_index: _,
+        } = from;
+        match id {
+            BackendId::Kernel => {
+                self.netns_exists = *netns_exists;
+                self.netns_mark.clone_from(netns_mark);
+                self.links.clone_from(links);
+                self.routes.clone_from(routes);
+                self.rules.clone_from(rules);
+                self.sysctls.clone_from(sysctls);
+            }
+            BackendId::Docker => self.docker.clone_from(docker),
+            BackendId::Wiring => self.containers.clone_from(containers),
+            BackendId::Cni => {
+                self.cni.clone_from(cni);
+                self.cni_missing.clone_from(cni_missing);
+            }
+            BackendId::Nft => {
+                self.nft.clone_from(nft);
+                self.nft_foreign.clone_from(nft_foreign);
+            }
+            BackendId::Bgp => self.bgp.clone_from(bgp),
+        }
+    }
+}
+
 /// A lookup table derived from observed data, built once when first asked.
 /// Not part of what was observed: equal, cloned and printed as nothing.
 pub struct Derived<T>(std::sync::OnceLock<T>);
@@ -307,21 +355,24 @@ impl NftObs {
     }
 
     /// A service's rules, sorted.
-    pub fn rules_of(&self, name: &str) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = self.of_service(name).cloned().collect();
-        v.sort();
+    pub fn rules_of<'a>(&'a self, name: &'a str) -> Vec<(&'a str, &'a str)> {
+        let mut v: Vec<(&str, &str)> = self
+            .of_service(name)
+            .map(|(c, m)| (c.as_str(), m.as_str()))
+            .collect();
+        v.sort_unstable();
         v
     }
 
     /// The endpoints a service's rules lead to, by name.
-    pub fn endpoints_of(&self, name: &str) -> BTreeSet<String> {
-        let prefix = format!("nl svc {name} ep ");
+    pub fn endpoints_of<'a>(&'a self, name: &'a str) -> BTreeSet<&'a str> {
         self.of_service(name)
             .filter_map(|(_, c)| {
-                c.strip_prefix(&prefix)?
+                c.strip_prefix("nl svc ")?
+                    .strip_prefix(name)?
+                    .strip_prefix(" ep ")?
                     .split(' ')
                     .next()
-                    .map(str::to_string)
             })
             .collect()
     }

@@ -1,16 +1,29 @@
 //! After apply: observe again and report any difference left.
 
-use crate::diff::diff;
+use crate::diff::diff_within;
 use crate::diff::{Action, FieldChange};
 use crate::error::Result;
 use crate::graph::DesiredGraph;
 use crate::observed::Observed;
-use crate::resource::{LinkKind, Resource};
+use crate::resource::{BackendId, LinkKind, Resource};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+/// The backends an observation is new for (`None`: all of them); the
+/// others' parts are what the plan saw.
+pub type Scope = Option<BTreeSet<BackendId>>;
+
 /// Differences still present, each as one line; empty when converged.
-pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) -> Vec<String> {
-    let d = diff(topology, graph, observed);
+/// Only resources of backends in `scope` are compared: the others' parts
+/// are as planned, and nothing of theirs was applied.
+pub fn differences(
+    topology: &str,
+    graph: &DesiredGraph,
+    observed: &Observed,
+    scope: &Scope,
+) -> Vec<String> {
+    let d = diff_within(topology, graph, observed, scope.as_ref());
+    let fresh = |b: BackendId| scope.as_ref().is_none_or(|s| s.contains(&b));
     let mut out: Vec<String> = d
         .changes
         .iter()
@@ -46,6 +59,7 @@ pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) ->
     // A veth pair that is up on both ends has carrier.
     for r in graph.resources() {
         if let Resource::Link(l) = r
+            && fresh(BackendId::Kernel)
             && l.kind == LinkKind::Veth
             && l.end.up
             && l.peer.as_ref().is_some_and(|p| p.up)
@@ -55,7 +69,9 @@ pub fn differences(topology: &str, graph: &DesiredGraph, observed: &Observed) ->
             out.push(format!("veth {}: up but without carrier", l.end.name));
         }
         // Container ends: up with carrier, addresses past IPv6 duplicate detection.
-        if let Resource::Iface(i) = r {
+        if let Resource::Iface(i) = r
+            && fresh(BackendId::Wiring)
+        {
             for (c, n, _) in i.ends() {
                 let Some(l) = observed.containers.get(c).and_then(|cn| cn.link(n)) else {
                     continue;
@@ -81,14 +97,15 @@ pub async fn verify<F, Fut>(
 ) -> Result<Vec<String>>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Observed>>,
+    Fut: std::future::Future<Output = Result<(Observed, Scope)>>,
 {
     let mut delay = Duration::from_millis(10);
     let mut attempt = 0;
     loop {
-        let observed = observe().await?;
-        let left = differences(topology, graph, &observed);
+        let (observed, scope) = observe().await?;
+        let left = differences(topology, graph, &observed, &scope);
         attempt += 1;
+        tracing::debug!(attempt, left = left.len(), "verified");
         // Up to ~2.5 s in all: IPv6 duplicate address detection takes about a second.
         if left.is_empty() || attempt >= 9 {
             return Ok(left);

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 pub use kernel::Index;
 pub use nft::probe as nft_probe;
-pub use nft::rules_of as nft_rules_of;
+pub use nft::rules_match as nft_rules_match;
 
 /// The ifindexes a step created, by interface name (in the topology's netns).
 pub type Created = Vec<(String, u32)>;
@@ -236,24 +236,55 @@ impl Registry {
     /// needs: the kernel always, Docker and container wiring when the
     /// topology has or had anything there.
     pub async fn connect(topo: &Topology, observed: &Observed) -> Result<Registry> {
-        let mut backends: Vec<Box<dyn Backend>> =
-            vec![Box::new(kernel::KernelBackend::connect(topo).await?)];
-        if docker::needed(topo, &observed.ledger) {
+        Registry::connect_but(topo, observed, &BTreeSet::new()).await
+    }
+
+    /// As `connect`, leaving out the `skip` backends (whose part of an
+    /// observation is taken from an earlier one).
+    pub async fn connect_but(
+        topo: &Topology,
+        observed: &Observed,
+        skip: &BTreeSet<BackendId>,
+    ) -> Result<Registry> {
+        let ledger = &observed.ledger;
+        let want = |id: BackendId, needed: bool| needed && !skip.contains(&id);
+        let mut backends: Vec<Box<dyn Backend>> = vec![];
+        if want(BackendId::Kernel, true) {
+            backends.push(Box::new(kernel::KernelBackend::connect(topo).await?));
+        }
+        let docker = docker::needed(topo, ledger);
+        if want(BackendId::Docker, docker) {
             backends.push(Box::new(docker::DockerBackend::connect(topo).await?));
-            backends.push(Box::new(wiring::WiringBackend::new(topo)));
         }
         // After Docker: it reads the containers Docker found.
-        if cni::needed(topo, &observed.ledger) {
+        if want(BackendId::Wiring, docker) {
+            backends.push(Box::new(wiring::WiringBackend::new(topo)));
+        }
+        if want(BackendId::Cni, cni::needed(topo, ledger)) {
             backends.push(Box::new(cni::CniBackend::new(topo)));
         }
         // After Docker too: endpoints are containers Docker found.
-        if nft::needed(topo, &observed.ledger) {
+        if want(BackendId::Nft, nft::needed(topo, ledger)) {
             backends.push(Box::new(nft::NftBackend::new(topo)));
         }
-        if bgp::needed(topo, &observed.ledger) {
-            backends.push(Box::new(bgp::BgpBackend::new(topo, &observed.ledger)));
+        if want(BackendId::Bgp, bgp::needed(topo, ledger)) {
+            backends.push(Box::new(bgp::BgpBackend::new(topo, ledger)));
         }
         Ok(Registry { backends })
+    }
+
+    /// The backends before the first one in `changed`, in registry order:
+    /// an apply of `changed`'s objects left their part of the world alone
+    /// (a backend reads at most what those before it observed).
+    pub fn before_first(&self, changed: &BTreeSet<BackendId>) -> BTreeSet<BackendId> {
+        self.backends()
+            .map(|b| b.id())
+            .take_while(|id| !changed.contains(id))
+            .collect()
+    }
+
+    pub fn ids(&self) -> BTreeSet<BackendId> {
+        self.backends().map(|b| b.id()).collect()
     }
 
     /// A registry of the given backends (tests, embedding).

@@ -168,17 +168,35 @@ impl Diff {
 }
 
 pub fn diff(topology: &str, desired: &DesiredGraph, observed: &Observed) -> Diff {
+    diff_within(topology, desired, observed, None)
+}
+
+/// As `diff`, comparing only the resources of the `only` backends (all
+/// when `None`); prunes still look at everything observed. Verification
+/// after an apply that changed one backend's objects compares those.
+pub fn diff_within(
+    topology: &str,
+    desired: &DesiredGraph,
+    observed: &Observed,
+    only: Option<&std::collections::BTreeSet<crate::resource::BackendId>>,
+) -> Diff {
     let mut out = Diff::default();
-    let mut resources: Vec<&Resource> = desired.resources().collect();
-    resources.sort_by_key(|r| r.key());
-    let keys: HashSet<ResourceKey> = resources.iter().map(|r| r.key()).collect();
+    // Keys are built once each (a key is a few strings; sorting by a key
+    // built per comparison was N log N of them).
+    let mut resources: Vec<(ResourceKey, &Resource)> =
+        desired.resources().map(|r| (r.key(), r)).collect();
+    resources.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let keys: HashSet<ResourceKey> = resources.iter().map(|(k, _)| k.clone()).collect();
     let cx = DiffCx {
         topology,
         desired,
         observed,
         keys: &keys,
     };
-    for r in &resources {
+    for (_, r) in &resources {
+        if only.is_some_and(|o| !o.contains(&r.backend())) {
+            continue;
+        }
         r.kind().diff(r, &cx, &mut out);
     }
     crate::resource::prune_all(&cx, &mut out);

@@ -91,9 +91,27 @@ pub async fn converge_with(
         };
         crate::exec::settle_ledger(&plan, &l.graph)
             .map_err(|e| Error::io("cannot write the ledger", e))?;
+        let changed: std::collections::BTreeSet<_> = plan
+            .changes
+            .iter()
+            // A change of no resource: observe everything again.
+            .map(|s| {
+                s.change
+                    .resource()
+                    .map_or(crate::resource::BackendId::Kernel, |r| r.backend())
+            })
+            .collect();
+        // Backends before the first changed one keep their part of the
+        // plan's observation, when nothing applied shows in their view.
+        let kept = if changed.iter().all(|b| b.keeps_to_itself()) {
+            live.registry.before_first(&changed)
+        } else {
+            Default::default()
+        };
+        let before = &live.observed;
         let observe = || {
             report.observing();
-            async { super::observe(&l.topo).await.map(|live| live.observed) }
+            super::observe_again(&l.topo, before, &kept)
         };
         // Verification does not count learned routes (gobgpd moves on by
         // itself): a plan of nothing else has nothing to verify.

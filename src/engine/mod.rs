@@ -161,6 +161,34 @@ pub struct Live {
 
 /// Connects the backends the topology needs and observes through each.
 pub async fn observe(topo: &Topology) -> Result<Live> {
+    let mut observed = unobserved(topo)?;
+    let mut registry = Registry::connect(topo, &observed).await?;
+    registry.observe(topo, &mut observed).await?;
+    Ok(Live { registry, observed })
+}
+
+/// Observes again after an apply: the `kept` backends' parts are copied
+/// from `before` (the caller keeps only backends none of whose objects
+/// were applied and in whose view nothing applied shows), the others
+/// observe. A topology of 1,000 services
+/// whose apply changed one rule re-reads only its nftables table. Returns
+/// the backends that observed.
+pub async fn observe_again(
+    topo: &Topology,
+    before: &Observed,
+    kept: &BTreeSet<crate::resource::BackendId>,
+) -> Result<(Observed, crate::verify::Scope)> {
+    let mut observed = unobserved(topo)?;
+    for &id in kept {
+        observed.keep_part(id, before);
+    }
+    let mut registry = Registry::connect_but(topo, &observed, kept).await?;
+    registry.observe(topo, &mut observed).await?;
+    Ok((observed, Some(registry.ids())))
+}
+
+/// An observation holding only the ledger: where every backend starts.
+fn unobserved(topo: &Topology) -> Result<Observed> {
     let ledger = Ledger::load(&topo.name).map_err(|e| {
         Error::io(
             format!("cannot read the ledger of topology {}", topo.name),
@@ -175,14 +203,11 @@ pub async fn observe(topo: &Topology) -> Result<Live> {
             netns_label(&topo.netns)
         )));
     }
-    let mut observed = Observed {
+    Ok(Observed {
         netns_exists: true,
         ledger,
         ..Default::default()
-    };
-    let mut registry = Registry::connect(topo, &observed).await?;
-    registry.observe(topo, &mut observed).await?;
-    Ok(Live { registry, observed })
+    })
 }
 
 /// Observes and plans, logging each phase.

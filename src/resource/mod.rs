@@ -183,6 +183,25 @@ pub enum BackendId {
     Bgp,
 }
 
+impl BackendId {
+    /// Whether what this backend applies stays out of every other
+    /// backend's view. nftables: its own table and VIP routes in the
+    /// `local` table, which the kernel backend reads only for routes its
+    /// ledger names. Not wiring or CNI (a container interface's host end
+    /// is a link in the topology's netns), Docker (bridges and veths in
+    /// the host's), BGP (learned routes in a kernel table).
+    pub fn keeps_to_itself(self) -> bool {
+        match self {
+            BackendId::Nft => true,
+            BackendId::Kernel
+            | BackendId::Docker
+            | BackendId::Wiring
+            | BackendId::Cni
+            | BackendId::Bgp => false,
+        }
+    }
+}
+
 impl fmt::Display for BackendId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

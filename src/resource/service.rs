@@ -48,17 +48,41 @@ fn no_members(m: &std::sync::Arc<BTreeMap<String, Vec<IpAddr>>>) -> bool {
     m.is_empty()
 }
 
+/// Each bridge's members (container → its addresses there), built once
+/// per topology: every service on a bridge shares its map.
+pub type Members = std::collections::HashMap<String, std::sync::Arc<BTreeMap<String, Vec<IpAddr>>>>;
+
 impl ServiceRes {
-    pub fn from_model(s: &crate::model::Service, topo: &crate::model::Topology) -> ServiceRes {
-        let mut members = BTreeMap::new();
-        if let ServiceNet::Bridge(b) = &s.network {
-            for c in topo.containers.values() {
-                for i in c.interfaces.values().filter(|i| &i.bridge == b) {
-                    let e: &mut Vec<IpAddr> = members.entry(c.name.clone()).or_default();
-                    e.extend(i.addresses.iter().map(|a| a.addr()));
-                }
-            }
-        }
+    /// Every service of a topology, in name order.
+    pub fn all_of(topo: &crate::model::Topology) -> Vec<ServiceRes> {
+        let mut members = Members::new();
+        topo.services
+            .values()
+            .map(|s| ServiceRes::from_model(s, topo, &mut members))
+            .collect()
+    }
+
+    pub fn from_model(
+        s: &crate::model::Service,
+        topo: &crate::model::Topology,
+        cache: &mut Members,
+    ) -> ServiceRes {
+        let members = match &s.network {
+            ServiceNet::Bridge(b) => cache
+                .entry(b.clone())
+                .or_insert_with(|| {
+                    let mut m: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+                    for c in topo.containers.values() {
+                        for i in c.interfaces.values().filter(|i| &i.bridge == b) {
+                            let e = m.entry(c.name.clone()).or_default();
+                            e.extend(i.addresses.iter().map(|a| a.addr()));
+                        }
+                    }
+                    std::sync::Arc::new(m)
+                })
+                .clone(),
+            ServiceNet::Docker(_) => Default::default(),
+        };
         ServiceRes {
             name: s.name.clone(),
             host: matches!(s.network, ServiceNet::Docker(_)) || topo.netns.is_none(),
@@ -68,7 +92,7 @@ impl ServiceRes {
             selector: s.selector.clone(),
             names: s.endpoints.clone(),
             affinity: s.affinity,
-            members: std::sync::Arc::new(members),
+            members,
             endpoints: vec![],
         }
     }
@@ -234,23 +258,29 @@ fn diff_service(cx: &DiffCx, r: &Resource, d: &ServiceRes, out: &mut Diff) {
     if cx.observed.docker.is_none() {
         return super::network::unobserved(r, out);
     }
-    let mut want = d.clone();
-    want.endpoints = d.resolve(cx.observed);
+    // The desired service is cloned only for a change: a no-op diff of
+    // 1,000 services is most of a plan.
+    let endpoints = d.resolve(cx.observed);
+    let want = |endpoints: &[Endpoint]| {
+        let mut want = d.clone();
+        want.endpoints = endpoints.to_vec();
+        Resource::Service(want)
+    };
     let Some(table) = cx
         .observed
         .nft_table(d.host)
         .filter(|t| t.has_service(&d.name))
     else {
-        return out.push(Action::Create, &Resource::Service(want));
+        return out.push(Action::Create, &want(&endpoints));
     };
     let have = table.endpoints_of(&d.name);
-    let wanted: BTreeSet<String> = want.endpoints.iter().map(|e| e.name.clone()).collect();
+    let wanted: BTreeSet<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
     let mut fields: Vec<FieldChange> = vec![];
     for gone in have.difference(&wanted) {
         fields.push(FieldChange::new(
             Side::Own,
             Field::Endpoint,
-            Some(Value::Text(gone.clone())),
+            Some(Value::Text(gone.to_string())),
             None,
         ));
     }
@@ -259,7 +289,7 @@ fn diff_service(cx: &DiffCx, r: &Resource, d: &ServiceRes, out: &mut Diff) {
             Side::Own,
             Field::Endpoint,
             None,
-            Some(Value::Text(new.clone())),
+            Some(Value::Text(new.to_string())),
         ));
     }
     // In the topology's netns each VIP is a local route there, so the
@@ -274,8 +304,7 @@ fn diff_service(cx: &DiffCx, r: &Resource, d: &ServiceRes, out: &mut Diff) {
             ));
         }
     }
-    let rules_match =
-        table.rules_of(&d.name) == crate::backend::nft_rules_of(&want) && table.base_ok;
+    let rules_match = table.base_ok && crate::backend::nft_rules_match(d, &endpoints, table);
     // Rules that differ beyond the endpoints: edited by hand.
     if !rules_match && fields.is_empty() {
         fields.push(FieldChange::new(
@@ -288,7 +317,7 @@ fn diff_service(cx: &DiffCx, r: &Resource, d: &ServiceRes, out: &mut Diff) {
     if fields.is_empty() {
         return;
     }
-    out.change(Action::Update, &Resource::Service(want), None, fields, None);
+    out.change(Action::Update, &want(&endpoints), None, fields, None);
 }
 
 /// Services whose rules are in a table of this topology's but that the

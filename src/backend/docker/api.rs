@@ -75,18 +75,15 @@ impl DockerApi {
 
     /// All networks, all containers, and the aliases of the containers named.
     pub async fn observe(&self, declared: &BTreeSet<String>) -> Result<DockerObs> {
-        let nets = self
-            .client
-            .list_networks(None)
-            .await
-            .map_err(|e| docker_error("list", "networks", e))?;
-        let networks = nets.into_iter().map(network_obs).collect();
         let opts = ListContainersOptionsBuilder::default().all(true).build();
-        let summaries = self
-            .client
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| docker_error("list", "containers", e))?;
+        // Both lists at once: each is a round trip to dockerd.
+        let (nets, summaries) = tokio::join!(
+            self.client.list_networks(None),
+            self.client.list_containers(Some(opts))
+        );
+        let nets = nets.map_err(|e| docker_error("list", "networks", e))?;
+        let summaries = summaries.map_err(|e| docker_error("list", "containers", e))?;
+        let networks = nets.into_iter().map(network_obs).collect();
         let mut containers: Vec<ContainerObs> = summaries
             .into_iter()
             .filter_map(|c| {

@@ -28,12 +28,14 @@ fn target_addr(to: &str) -> Option<IpAddr> {
 }
 
 /// What the table held before an apply, against the services it holds
-/// after: each UDP (VIP, port) of a service, with the endpoints it led to
-/// that it no longer leads to.
-pub fn stale(before: &NftObs, after: &[ServiceRes]) -> Vec<Stale> {
+/// after: each UDP (VIP, port) of a `changed` service (the others lead
+/// where they led), with the endpoints it led to that it no longer leads to.
+pub fn stale(before: &NftObs, after: &[ServiceRes], changed: &[&str]) -> Vec<Stale> {
     let mut out = BTreeSet::new();
-    for name in before.services() {
-        let rules = before.rules_of(&name);
+    let after: std::collections::HashMap<&str, &ServiceRes> =
+        after.iter().map(|s| (s.name.as_str(), s)).collect();
+    for &name in changed {
+        let rules = before.rules_of(name);
         let mut udp: Vec<(IpAddr, u16)> = vec![];
         let mut eps: BTreeSet<IpAddr> = BTreeSet::new();
         let to = format!("nl svc {name} to ");
@@ -61,8 +63,8 @@ pub fn stale(before: &NftObs, after: &[ServiceRes]) -> Vec<Stale> {
             continue;
         }
         let now: BTreeSet<IpAddr> = after
-            .iter()
-            .filter(|s| s.name == name)
+            .get(name)
+            .into_iter()
             .flat_map(|s| &s.endpoints)
             .flat_map(|e| e.v4.map(IpAddr::V4).into_iter().chain(e.v6.map(IpAddr::V6)))
             .collect();
@@ -151,8 +153,11 @@ mod tests {
             v4: Some("10.97.0.12".parse().unwrap()),
             v6: None,
         }];
+        // Only changed services are looked at: their rules are what moved.
+        let only_dns = stale(&before, std::slice::from_ref(&dns), &["dns"]);
+        assert_eq!(only_dns.len(), 1, "{only_dns:?}");
         // web (TCP only) lost its endpoint: nothing to flush; v6 is gone whole.
-        let got = stale(&before, &[dns]);
+        let got = stale(&before, &[dns], &["dns", "web", "v6"]);
         assert_eq!(
             got,
             [

@@ -19,7 +19,7 @@ use crate::ownership::Ledger;
 use crate::resource::{BackendId, Resource, ServiceRes};
 use futures::future::BoxFuture;
 
-pub use render::rules_of;
+pub use render::rules_match;
 
 /// One netns's nftables state as observation needs it.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -161,11 +161,7 @@ impl NftBackend {
             topology: topo.name.clone(),
             table: table_name(&topo.name),
             netns: topo.netns.clone(),
-            services: topo
-                .services
-                .values()
-                .map(|s| ServiceRes::from_model(s, topo))
-                .collect(),
+            services: ServiceRes::all_of(topo),
             seen: vec![],
         }
     }
@@ -386,7 +382,7 @@ impl NftBackend {
         written?;
         // Right after the rules moved, whatever fails next: the next
         // apply's "before" would no longer know the endpoints taken out.
-        self.flush_stale(host, observed, &here).await;
+        self.flush_stale(host, observed, &here, changed).await;
         routed
     }
 
@@ -451,11 +447,17 @@ impl NftBackend {
     }
 
     /// After the rules moved: UDP flows still held by endpoints taken out.
-    async fn flush_stale(&self, host: bool, observed: &Observed, after: &[ServiceRes]) {
+    async fn flush_stale(
+        &self,
+        host: bool,
+        observed: &Observed,
+        after: &[ServiceRes],
+        changed: &[&str],
+    ) {
         let Some(before) = observed.nft_table(host) else {
             return;
         };
-        let stale = conntrack::stale(before, after);
+        let stale = conntrack::stale(before, after, changed);
         if stale.is_empty() {
             return;
         }

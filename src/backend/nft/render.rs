@@ -6,6 +6,8 @@
 use super::expr::{self, Exprs};
 use super::wire::{Attrs, Batch, Msg};
 use crate::model::Proto;
+use crate::observed::NftObs;
+use crate::resource::Endpoint;
 use crate::resource::ServiceRes;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -73,7 +75,7 @@ fn fam(ip: &IpAddr) -> (&'static str, u8) {
 }
 
 /// A service's rules and the chains and sets they need.
-fn service_rules(s: &ServiceRes) -> (Vec<Rule>, Vec<String>, Vec<SetDef>) {
+fn service_rules(s: &ServiceRes, endpoints: &[Endpoint]) -> (Vec<Rule>, Vec<String>, Vec<SetDef>) {
     let (mut rules, mut chains, mut sets) = (vec![], vec![], vec![]);
     let n = &s.name;
     let mut rule = |chain: &str, body: Body, comment: String| {
@@ -91,8 +93,7 @@ fn service_rules(s: &ServiceRes) -> (Vec<Rule>, Vec<String>, Vec<SetDef>) {
                 continue;
             }
             let v6 = f == 6;
-            let eps: Vec<(String, IpAddr, String)> = s
-                .endpoints
+            let eps: Vec<(String, IpAddr, String)> = endpoints
                 .iter()
                 .filter_map(|e| match f {
                     4 => {
@@ -178,16 +179,18 @@ fn service_rules(s: &ServiceRes) -> (Vec<Rule>, Vec<String>, Vec<SetDef>) {
     (rules, chains, sets)
 }
 
-/// (chain, comment) of each rule of a service, in order: what observation
-/// must find for it.
-pub fn rules_of(s: &ServiceRes) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = service_rules(s)
-        .0
-        .into_iter()
-        .map(|r| (r.chain, r.comment))
-        .collect();
-    v.sort();
-    v
+/// Whether the table holds exactly the rules (by chain and comment) that
+/// `s` spread over `endpoints` is written as.
+pub fn rules_match(s: &ServiceRes, endpoints: &[Endpoint], t: &NftObs) -> bool {
+    let have = t.rules_of(&s.name);
+    let mut want: Vec<Rule> = service_rules(s, endpoints).0;
+    if want.len() != have.len() {
+        return false;
+    }
+    want.sort_unstable_by(|a, b| (&a.chain, &a.comment).cmp(&(&b.chain, &b.comment)));
+    want.iter()
+        .zip(have)
+        .all(|(w, (chain, comment))| w.chain == chain && w.comment == comment)
 }
 
 /// Builds one batch for `table`: sets are named by id within it, so a
@@ -526,7 +529,7 @@ pub fn whole(table: &str, services: &[ServiceRes]) -> (Writer, Vec<(String, Stri
     w.table_msg(Msg::NewTable);
     let (mut rules, mut chains, mut sets) = (vec![], vec![], vec![]);
     for s in services {
-        let (r, c, st) = service_rules(s);
+        let (r, c, st) = service_rules(s, &s.endpoints);
         rules.extend(r);
         chains.extend(c);
         sets.extend(st);
@@ -636,7 +639,9 @@ pub fn delta(
             .map(|(c, m, _)| (*c, *m))
             .collect();
         old_shared.sort();
-        let (rules, chains, sets) = new.map(service_rules).unwrap_or_default();
+        let (rules, chains, sets) = new
+            .map(|s| service_rules(s, &s.endpoints))
+            .unwrap_or_default();
         let mut new_shared: Vec<(&str, &str)> = rules
             .iter()
             .filter(|r| shared(&r.chain))
