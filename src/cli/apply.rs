@@ -86,7 +86,6 @@ pub fn run_loaded(
     let mut report = Printed { saved, bar: None };
     let result = super::runtime().block_on(engine::converge_with(l, &mut report, rollback));
     drop(report);
-    tracing::debug!("converge returned");
     match result {
         Ok(c) => {
             if c.changes > 0 {

@@ -44,6 +44,16 @@ impl Sockets {
     }
 }
 
+/// netloom's local routes (the services' VIPs) in the netns of the
+/// calling thread: one plain dump socket, for callers already running
+/// inside the netns (no connection of its own to set up).
+pub fn local_vips_here() -> std::io::Result<Vec<std::net::IpAddr>> {
+    let mut d = DumpSocket::new()?;
+    let mut out = d.local_routes(crate::model::Family::Ipv4, crate::ownership::NETLOOM_PROTO)?;
+    out.extend(d.local_routes(crate::model::Family::Ipv6, crate::ownership::NETLOOM_PROTO)?);
+    Ok(out.into_iter().map(|n| n.addr()).collect())
+}
+
 /// A netlink connection into the topology's netns.
 #[derive(Clone)]
 pub struct Kernel {

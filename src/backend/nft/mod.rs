@@ -200,11 +200,24 @@ impl NftBackend {
         {
             return Ok(None);
         }
-        let stamp = self.stamp(host).await;
+        // The (netns inode, generation) stamp (a netns made anew restarts
+        // its count), and in the topology's netns the VIPs' local routes
+        // (not covered by the generation): on one thread there.
+        let (stamp, local) = self
+            .in_netns(host, "read the nftables generation", move || {
+                let local = if host {
+                    vec![]
+                } else {
+                    crate::backend::kernel::local_vips_here()?
+                };
+                Ok((generation::stamp().ok(), local))
+            })
+            .await?;
         let cache = cache::path(&self.topology, host);
         if let Some(mut hit) = stamp.and_then(|s| cache::read(&cache, s)) {
             if let Some(t) = &mut hit.table {
                 t.stamp = stamp;
+                t.local = local;
             }
             return Ok(Some(hit));
         }
@@ -214,15 +227,9 @@ impl NftBackend {
         }
         if let Some(t) = &mut listed.table {
             t.stamp = stamp;
+            t.local = local;
         }
         Ok(Some(listed))
-    }
-
-    /// (netns inode, nftables generation): a netns made anew restarts its count.
-    async fn stamp(&self, host: bool) -> Option<(u64, u32)> {
-        self.in_netns(host, "read the nftables generation", generation::stamp)
-            .await
-            .ok()
     }
 
     /// The table as observation describes it, from its rules in order.
@@ -620,12 +627,9 @@ impl Backend for NftBackend {
                     }
                     continue;
                 }
-                if let Some(mut l) = self.observe_one(host).await? {
+                if let Some(l) = self.observe_one(host).await? {
                     if !host {
                         into.nft_foreign = l.foreign;
-                        if let Some(t) = &mut l.table {
-                            t.local = self.local_vips().await?;
-                        }
                     }
                     out.extend(l.table);
                 }
