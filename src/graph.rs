@@ -135,16 +135,9 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
     add_container_extras(&mut g, topo, &wired);
     add_topology_sysctls(&mut g, topo, &links);
     add_cni(&mut g, topo);
-    let mut members = Default::default();
-    for s in topo.services.values() {
-        g.add(
-            Resource::Service(crate::resource::ServiceRes::from_model(
-                s,
-                topo,
-                &mut members,
-            )),
-            Some(s.loc.clone()),
-        );
+    let services = crate::resource::ServiceRes::all_of(topo);
+    for (s, r) in topo.services.values().zip(services) {
+        g.add(Resource::Service(r), Some(s.loc.clone()));
     }
     add_bgp(&mut g, topo);
     add_explicit(&mut g, topo);

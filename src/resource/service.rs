@@ -50,7 +50,7 @@ fn no_members(m: &std::sync::Arc<BTreeMap<String, Vec<IpAddr>>>) -> bool {
 
 /// Each bridge's members (container → its addresses there), built once
 /// per topology: every service on a bridge shares its map.
-pub type Members = std::collections::HashMap<String, std::sync::Arc<BTreeMap<String, Vec<IpAddr>>>>;
+type Members = std::collections::HashMap<String, std::sync::Arc<BTreeMap<String, Vec<IpAddr>>>>;
 
 impl ServiceRes {
     /// Every service of a topology, in name order.
@@ -62,7 +62,7 @@ impl ServiceRes {
             .collect()
     }
 
-    pub fn from_model(
+    fn from_model(
         s: &crate::model::Service,
         topo: &crate::model::Topology,
         cache: &mut Members,

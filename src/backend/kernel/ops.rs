@@ -373,20 +373,6 @@ impl Kernel {
         .map_err(|e| Error::io("dump routes", e))
     }
 
-    /// `local` routes netloom made (protocol 78) in table local.
-    pub async fn local_routes(&self) -> Result<Vec<IpNet>> {
-        let dumper = self.dumper.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut d = dumper.lock().expect("dump socket lock");
-            let mut out = d.local_routes(Family::Ipv4, NETLOOM_PROTO)?;
-            out.extend(d.local_routes(Family::Ipv6, NETLOOM_PROTO)?);
-            Ok::<_, std::io::Error>(out)
-        })
-        .await
-        .map_err(|e| Error::task("dump", e))?
-        .map_err(|e| Error::io("dump local routes", e))
-    }
-
     /// Adds (or deletes) `local ADDR dev lo table local proto 78`: the
     /// netns answers for ADDR (ARP included) as for an address of its own.
     /// Adds and deletes local routes (`local ADDR dev lo table local`), all

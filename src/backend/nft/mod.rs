@@ -204,14 +204,18 @@ impl NftBackend {
         // its count), and in the topology's netns the VIPs' local routes
         // (not covered by the generation): on one thread there.
         let (stamp, local) = self
-            .in_netns(host, "read the nftables generation", move || {
-                let local = if host {
-                    vec![]
-                } else {
-                    crate::backend::kernel::local_vips_here()?
-                };
-                Ok((generation::stamp().ok(), local))
-            })
+            .in_netns(
+                host,
+                "read the nftables generation and the VIP routes",
+                move || {
+                    let local = if host {
+                        vec![]
+                    } else {
+                        crate::backend::kernel::local_vips_here()?
+                    };
+                    Ok((generation::stamp().ok(), local))
+                },
+            )
             .await?;
         let cache = cache::path(&self.topology, host);
         if let Some(mut hit) = stamp.and_then(|s| cache::read(&cache, s)) {
@@ -418,15 +422,19 @@ impl NftBackend {
 
     /// VIPs with a local route of netloom's in the topology's netns.
     async fn local_vips(&self) -> Result<Vec<std::net::IpAddr>> {
-        match self.kernel().await? {
-            Some(k) => Ok(k
-                .local_routes()
-                .await?
-                .into_iter()
-                .map(|n| n.addr())
-                .collect()),
-            None => Ok(vec![]),
+        if self
+            .netns
+            .as_deref()
+            .is_none_or(|n| !crate::netns::exists(n))
+        {
+            return Ok(vec![]);
         }
+        self.in_netns(
+            false,
+            "dump the VIPs' local routes",
+            crate::backend::kernel::local_vips_here,
+        )
+        .await
     }
 
     /// Makes the local routes in the topology's netns exactly `wanted`,
