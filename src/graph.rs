@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use petgraph::Direction;
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -19,14 +19,14 @@ use std::net::IpAddr;
 pub struct Node {
     pub resource: Resource,
     pub loc: Option<Loc>,
+    /// Topological depth: independent nodes share a level.
+    pub level: usize,
 }
 
 #[derive(Debug, Default)]
 pub struct DesiredGraph {
     pub graph: DiGraph<Node, ()>,
     pub index: HashMap<ResourceKey, NodeIndex>,
-    /// Topological depth of each node: independent nodes share a level.
-    pub level: HashMap<ResourceKey, usize>,
     /// The edges made so far: petgraph's `update_edge` scans the source's
     /// edge list, quadratic for a netns that precedes thousands of links.
     edges: HashSet<(NodeIndex, NodeIndex)>,
@@ -39,6 +39,11 @@ impl DesiredGraph {
 
     pub fn get(&self, key: &ResourceKey) -> Option<&Resource> {
         self.index.get(key).map(|i| &self.graph[*i].resource)
+    }
+
+    /// The topological depth of a desired object.
+    pub fn level(&self, key: &ResourceKey) -> Option<usize> {
+        self.index.get(key).map(|i| self.graph[*i].level)
     }
 
     /// Resources that must exist after `key` (its direct dependents).
@@ -54,7 +59,11 @@ impl DesiredGraph {
 
     fn add(&mut self, resource: Resource, loc: Option<Loc>) -> NodeIndex {
         let key = resource.key();
-        let i = self.graph.add_node(Node { resource, loc });
+        let i = self.graph.add_node(Node {
+            resource,
+            loc,
+            level: 0,
+        });
         self.index.insert(key, i);
         i
     }
@@ -146,7 +155,7 @@ pub fn build(topo: &Topology) -> Result<DesiredGraph, Vec<Diagnostic>> {
     }
 
     check_cycles(&g)?;
-    g.level = levels(&g);
+    set_levels(&mut g);
     Ok(g)
 }
 
@@ -641,20 +650,15 @@ fn check_cycles(g: &DesiredGraph) -> Result<(), Vec<Diagnostic>> {
     Err(diags)
 }
 
-fn levels(g: &DesiredGraph) -> HashMap<ResourceKey, usize> {
+fn set_levels(g: &mut DesiredGraph) {
     let order = toposort(&g.graph, None).expect("acyclic");
-    let mut depth: BTreeMap<NodeIndex, usize> = BTreeMap::new();
     for i in order {
         let d = g
             .graph
             .neighbors_directed(i, Direction::Incoming)
-            .map(|p| depth[&p] + 1)
+            .map(|p| g.graph[p].level + 1)
             .max()
             .unwrap_or(0);
-        depth.insert(i, d);
+        g.graph[i].level = d;
     }
-    depth
-        .into_iter()
-        .map(|(i, d)| (g.graph[i].resource.key(), d))
-        .collect()
 }

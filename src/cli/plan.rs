@@ -6,6 +6,10 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 pub fn run(a: &PlanArgs) -> ExitCode {
+    // A plan holds no lock and is a snapshot: dumps from while the files
+    // load are as current as any. (apply observes under the topology's
+    // lock, taken after loading, so it does not prefetch.)
+    netloom::engine::prefetch(&a.paths.paths);
     let loaded = if a.format == Format::Json {
         // A bot posting the JSON needs the diagnostics on stdout, not nothing.
         netloom::engine::load_diagnosed(&a.paths.paths)

@@ -38,5 +38,8 @@ pub fn run(paths: &[PathBuf], format: DiagFormat) -> ExitCode {
         netloom::engine::netns_label(&t.netns),
         l.sources.files.len()
     );
+    // The process ends here: freeing a large topology object by object
+    // was an eighth of validating 16,000 objects.
+    std::mem::forget(l);
     ExitCode::SUCCESS
 }

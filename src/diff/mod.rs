@@ -54,18 +54,18 @@ pub struct Change {
     /// The object to create or converge to.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<crate::resource::ResourceDoc>")]
-    pub desired: Option<Resource>,
+    pub desired: Option<Box<Resource>>,
     /// The object as observed (updates, replacements, deletions).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<crate::resource::ResourceDoc>")]
-    pub current: Option<Resource>,
+    pub current: Option<Box<Resource>>,
 }
 
 impl Change {
     /// The object this change is about: the desired one, or for a deletion
     /// the observed one.
     pub fn resource(&self) -> Option<&Resource> {
-        self.desired.as_ref().or(self.current.as_ref())
+        self.desired.as_deref().or(self.current.as_deref())
     }
 
     /// "Update with no fields": set again, unchanged, because the kernel
@@ -186,12 +186,11 @@ pub fn diff_within(
     let mut resources: Vec<(ResourceKey, &Resource)> =
         desired.resources().map(|r| (r.key(), r)).collect();
     resources.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let keys: HashSet<ResourceKey> = resources.iter().map(|(k, _)| k.clone()).collect();
     let cx = DiffCx {
         topology,
         desired,
         observed,
-        keys: &keys,
+        keys: &desired.index,
     };
     for (_, r) in &resources {
         if only.is_some_and(|o| !o.contains(&r.backend())) {
@@ -277,7 +276,9 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
     // netns and, for a link between containers, in the peer's; which ones is
     // not known from here, so re-apply them all (an idempotent set each).
     for c in changes.iter().filter(|c| c.action == Action::Delete) {
-        let Some(cur) = &c.current else { continue };
+        let Some(cur) = c.current.as_deref() else {
+            continue;
+        };
         let in_containers = match cur {
             Resource::Link(_) => false,
             Resource::Iface(_) => true,
@@ -330,7 +331,7 @@ fn cascade(desired: &DesiredGraph, changes: &mut Vec<Change>, waiting: &HashSet<
 fn lost_subnets(c: &Change) -> Vec<ipnet::IpNet> {
     let kept: Vec<ipnet::IpNet> = c
         .desired
-        .as_ref()
+        .as_deref()
         .and_then(Resource::as_link)
         .map(|l| {
             let peer = l.peer.iter().flat_map(|p| p.addresses.iter());
@@ -364,8 +365,8 @@ fn change(
         title: r.title(),
         fields,
         reason,
-        desired: (action != Action::Delete).then(|| r.clone()),
-        current,
+        desired: (action != Action::Delete).then(|| Box::new(r.clone())),
+        current: current.map(Box::new),
     }
 }
 

@@ -45,7 +45,7 @@ impl Destroying {
 /// A veth pair is deleted through whichever end was observed first; name
 /// it as the file does (`[veth.zz]` with peer `aa` is `veth zz`, not `aa`).
 fn by_file_name(c: &mut crate::diff::Change, t: &crate::model::Topology) {
-    let Some(crate::resource::Resource::Link(l)) = c.current.as_mut() else {
+    let Some(crate::resource::Resource::Link(l)) = c.current.as_deref_mut() else {
         return;
     };
     let Some(peer) = l.peer.as_mut() else {

@@ -163,8 +163,19 @@ pub struct Live {
 pub async fn observe(topo: &Topology) -> Result<Live> {
     let mut observed = unobserved(topo)?;
     let mut registry = Registry::connect(topo, &observed).await?;
-    registry.observe(topo, &mut observed).await?;
+    let seen = registry.observe(topo, &mut observed).await;
+    crate::backend::kernel::prefetch::discard();
+    seen?;
     Ok(Live { registry, observed })
+}
+
+/// Starts the kernel dumps of the netns the files seem to name while they
+/// load (see `backend::kernel::prefetch`); the first observation uses them
+/// if the loaded topology names that very netns.
+pub fn prefetch(paths: &[PathBuf]) {
+    if let Some(netns) = crate::spec::netns_hint(paths) {
+        crate::backend::kernel::prefetch::start(netns.as_deref());
+    }
 }
 
 /// Observes again after an apply: the `kept` backends' parts are copied

@@ -128,7 +128,7 @@ pub async fn apply(
 fn claim(stage: &[&Change], ledger: &mut Ledger, observed: &Observed) -> bool {
     let mut claimed = false;
     for c in stage.iter().filter(|c| c.action != Action::Delete) {
-        if let Some(r) = &c.desired {
+        if let Some(r) = c.desired.as_deref() {
             claimed |= r.kind().claim(ledger, observed);
         }
     }

@@ -86,7 +86,7 @@ fn redo_dependents(plan: &Plan, done: &[String], changes: &mut Vec<Staged>, last
         Resource::Netns(_) | Resource::Network(_) | Resource::Iface(_) => false,
     };
     for s in changes.iter_mut() {
-        if s.change.action == Action::Update && s.change.desired.as_ref().is_some_and(dependent) {
+        if s.change.action == Action::Update && s.change.desired.as_deref().is_some_and(dependent) {
             s.stage = last;
         }
     }
@@ -95,7 +95,7 @@ fn redo_dependents(plan: &Plan, done: &[String], changes: &mut Vec<Staged>, last
         changes.iter().map(|s| s.change.key.clone()).collect();
     let again = plan.changes.iter().filter(|s| {
         s.change.is_reapply()
-            && s.change.desired.as_ref().is_some_and(dependent)
+            && s.change.desired.as_deref().is_some_and(dependent)
             && !undone.contains(&s.change.key)
             && done.contains(s.change.step_name().as_str())
     });
@@ -122,10 +122,10 @@ fn undo(c: &Change) -> Vec<(bool, Change)> {
         title: r.title(),
         fields: vec![],
         reason: Some("rollback".into()),
-        desired: (action != Action::Delete).then(|| r.clone()),
-        current,
+        desired: (action != Action::Delete).then(|| Box::new(r.clone())),
+        current: current.map(Box::new),
     };
-    match (c.action, &c.desired, &c.current) {
+    match (c.action, c.desired.as_deref(), c.current.as_deref()) {
         // The netns goes with destroy, not with a rollback.
         (_, Some(Resource::Netns(_)), _) => vec![],
         (Action::Create, Some(d), _) => vec![(false, make(Action::Delete, d, Some(d.clone())))],

@@ -113,8 +113,8 @@ fn staged(stage: usize, action: Action, r: Resource) -> Staged {
             title: r.title(),
             fields: vec![],
             reason: None,
-            desired: (!deleting).then(|| r.clone()),
-            current: deleting.then_some(r),
+            desired: (!deleting).then(|| Box::new(r.clone())),
+            current: deleting.then(|| Box::new(r)),
         },
         source: None,
     }
@@ -248,9 +248,9 @@ fn the_inverse_undoes_latest_first_and_replacements_in_two_stages() {
     };
     l.end.mtu = Some(9000);
     let mut update = staged(1, Action::Update, new.clone());
-    update.change.current = Some(old.clone());
+    update.change.current = Some(Box::new(old.clone()));
     let mut replace = staged(1, Action::Replace, bridge("x"));
-    replace.change.current = Some(bridge("x-old"));
+    replace.change.current = Some(Box::new(bridge("x-old")));
     let forward = plan(vec![
         staged(0, Action::Delete, bridge("gone")),
         staged(1, Action::Create, bridge("made")),
@@ -284,6 +284,6 @@ fn the_inverse_undoes_latest_first_and_replacements_in_two_stages() {
     assert_eq!(lines, want);
     // The update goes back to what was observed.
     let back = &inv.changes[5].change;
-    assert_eq!(back.desired.as_ref(), Some(&old));
-    assert_eq!(back.current.as_ref(), Some(&new));
+    assert_eq!(back.desired.as_deref(), Some(&old));
+    assert_eq!(back.current.as_deref(), Some(&new));
 }

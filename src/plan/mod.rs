@@ -85,48 +85,55 @@ impl Plan {
     /// Orders a diff: deletions first (rules, routes, veths, bridges), then
     /// creations, updates and replacements level by level of the graph.
     pub fn new(topology: &str, netns: Option<String>, graph: &DesiredGraph, diff: Diff) -> Plan {
-        let keyed: Vec<((usize, usize), Change)> = diff
+        // Sort positions, not changes: a change is large and moved once,
+        // into its stage (at 10,000 objects, copies of the list were the
+        // peak of a plan's memory).
+        let slots: Vec<(usize, usize)> = diff
             .changes
-            .into_iter()
+            .iter()
             .map(|c| {
-                let slot = if c.action == Action::Delete {
-                    (0, c.current.as_ref().map_or(6, |r| r.kind().delete_rank()))
+                if c.action == Action::Delete {
+                    (
+                        0,
+                        c.current.as_deref().map_or(6, |r| r.kind().delete_rank()),
+                    )
                 } else {
-                    (1, graph.level.get(&c.key).copied().unwrap_or(0))
-                };
-                (slot, c)
+                    (1, graph.level(&c.key).unwrap_or(0))
+                }
             })
             .collect();
+        let names: Vec<String> = diff.changes.iter().map(|c| c.key.to_string()).collect();
+        let mut order: Vec<usize> = (0..diff.changes.len()).collect();
         // Within a stage, kinds in their order and names of one kind in
         // natural order (p2 before p10).
-        let mut keyed: Vec<((usize, usize), String, Change)> = keyed
-            .into_iter()
-            .map(|(slot, c)| (slot, c.key.to_string(), c))
-            .collect();
-        keyed.sort_by(|(sa, na, a), (sb, nb, b)| {
-            sa.cmp(sb).then_with(|| {
-                if std::mem::discriminant(&a.key) == std::mem::discriminant(&b.key) {
-                    crate::naming::natural_cmp(na, nb).then_with(|| a.key.cmp(&b.key))
+        order.sort_by(|&i, &j| {
+            let (a, b) = (&diff.changes[i].key, &diff.changes[j].key);
+            slots[i].cmp(&slots[j]).then_with(|| {
+                if std::mem::discriminant(a) == std::mem::discriminant(b) {
+                    crate::naming::natural_cmp(&names[i], &names[j]).then_with(|| a.cmp(b))
                 } else {
-                    a.key.cmp(&b.key)
+                    a.cmp(b)
                 }
             })
         });
-        let keyed = keyed.into_iter().map(|(slot, _, c)| (slot, c));
+        drop(names);
+        let mut taken: Vec<Option<Change>> = diff.changes.into_iter().map(Some).collect();
         let mut stage = 0;
         let mut last = None;
-        let mut changes = Vec::with_capacity(keyed.len());
-        for (slot, change) in keyed {
+        let mut changes = Vec::with_capacity(order.len());
+        for i in order {
+            let slot = slots[i];
             if last.is_some_and(|l| l != slot) {
                 stage += 1;
             }
             last = Some(slot);
             changes.push(Staged {
                 stage,
-                change,
+                change: taken[i].take().expect("each position once"),
                 source: None,
             });
         }
+        drop(taken);
         let summary = Summary {
             desired: graph.graph.node_count(),
             pending: diff.pending.len(),

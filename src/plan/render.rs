@@ -57,7 +57,7 @@ fn change_lines(out: &mut String, c: &Change) {
     out.push('\n');
     match c.action {
         Action::Create | Action::Replace => {
-            if let Some(r) = &c.desired {
+            if let Some(r) = c.desired.as_deref() {
                 r.kind().details(out);
             }
             // A replace also says what made it one.

@@ -230,7 +230,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     };
     let ledger = &cx.observed.ledger;
     for k in &ledger.attachments {
-        if cx.keys.contains(&ResourceKey::Attachment(k.clone())) {
+        if cx.keys.contains_key(&ResourceKey::Attachment(k.clone())) {
             continue;
         }
         let Some(c) = docker.container(&k.container) else {
@@ -257,7 +257,7 @@ pub(super) fn detached(out: &Diff) -> HashSet<AttachKey> {
     out.changes
         .iter()
         .filter(|c| c.action == Action::Delete)
-        .filter_map(|c| Some(c.current.as_ref()?.as_attachment()?.key.clone()))
+        .filter_map(|c| Some(c.current.as_deref()?.as_attachment()?.key.clone()))
         .collect()
 }
 
@@ -275,13 +275,13 @@ pub(super) fn address_clashes(cx: &DiffCx, out: &mut Diff) {
         .changes
         .iter()
         .filter(|c| c.action == Action::Replace)
-        .filter_map(|c| Some(c.desired.as_ref()?.as_network()?.name.as_str()))
+        .filter_map(|c| Some(c.desired.as_deref()?.as_network()?.name.as_str()))
         .collect();
     let detached = detached(out);
     let mut found = vec![];
     for c in &out.changes {
         let (Action::Create | Action::Update, Some(Resource::Attachment(a))) =
-            (c.action, &c.desired)
+            (c.action, c.desired.as_deref())
         else {
             continue;
         };

@@ -426,11 +426,11 @@ pub(super) fn drop_host_end_deletions(cx: &DiffCx, out: &mut Diff) {
         .changes
         .iter()
         .filter(|c| c.action == Action::Delete)
-        .filter_map(|c| c.current.as_ref()?.as_iface())
+        .filter_map(|c| c.current.as_deref()?.as_iface())
         .map(|i| crate::naming::host_end(cx.topology, &i.container, &i.name))
         .collect();
     out.changes.retain(|c| {
         !(c.action == Action::Delete
-            && matches!(&c.current, Some(Resource::Link(l)) if host_ends.contains(&l.end.name)))
+            && matches!(c.current.as_deref(), Some(Resource::Link(l)) if host_ends.contains(&l.end.name)))
     });
 }

@@ -40,7 +40,6 @@ use crate::observed::Observed;
 use crate::ownership::Ledger;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::fmt;
 
 /// A stable identity for one managed object.
@@ -251,7 +250,7 @@ pub struct DiffCx<'a> {
     pub desired: &'a DesiredGraph,
     pub observed: &'a Observed,
     /// Every desired key.
-    pub keys: &'a HashSet<ResourceKey>,
+    pub keys: &'a std::collections::HashMap<ResourceKey, petgraph::graph::NodeIndex>,
 }
 
 /// The behaviour of one kind of resource.

@@ -476,7 +476,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
         let key = ResourceKey::Network {
             name: n.net.name.clone(),
         };
-        if owner(n, cx) == Some(cx.topology) && !cx.keys.contains(&key) {
+        if owner(n, cx) == Some(cx.topology) && !cx.keys.contains_key(&key) {
             out.delete(Resource::Network(n.net.clone()));
         }
     }
@@ -492,7 +492,7 @@ pub(super) fn endpoint_notes(cx: &DiffCx, out: &mut Diff) {
     };
     let detached = super::attachment::detached(out);
     for c in out.changes.iter_mut() {
-        let Some(Resource::Network(n)) = &c.current else {
+        let Some(Resource::Network(n)) = c.current.as_deref() else {
             continue;
         };
         let deleting = c.action == Action::Delete;
@@ -500,7 +500,7 @@ pub(super) fn endpoint_notes(cx: &DiffCx, out: &mut Diff) {
             if deleting {
                 detached.contains(k)
             } else {
-                cx.keys.contains(&ResourceKey::Attachment(k.clone()))
+                cx.keys.contains_key(&ResourceKey::Attachment(k.clone()))
             }
         };
         let others: Vec<&str> = docker

@@ -213,7 +213,9 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     for o in &cx.observed.routes {
         if o.protocol == NETLOOM_PROTO
             && cx.observed.ledger.routes.contains(&o.route.key)
-            && !cx.keys.contains(&ResourceKey::Route(o.route.key.clone()))
+            && !cx
+                .keys
+                .contains_key(&ResourceKey::Route(o.route.key.clone()))
         {
             out.delete(Resource::Route(o.route.clone()));
         }

@@ -3,9 +3,11 @@
 //! These are wire types: strings stay strings here (so each list entry keeps
 //! its own span) and are checked and converted in `model`.
 
+mod hint;
 mod load;
 mod schema;
 
+pub use hint::netns_hint;
 pub use load::{Loaded, Section, SpecFile, load_paths, load_texts};
 pub use schema::{check_keys, schema_json};
 

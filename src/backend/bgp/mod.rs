@@ -210,7 +210,7 @@ impl BgpBackend {
                 }
             }
             Action::Replace
-                if let Some(Resource::Bgp(BgpRes::Speaker(old))) = &c.current
+                if let Some(Resource::Bgp(BgpRes::Speaker(old))) = c.current.as_deref()
                     && (old.managed != s.managed || (!s.managed && old.socket != s.socket)) =>
             {
                 self.reconnect().await;

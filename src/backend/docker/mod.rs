@@ -122,12 +122,12 @@ impl DockerBackend {
 }
 
 fn creates_network(c: &Change) -> Option<&NetworkRes> {
-    let n = c.desired.as_ref()?.as_network()?;
+    let n = c.desired.as_deref()?.as_network()?;
     (c.action == Action::Create).then_some(n)
 }
 
 fn attaches(c: &Change) -> Option<&AttachRes> {
-    let a = c.desired.as_ref()?.as_attachment()?;
+    let a = c.desired.as_deref()?.as_attachment()?;
     (c.action == Action::Create).then_some(a)
 }
 
@@ -195,12 +195,12 @@ impl Backend for DockerBackend {
                 // Adopting a network as it is: the ledger, written before
                 // this step, is all that changes.
                 (Action::Update, DockerRes::Network(n)) => {
-                    let id = c.current.as_ref().and_then(Resource::as_network);
+                    let id = c.current.as_deref().and_then(Resource::as_network);
                     self.remember(&n.name, id.and_then(|o| o.id.clone()));
                     Ok(())
                 }
                 (Action::Replace, DockerRes::Network(n)) => {
-                    if let Some(old) = c.current.as_ref().and_then(Resource::as_network) {
+                    if let Some(old) = c.current.as_deref().and_then(Resource::as_network) {
                         self.remove(old).await?;
                     }
                     self.create(n).await.map(|_| ())
@@ -210,7 +210,7 @@ impl Backend for DockerBackend {
                     self.api.attach(a, &self.id_of(&a.key.network)).await
                 }
                 (Action::Update | Action::Replace, DockerRes::Attachment(a)) => {
-                    let old = c.current.as_ref().and_then(Resource::as_attachment);
+                    let old = c.current.as_deref().and_then(Resource::as_attachment);
                     self.reconnect(a, old).await
                 }
                 (Action::Delete, DockerRes::Attachment(a)) => {

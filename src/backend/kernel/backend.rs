@@ -127,7 +127,7 @@ impl Backend for KernelBackend {
                     k.create_link(d, mark, idx).await
                 }
                 (Action::Update, KernelRes::Link(d)) => {
-                    let cur = c.current.as_ref().and_then(Resource::as_link);
+                    let cur = c.current.as_deref().and_then(Resource::as_link);
                     k.update_link(d, cur, mark, idx).await.map(|_| vec![])
                 }
                 // Batched in `apply_stage`; one alone goes the same way.
@@ -173,7 +173,7 @@ impl Backend for KernelBackend {
             let doomed: Vec<String> = stage
                 .iter()
                 .filter(|c| matches!(c.action, Action::Delete | Action::Replace))
-                .filter_map(|c| Some(c.current.as_ref()?.as_link()?.end.name.clone()))
+                .filter_map(|c| Some(c.current.as_deref()?.as_link()?.end.name.clone()))
                 .collect();
             if !doomed.is_empty() {
                 if let Err(e) = k.delete_links(&doomed, cx.idx, &self.groups).await {
@@ -181,12 +181,14 @@ impl Backend for KernelBackend {
                     return vec![(step, Err(e))];
                 }
                 let deleted = stage.iter().filter(|c| {
-                    c.action == Action::Delete && matches!(c.current, Some(Resource::Link(_)))
+                    c.action == Action::Delete
+                        && matches!(c.current.as_deref(), Some(Resource::Link(_)))
                 });
                 out.extend(deleted.map(|c| (c.step_name(), Ok(vec![]))));
             }
             let batched = |c: &Change| {
-                c.action == Action::Delete && matches!(c.current, Some(Resource::Link(_)))
+                c.action == Action::Delete
+                    && matches!(c.current.as_deref(), Some(Resource::Link(_)))
             };
             let present = match still_present(k, &stage).await {
                 Ok(p) => p,
@@ -308,7 +310,7 @@ fn is_netns(c: &Change) -> bool {
 /// A route re-applied without changes (the kernel may have dropped it).
 fn reapplied(c: &Change) -> Option<&RouteRes> {
     c.desired
-        .as_ref()
+        .as_deref()
         .and_then(Resource::as_route)
         .filter(|_| c.is_reapply())
 }

@@ -7,6 +7,7 @@ mod dump;
 pub mod events;
 mod observe;
 mod ops;
+pub mod prefetch;
 mod wiring;
 
 pub use backend::{IN_FLIGHT, KernelBackend, foreign_in_netns};

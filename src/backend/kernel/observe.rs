@@ -22,11 +22,14 @@ impl Kernel {
         let mut tables = tables.clone();
         tables.extend(ledger.routes.iter().map(|k| k.table));
         let dumper = self.dumper.clone();
+        let fd = self.fd.clone();
         let t = std::time::Instant::now();
         let (links, addrs, routes) = tokio::task::spawn_blocking(move || {
             let mut d = dumper.lock().expect("dump socket lock");
-            let links = d.links()?;
-            let addrs = d.addresses()?;
+            let (links, addrs) = match super::prefetch::take(fd.as_deref()) {
+                Some(dumped) => dumped,
+                None => (d.links()?, d.addresses()?),
+            };
             let mut routes = vec![];
             for table in tables {
                 for family in [Family::Ipv4, Family::Ipv6] {

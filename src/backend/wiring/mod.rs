@@ -248,7 +248,7 @@ impl Backend for WiringBackend {
                     };
                     kernel.replace_route(&route, &idx).await?;
                     // A metric is part of a route's identity: the old one goes.
-                    if let Some(Resource::ContainerRoute(cur)) = &c.current
+                    if let Some(Resource::ContainerRoute(cur)) = c.current.as_deref()
                         && cur.metric() != r.metric()
                     {
                         kernel.delete_route(&cur.as_route()).await?;
@@ -261,7 +261,7 @@ impl Backend for WiringBackend {
                     None => Ok(()),
                 },
                 (_, WiringRes::Loopback(l)) => {
-                    let mine = match &c.current {
+                    let mine = match c.current.as_deref() {
                         Some(Resource::Loopback(cur)) => cur.addresses.clone(),
                         _ => BTreeSet::new(),
                     };

@@ -48,7 +48,10 @@ impl Kind for AnnounceRes {
 
 /// Local paths no `announce` lists.
 pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
-    if !cx.keys.contains(&ResourceKey::Bgp(super::BgpKey::Speaker)) {
+    if !cx
+        .keys
+        .contains_key(&ResourceKey::Bgp(super::BgpKey::Speaker))
+    {
         return;
     }
     let Some(b) = super::live(cx) else {
@@ -56,7 +59,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     };
     for p in &b.local {
         let r = AnnounceRes { prefix: *p };
-        if !cx.keys.contains(&r.key()) {
+        if !cx.keys.contains_key(&r.key()) {
             out.delete(Resource::Bgp(BgpRes::Announce(r)));
         }
     }

@@ -229,7 +229,10 @@ pub fn human(secs: i64) -> String {
 /// Peers in gobgpd at addresses no desired peer has.
 pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     // Without the speaker, or with one made again, there is nothing to prune.
-    if !cx.keys.contains(&ResourceKey::Bgp(super::BgpKey::Speaker)) {
+    if !cx
+        .keys
+        .contains_key(&ResourceKey::Bgp(super::BgpKey::Speaker))
+    {
         return;
     }
     let Some(b) = super::live(cx) else {

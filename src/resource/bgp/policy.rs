@@ -312,7 +312,10 @@ impl Kind for PolicyRes {
 
 /// Compiled policies in gobgpd of a policy the files no longer declare.
 pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
-    if !cx.keys.contains(&ResourceKey::Bgp(super::BgpKey::Speaker)) {
+    if !cx
+        .keys
+        .contains_key(&ResourceKey::Bgp(super::BgpKey::Speaker))
+    {
         return;
     }
     let Some(b) = super::live(cx) else {
@@ -324,9 +327,10 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
         .chain(&b.export)
         .filter_map(|g| parse_instance(&g.name).map(|(_, _, n)| n))
         .filter(|n| {
-            !cx.keys.contains(&ResourceKey::Bgp(super::BgpKey::Policy {
-                name: n.to_string(),
-            }))
+            !cx.keys
+                .contains_key(&ResourceKey::Bgp(super::BgpKey::Policy {
+                    name: n.to_string(),
+                }))
         })
         .collect();
     gone.sort();

@@ -156,7 +156,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     for table in tables {
         if cx
             .keys
-            .contains(&ResourceKey::Bgp(super::BgpKey::Routes { table }))
+            .contains_key(&ResourceKey::Bgp(super::BgpKey::Routes { table }))
         {
             continue;
         }
