@@ -95,6 +95,26 @@ fn networks_and_attachments_are_created_changed_live_and_removed() {
     assert_eq!(web.started_at(), started, "the container was not restarted");
     assert_eq!(web.inspect()["State"]["Running"], true);
 
+    // Reconnected by hand without "api", the process unchanged: drift
+    // (what netloom kept of its last inspect must not stand for it).
+    assert_eq!(nl(&["plan", "--detailed-exitcode"], &[&f]).code, 0);
+    must(&format!(
+        "docker network disconnect {} {}",
+        l.front, web.name
+    ));
+    must(&format!(
+        "docker network connect --ip {} --alias www {} {}",
+        l.net(20),
+        l.front,
+        web.name
+    ));
+    let plan = nl(&["plan", "--detailed-exitcode"], &[&f]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(plan.stdout.contains("api"), "{plan:?}");
+    assert_eq!(nl(&["apply"], &[&f]).code, 0);
+    let ep = web.endpoint(&l.front);
+    assert!(ep["Aliases"].to_string().contains("\"api\""), "{ep}");
+
     // Remove the attachment: disconnected; the network stays.
     std::fs::write(
         &f,

@@ -186,7 +186,7 @@ pub(super) async fn examine(topo: Option<&Topology>, opts: &Options, out: &mut V
     if cfg.ip6tables.is_none() && major.is_some_and(|m| m >= 27) {
         cfg.ip6tables = Some(true);
     }
-    let live = match api.observe(&BTreeSet::new()).await {
+    let live = match api.observe(&BTreeSet::new(), None).await {
         Ok(o) => o.networks,
         Err(e) => {
             out.push(Finding::error(

@@ -61,15 +61,15 @@ fn needed(t: &Topology) -> BTreeSet<&'static str> {
 pub async fn probe_kind(kind: &str) -> Result<(), String> {
     let fd = crate::netns::scratch().map_err(|e| format!("cannot make a scratch netns: {e}"))?;
     let k = Kernel::connect_fd(Some(&fd)).map_err(|e| e.to_string())?;
+    let handle = k.handle().map_err(|e| e.to_string())?;
     let add = |msg| {
-        let h = k.handle.clone();
+        let h = handle.clone();
         async move { h.link().add(msg).execute().await.map_err(|e| e.to_string()) }
     };
     // A veth end as the parent: veth is always there (dummy is not).
     let parent = || async {
         add(LinkVeth::new("nlprobe0", "nlprobe9").build()).await?;
-        let mut links = k
-            .handle
+        let mut links = handle
             .link()
             .get()
             .match_name("nlprobe0".to_string())

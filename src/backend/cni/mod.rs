@@ -184,7 +184,7 @@ impl CniBackend {
         let msg = rtnetlink::LinkUnspec::new_with_name(bridge)
             .address(mac.to_vec())
             .build();
-        k.handle
+        k.handle()?
             .link()
             .set(msg)
             .execute()

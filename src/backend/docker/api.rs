@@ -74,7 +74,13 @@ impl DockerApi {
     }
 
     /// All networks, all containers, and the aliases of the containers named.
-    pub async fn observe(&self, declared: &BTreeSet<String>) -> Result<DockerObs> {
+    /// With `cache`, what inspect said of running containers is kept there
+    /// and stands while their process and endpoints do (`inspected`).
+    pub async fn observe(
+        &self,
+        declared: &BTreeSet<String>,
+        cache: Option<&std::path::Path>,
+    ) -> Result<DockerObs> {
         let opts = ListContainersOptionsBuilder::default().all(true).build();
         // Both lists at once: each is a round trip to dockerd.
         let (nets, summaries) = tokio::join!(
@@ -84,6 +90,8 @@ impl DockerApi {
         let nets = nets.map_err(|e| docker_error("list", "networks", e))?;
         let summaries = summaries.map_err(|e| docker_error("list", "containers", e))?;
         let networks = nets.into_iter().map(network_obs).collect();
+        // Network → endpoint id per container, as listed.
+        let mut endpoint_ids: Vec<BTreeMap<String, String>> = vec![];
         let mut containers: Vec<ContainerObs> = summaries
             .into_iter()
             .filter_map(|c| {
@@ -93,10 +101,17 @@ impl DockerApi {
                     .first()?
                     .trim_start_matches('/')
                     .to_string();
-                let endpoints = c
+                let listed = c
                     .network_settings
                     .and_then(|s| s.networks)
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                endpoint_ids.push(
+                    listed
+                        .iter()
+                        .map(|(n, ep)| (n.clone(), ep.endpoint_id.clone().unwrap_or_default()))
+                        .collect(),
+                );
+                let endpoints = listed
                     .into_iter()
                     .map(|(n, ep)| (n, endpoint_obs(ep, "")))
                     .collect();
@@ -117,13 +132,27 @@ impl DockerApi {
                 })
             })
             .collect();
-        // Aliases and pids are only in inspect output: inspect the declared containers.
-        let wanted: Vec<(usize, String)> = containers
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| declared.contains(&c.name))
-            .map(|(i, c)| (i, c.id.clone()))
-            .collect();
+        // Aliases and pids are only in inspect output: inspect the declared
+        // containers (but those whose last inspect still stands).
+        let mut kept = cache.map(super::inspected::Inspected::read);
+        let mut wanted: Vec<(usize, String)> = vec![];
+        for (i, c) in containers.iter_mut().enumerate() {
+            if !declared.contains(&c.name) {
+                continue;
+            }
+            let hit = kept
+                .as_ref()
+                .filter(|_| c.running())
+                .and_then(|k| k.get(&c.id, &endpoint_ids[i]));
+            match hit {
+                Some(e) => {
+                    c.pid = e.pid;
+                    c.sandbox = e.sandbox.clone();
+                    c.endpoints.extend(e.endpoints.clone());
+                }
+                None => wanted.push((i, c.id.clone())),
+            }
+        }
         type Inspected = (u32, Option<String>, HashMap<String, EndpointSettings>);
         let inspected: Vec<(usize, Result<Inspected>)> = futures::stream::iter(wanted)
             .map(|(i, id)| async move {
@@ -146,16 +175,27 @@ impl DockerApi {
         for (i, r) in inspected {
             match r {
                 Ok((pid, sandbox, nets)) => {
-                    containers[i].pid = pid;
-                    containers[i].sandbox = sandbox;
-                    let short: String = containers[i].id.chars().take(12).collect();
-                    for (n, ep) in nets {
-                        containers[i].endpoints.insert(n, endpoint_obs(ep, &short));
+                    let c = &mut containers[i];
+                    c.pid = pid;
+                    c.sandbox = sandbox;
+                    let short: String = c.id.chars().take(12).collect();
+                    let inspected: BTreeMap<String, EndpointObs> = nets
+                        .into_iter()
+                        .map(|(n, ep)| (n, endpoint_obs(ep, &short)))
+                        .collect();
+                    if let Some(k) = kept.as_mut().filter(|_| c.running()) {
+                        let ids = std::mem::take(&mut endpoint_ids[i]);
+                        k.put(&c.id, pid, c.sandbox.clone(), ids, inspected.clone());
                     }
+                    c.endpoints.extend(inspected);
                 }
                 // Gone between list and inspect: the next observation sees it.
                 Err(e) => tracing::debug!("{e}"),
             }
+        }
+        if let (Some(mut k), Some(path)) = (kept, cache) {
+            k.retain(&containers.iter().map(|c| c.id.as_str()).collect());
+            k.write(path);
         }
         // Only a running container has endpoints; a stopped one keeps its config.
         for c in containers.iter_mut().filter(|c| !c.running()) {

@@ -9,6 +9,7 @@
 
 mod api;
 mod events;
+mod inspected;
 
 pub use api::DockerApi;
 
@@ -149,7 +150,8 @@ impl Backend for DockerBackend {
             let mut declared: BTreeSet<String> = topo.containers.keys().cloned().collect();
             declared.extend(into.ledger.wired.iter().cloned());
             declared.extend(into.ledger.cni.iter().map(|e| e.container.clone()));
-            let mut obs = self.api.observe(&declared).await?;
+            let cache = inspected::path(&topo.name);
+            let mut obs = self.api.observe(&declared, Some(&cache)).await?;
             if topo.networks.values().any(|n| !n.external) {
                 // Subnets must not collide with the host's own routes.
                 let host = crate::backend::kernel::Kernel::connect(None)

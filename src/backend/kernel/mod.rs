@@ -28,21 +28,35 @@ use std::sync::{Arc, Mutex};
 /// What a `Kernel` is made of, opened on a thread inside its netns (a
 /// socket stays in the netns it was created in).
 struct Sockets {
-    conn: rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>,
-    handle: Handle,
+    /// The rtnetlink connection: made later, on first use, when only
+    /// dumps were asked for (observing 200 containers' netns).
+    conn: Option<(Conn, Handle)>,
     dumper: DumpSocket,
 }
 
+type Conn = rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>;
+
 impl Sockets {
     fn open(rt: &tokio::runtime::Handle) -> std::io::Result<Sockets> {
-        let _guard = rt.enter();
-        let (conn, handle, _) = rtnetlink::new_connection()?;
         Ok(Sockets {
-            conn,
-            handle,
+            conn: Some(connection(rt)?),
             dumper: DumpSocket::new()?,
         })
     }
+
+    fn dumper_only() -> std::io::Result<Sockets> {
+        Ok(Sockets {
+            conn: None,
+            dumper: DumpSocket::new()?,
+        })
+    }
+}
+
+/// An rtnetlink connection in the calling thread's netns.
+fn connection(rt: &tokio::runtime::Handle) -> std::io::Result<(Conn, Handle)> {
+    let _guard = rt.enter();
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    Ok((conn, handle))
 }
 
 /// netloom's local routes (the services' VIPs) in the netns of the
@@ -58,7 +72,8 @@ pub fn local_vips_here() -> std::io::Result<Vec<std::net::IpAddr>> {
 /// A netlink connection into the topology's netns.
 #[derive(Clone)]
 pub struct Kernel {
-    pub handle: Handle,
+    /// Made on first use when the connection was opened for dumps only.
+    handle: Arc<std::sync::OnceLock<Handle>>,
     /// A plain socket in the same netns for lean dumps (see `dump`).
     dumper: Arc<Mutex<DumpSocket>>,
     /// The netns file, for work that must run inside it (sysctls).
@@ -66,6 +81,19 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// The rtnetlink connection, opened inside the netns on first use.
+    pub fn handle(&self) -> Result<Handle> {
+        if let Some(h) = self.handle.get() {
+            return Ok(h.clone());
+        }
+        let rt = tokio::runtime::Handle::current();
+        let (conn, h) = netns::run_in(self.fd.as_deref(), || connection(&rt))
+            .and_then(|r| r)
+            .map_err(|e| Error::io("open a netlink socket", e))?;
+        tokio::spawn(conn);
+        Ok(self.handle.get_or_init(|| h).clone())
+    }
+
     /// Connects inside the named netns (or the host's). `Ok(None)` when the
     /// named netns does not exist.
     pub async fn connect(netns: Option<&str>) -> Result<Option<Kernel>> {
@@ -89,12 +117,13 @@ impl Kernel {
         sockets: std::io::Result<Sockets>,
         fd: Option<&std::fs::File>,
     ) -> Result<Kernel> {
-        let Sockets {
-            conn,
-            handle,
-            dumper,
-        } = sockets.map_err(|e| Error::io("open a netlink socket", e))?;
-        tokio::spawn(conn);
+        let Sockets { conn, dumper } =
+            sockets.map_err(|e| Error::io("open a netlink socket", e))?;
+        let handle = Arc::new(std::sync::OnceLock::new());
+        if let Some((conn, h)) = conn {
+            tokio::spawn(conn);
+            let _ = handle.set(h);
+        }
         Ok(Kernel {
             handle,
             dumper: Arc::new(Mutex::new(dumper)),
@@ -196,8 +225,9 @@ impl ContainerNet {
             })
             .collect();
         let open: Vec<&std::fs::File> = files.iter().filter_map(|f| f.as_ref().ok()).collect();
-        let rt = tokio::runtime::Handle::current();
-        let mut sockets = match netns::run_in_each(&open, || Sockets::open(&rt)) {
+        // Dump sockets only: observing needs no more, and the rtnetlink
+        // connection of each is made when something is changed there.
+        let mut sockets = match netns::run_in_each(&open, Sockets::dumper_only) {
             Ok(s) => s.into_iter(),
             Err(e) => {
                 let msg = e.to_string();

@@ -154,7 +154,7 @@ impl Kernel {
     }
 
     async fn dump_rules(&self, v: IpVersion) -> Result<Vec<RuleMessage>> {
-        self.handle
+        self.handle()?
             .rule()
             .get(v)
             .execute()

@@ -60,7 +60,10 @@ impl Kernel {
     ) -> std::result::Result<Vec<RouteNetlinkMessage>, rtnetlink::Error> {
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        let mut responses = self.handle.clone().request(req)?;
+        let mut h = self
+            .handle()
+            .map_err(|e| rtnetlink::Error::NamespaceError(e.to_string()))?;
+        let mut responses = h.request(req)?;
         let mut out = vec![];
         while let Some(m) = responses.next().await {
             match m.payload {
@@ -202,7 +205,7 @@ impl Kernel {
         addrs: &std::collections::BTreeSet<IpNet>,
     ) -> Result<()> {
         for a in addrs {
-            self.handle
+            self.handle()?
                 .address()
                 .add(index, a.addr(), a.prefix_len())
                 .replace()
@@ -269,7 +272,7 @@ impl Kernel {
             msg.attributes.push(AddressAttribute::Local(a.addr()));
         }
         msg.attributes.push(AddressAttribute::Address(a.addr()));
-        match self.handle.address().del(msg).execute().await {
+        match self.handle()?.address().del(msg).execute().await {
             Err(e) if crate::error::errno(&e) == Some(EADDRNOTAVAIL) => Ok(()),
             r => r.map_err(|e| Error::kernel("remove address", format!("{a} from {name}"), e)),
         }
@@ -289,7 +292,7 @@ impl Kernel {
             .collect();
         if present.len() == 1 {
             let (name, i) = present[0];
-            return match self.handle.link().del(i).execute().await {
+            return match self.handle()?.link().del(i).execute().await {
                 Err(e) if crate::error::errno(&e) == Some(ENODEV) => Ok(()),
                 r => r.map_err(|e| Error::kernel("delete", format!("link {name}"), e)),
             };

@@ -236,7 +236,7 @@ impl Kernel {
         }
         for a in want.difference(&have) {
             let mut req = self
-                .handle
+                .handle()?
                 .address()
                 .add(link.index, a.addr(), a.prefix_len())
                 .replace();
@@ -275,7 +275,7 @@ impl Kernel {
             self.sysctl("ipv6/conf/lo/disable_ipv6", "0").await?;
         }
         for a in want.difference(&have) {
-            self.handle
+            self.handle()?
                 .address()
                 .add(lo.index, a.addr(), a.prefix_len())
                 .replace()
@@ -293,7 +293,7 @@ impl Kernel {
     /// gone counts as done.
     async fn del_address_here(&self, index: u32, a: &IpNet, object: &str) -> Result<()> {
         let mut req = self
-            .handle
+            .handle()?
             .address()
             .get()
             .set_link_index_filter(index)
@@ -307,7 +307,7 @@ impl Kernel {
             if m.header.prefix_len == a.prefix_len()
                 && m.attributes.iter().any(|x| matches!(x, rtnetlink::packet_route::address::AddressAttribute::Address(ip) if *ip == a.addr()))
             {
-                match self.handle.address().del(m).execute().await {
+                match self.handle()?.address().del(m).execute().await {
                     Err(e) if crate::error::errno(&e) == Some(EADDRNOTAVAIL) => {}
                     r => r.map_err(|e| Error::kernel("remove address", format!("{a} from {object}"), e))?,
                 }
