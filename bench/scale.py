@@ -40,14 +40,19 @@ def fresh_plan(n, runs, tmp, pid, env):
     topo = os.path.join(tmp, f"fresh{n}.toml")
     save(topo, topology(n, f"fresh{pid}n{n}", f"nls{pid}none{n}"))
     penv = dict(env, RUST_LOG="netloom=debug")
-    out = {"fresh_plan": [], "fresh_load": [], "fresh_diff": []}
+    out = {"fresh_plan": [], "fresh_load": [], "fresh_diff": [], "fresh_rss": []}
     for _ in range(runs):
         t0 = time.perf_counter()
-        p = subprocess.run([NETLOOM, "plan", topo], env=penv, capture_output=True, text=True)
+        p = subprocess.Popen([NETLOOM, "plan", topo], env=penv, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        err = p.stderr.read()
+        _, status, ru = os.wait4(p.pid, 0)
         out["fresh_plan"].append(time.perf_counter() - t0)
-        if p.returncode != 0:
-            sys.exit(f"plan of N={n} new objects failed: {p.stderr[-2000:]}")
-        ph = phases(p.stderr)
+        # Every object is a change here: the plan's own peak, at any N.
+        out["fresh_rss"].append(ru.ru_maxrss)
+        if status != 0:
+            sys.exit(f"plan of N={n} new objects failed: {err[-2000:]}")
+        ph = phases(err)
         out["fresh_load"].append(ph["loaded"] / 1000)
         out["fresh_diff"].append(ph["planned"] / 1000)
     return out
@@ -72,7 +77,9 @@ def one(n, runs, tmp, pid, kernel_max, delete_max):
             t, m = timed([NETLOOM, "validate", topo], env)
             r["validate"].append(t)
             rss.append(m)
-        r.update(fresh_plan(n, runs, tmp, pid, env))
+        fresh = fresh_plan(n, runs, tmp, pid, env)
+        rss.extend(fresh.pop("fresh_rss"))
+        r.update(fresh)
         if n > kernel_max:
             med = {k: statistics.median(v) for k, v in r.items() if v}
             med["rss_kib"] = max(rss)

@@ -84,6 +84,21 @@ impl Summary {
 impl Plan {
     /// Orders a diff: deletions first (rules, routes, veths, bridges), then
     /// creations, updates and replacements level by level of the graph.
+    /// The same plan with no changes (for plans made of some of them).
+    pub fn without_changes(&self) -> Plan {
+        Plan {
+            format_version: self.format_version,
+            netloom_version: self.netloom_version,
+            input_digest: self.input_digest.clone(),
+            topology: self.topology.clone(),
+            netns: self.netns.clone(),
+            changes: vec![],
+            conflicts: self.conflicts.clone(),
+            pending: self.pending.clone(),
+            summary: self.summary.clone(),
+        }
+    }
+
     pub fn new(topology: &str, netns: Option<String>, graph: &DesiredGraph, diff: Diff) -> Plan {
         // Sort positions, not changes: a change is large and moved once,
         // into its stage (at 10,000 objects, copies of the list were the

@@ -71,7 +71,7 @@ impl Kernel {
         Ok(out)
     }
 
-    /// Every route of every type and table in this netns (observe reads
+    /// Every route someone made, of every type and table, in this netns (observe reads
     /// only the tables a topology uses, and unicast routes only).
     pub async fn all_routes(&self) -> Result<Vec<crate::observed::RouteObs>> {
         let dumper = self.dumper.clone();
