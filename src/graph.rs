@@ -41,6 +41,10 @@ impl DesiredGraph {
         self.index.get(key).map(|i| &self.graph[*i].resource)
     }
 
+    pub fn contains(&self, key: &ResourceKey) -> bool {
+        self.index.contains_key(key)
+    }
+
     /// The topological depth of a desired object.
     pub fn level(&self, key: &ResourceKey) -> Option<usize> {
         self.index.get(key).map(|i| self.graph[*i].level)

@@ -190,7 +190,6 @@ pub fn diff_within(
         topology,
         desired,
         observed,
-        keys: &desired.index,
     };
     for (_, r) in &resources {
         if only.is_some_and(|o| !o.contains(&r.backend())) {

@@ -150,7 +150,7 @@ impl Ledger {
 
     pub fn remove(topology: &str) -> io::Result<()> {
         // What the Docker backend kept of its last inspects goes with it.
-        let _ = std::fs::remove_file(run_dir().join(format!("{topology}.docker-inspect.json")));
+        let _ = std::fs::remove_file(crate::backend::docker::inspect_cache_path(topology));
         match std::fs::remove_file(path(&run_dir(), topology)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),

@@ -230,7 +230,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     };
     let ledger = &cx.observed.ledger;
     for k in &ledger.attachments {
-        if cx.keys.contains_key(&ResourceKey::Attachment(k.clone())) {
+        if cx.desired.contains(&ResourceKey::Attachment(k.clone())) {
             continue;
         }
         let Some(c) = docker.container(&k.container) else {

@@ -296,7 +296,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
             container: o.entry.container.clone(),
             ifname: o.entry.ifname.clone(),
         };
-        if !cx.keys.contains_key(&key) {
+        if !cx.desired.contains(&key) {
             out.delete(Resource::Cni(CniRes::recorded(o)));
         }
     }

@@ -120,7 +120,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
         let Some(ours) = cx.observed.ledger.loopback.get(c) else {
             continue;
         };
-        if cx.keys.contains_key(&ResourceKey::Loopback {
+        if cx.desired.contains(&ResourceKey::Loopback {
             container: c.clone(),
         }) {
             continue;

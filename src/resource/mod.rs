@@ -249,8 +249,6 @@ pub struct DiffCx<'a> {
     pub topology: &'a str,
     pub desired: &'a DesiredGraph,
     pub observed: &'a Observed,
-    /// Every desired key.
-    pub keys: &'a std::collections::HashMap<ResourceKey, petgraph::graph::NodeIndex>,
 }
 
 /// The behaviour of one kind of resource.

@@ -476,7 +476,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
         let key = ResourceKey::Network {
             name: n.net.name.clone(),
         };
-        if owner(n, cx) == Some(cx.topology) && !cx.keys.contains_key(&key) {
+        if owner(n, cx) == Some(cx.topology) && !cx.desired.contains(&key) {
             out.delete(Resource::Network(n.net.clone()));
         }
     }
@@ -500,7 +500,7 @@ pub(super) fn endpoint_notes(cx: &DiffCx, out: &mut Diff) {
             if deleting {
                 detached.contains(k)
             } else {
-                cx.keys.contains_key(&ResourceKey::Attachment(k.clone()))
+                cx.desired.contains(&ResourceKey::Attachment(k.clone()))
             }
         };
         let others: Vec<&str> = docker

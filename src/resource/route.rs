@@ -214,8 +214,8 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
         if o.protocol == NETLOOM_PROTO
             && cx.observed.ledger.routes.contains(&o.route.key)
             && !cx
-                .keys
-                .contains_key(&ResourceKey::Route(o.route.key.clone()))
+                .desired
+                .contains(&ResourceKey::Route(o.route.key.clone()))
         {
             out.delete(Resource::Route(o.route.clone()));
         }

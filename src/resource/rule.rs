@@ -126,7 +126,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     for o in &cx.observed.rules {
         if o.protocol == NETLOOM_PROTO
             && cx.observed.ledger.rules.contains(&o.key)
-            && !cx.keys.contains_key(&ResourceKey::Rule(o.key.clone()))
+            && !cx.desired.contains(&ResourceKey::Rule(o.key.clone()))
         {
             out.delete(Resource::Rule(o.key.clone()));
         }

@@ -326,7 +326,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     for t in &cx.observed.nft {
         for name in t.services() {
             let key = ResourceKey::Service { name: name.clone() };
-            if cx.keys.contains_key(&key) {
+            if cx.desired.contains(&key) {
                 continue;
             }
             out.delete(Resource::Service(ServiceRes::recorded(name, t.host)));

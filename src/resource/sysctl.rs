@@ -205,7 +205,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
                 container: container.cloned(),
                 key: key.clone(),
             };
-            if !cx.keys.contains_key(&k) {
+            if !cx.desired.contains(&k) {
                 out.delete(Resource::Sysctl(SysctlRes {
                     container: container.cloned(),
                     key: key.clone(),

@@ -36,12 +36,9 @@ fn hint_in(text: &str) -> Option<Option<String>> {
 mod tests {
     use super::*;
 
-    fn hint(text: &str) -> Option<Option<String>> {
-        hint_in(text)
-    }
-
     #[test]
     fn reads_the_topology_table_only() {
+        let hint = hint_in;
         let t =
             "# lab\n[topology]\nname = \"a\"\nnetns = \"lab1\"\n\n[bridge.br0]\nnetns = \"no\"\n";
         assert_eq!(hint(t), Some(Some("lab1".into())));

@@ -90,48 +90,47 @@ impl DockerApi {
         let nets = nets.map_err(|e| docker_error("list", "networks", e))?;
         let summaries = summaries.map_err(|e| docker_error("list", "containers", e))?;
         let networks = nets.into_iter().map(network_obs).collect();
-        // Network → endpoint id per container, as listed.
-        let mut endpoint_ids: Vec<BTreeMap<String, String>> = vec![];
-        let mut containers: Vec<ContainerObs> = summaries
-            .into_iter()
-            .filter_map(|c| {
-                let name = c
-                    .names
-                    .as_ref()?
-                    .first()?
-                    .trim_start_matches('/')
-                    .to_string();
-                let listed = c
-                    .network_settings
-                    .and_then(|s| s.networks)
-                    .unwrap_or_default();
-                endpoint_ids.push(
-                    listed
+        // Each container with its network → endpoint id, as listed.
+        let (mut containers, mut endpoint_ids): (Vec<ContainerObs>, Vec<BTreeMap<String, String>>) =
+            summaries
+                .into_iter()
+                .filter_map(|c| {
+                    let name = c
+                        .names
+                        .as_ref()?
+                        .first()?
+                        .trim_start_matches('/')
+                        .to_string();
+                    let listed = c
+                        .network_settings
+                        .and_then(|s| s.networks)
+                        .unwrap_or_default();
+                    let ids = listed
                         .iter()
                         .map(|(n, ep)| (n.clone(), ep.endpoint_id.clone().unwrap_or_default()))
-                        .collect(),
-                );
-                let endpoints = listed
-                    .into_iter()
-                    .map(|(n, ep)| (n, endpoint_obs(ep, "")))
-                    .collect();
-                Some(ContainerObs {
-                    network_mode: c
-                        .host_config
-                        .and_then(|h| h.network_mode)
-                        .unwrap_or_default()
-                        .into(),
-                    id: c.id.unwrap_or_default(),
-                    name,
-                    state: c.state.map(|s| s.to_string()).unwrap_or_default().into(),
-                    pid: 0,
-                    sandbox: None,
-                    endpoints,
-                    health: c.status.as_deref().and_then(Health::from_status),
-                    labels: c.labels.unwrap_or_default().into_iter().collect(),
+                        .collect();
+                    let endpoints = listed
+                        .into_iter()
+                        .map(|(n, ep)| (n, endpoint_obs(ep, "")))
+                        .collect();
+                    let obs = ContainerObs {
+                        network_mode: c
+                            .host_config
+                            .and_then(|h| h.network_mode)
+                            .unwrap_or_default()
+                            .into(),
+                        id: c.id.unwrap_or_default(),
+                        name,
+                        state: c.state.map(|s| s.to_string()).unwrap_or_default().into(),
+                        pid: 0,
+                        sandbox: None,
+                        endpoints,
+                        health: c.status.as_deref().and_then(Health::from_status),
+                        labels: c.labels.unwrap_or_default().into_iter().collect(),
+                    };
+                    Some((obs, ids))
                 })
-            })
-            .collect();
+                .unzip();
         // Aliases and pids are only in inspect output: inspect the declared
         // containers (but those whose last inspect still stands).
         let mut kept = cache.map(super::inspected::Inspected::read);

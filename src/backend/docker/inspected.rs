@@ -103,20 +103,16 @@ impl Inspected {
         self.changed |= self.containers.len() != before;
     }
 
-    /// Written whole, then renamed, if anything changed: a reader never
-    /// sees half of it. A run that cannot write it only inspects again
+    /// Written if anything changed, atomically and readable by root only
+    /// as the ledger is. A run that cannot write it only inspects again
     /// next time.
     pub fn write(mut self, path: &Path) {
         if !self.changed {
             return;
         }
         self.version = env!("CARGO_PKG_VERSION").to_string();
-        let Ok(json) = serde_json::to_vec(&self) else {
-            return;
-        };
-        let tmp = path.with_extension(format!("json.{}", std::process::id()));
-        if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        if let Ok(json) = serde_json::to_vec(&self) {
+            let _ = crate::ownership::ledger::write_private(path, &json);
         }
     }
 }

@@ -10,6 +10,7 @@
 mod api;
 mod events;
 mod inspected;
+pub use inspected::path as inspect_cache_path;
 
 pub use api::DockerApi;
 

@@ -341,20 +341,19 @@ async fn still_present(
 /// addresses): what deleting the whole netns would destroy for someone else.
 pub fn foreign_in_netns(routes: &[RouteObs], observed: &Observed) -> Vec<String> {
     const KERNEL: u8 = 2;
-    const RA: u8 = 9;
     let ledger = &observed.ledger;
+    // `routes` are `Kernel::all_routes`: the kernel's own are not in them.
     let routes = routes
         .iter()
         .filter(|r| {
-            r.protocol != KERNEL
-                && r.protocol != RA
-                && !(r.protocol == NETLOOM_PROTO && ledger.routes.contains(&r.route.key))
-                && !(r.protocol == crate::ownership::NETLOOM_BGP_PROTO && ledger.bgp.is_some())
+            let ours = (r.protocol == NETLOOM_PROTO && ledger.routes.contains(&r.route.key))
+                || (r.protocol == crate::ownership::NETLOOM_BGP_PROTO && ledger.bgp.is_some())
                 // A service VIP's local route (only netloom's services make
                 // protocol-78 routes in table local).
-                && !(r.protocol == NETLOOM_PROTO
+                || (r.protocol == NETLOOM_PROTO
                     && r.route.key.table == 255
-                    && ledger.nft.contains("netns"))
+                    && ledger.nft.contains("netns"));
+            !ours
         })
         .map(|r| format!("route {}", r.route.key));
     let rules = observed

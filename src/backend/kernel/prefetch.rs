@@ -65,16 +65,55 @@ pub fn start(netns: Option<&str>) {
 /// caller's) and succeeded; waits for them to finish.
 pub(super) fn take(fd: Option<&File>) -> Option<Dumps> {
     let started = SLOT.lock().expect("prefetch lock").take()?;
-    let dumped = started.thread.join().ok()?.ok()?;
     let same = match fd {
         Some(f) => started.id.is_some() && id_of(f) == started.id,
         None => started.id.is_none(),
     };
-    same.then_some(dumped)
+    // Another netns's dump is not waited for: its thread ends on its own.
+    same.then(|| started.thread.join().ok()?.ok()).flatten()
 }
 
 /// Drops a prefetch no observation took: after the plan's observation, a
 /// dump from before the files loaded must never stand for the netns.
 pub fn discard() {
     SLOT.lock().expect("prefetch lock").take();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against the real kernel: a dump stands only for the namespace it
+    /// was made in, once.
+    #[test]
+    fn a_dump_is_taken_only_for_its_own_netns_once() {
+        let tag = std::process::id();
+        let (a, b) = (format!("nlpf{tag}a"), format!("nlpf{tag}b"));
+        crate::netns::create(&a).expect("netns a");
+        crate::netns::create(&b).expect("netns b");
+        let (fa, fb) = (
+            crate::netns::open(&a).unwrap(),
+            crate::netns::open(&b).unwrap(),
+        );
+
+        start(Some(&a));
+        let other = take(Some(&fb));
+        start(Some(&a));
+        let own = take(Some(&fa));
+        let again = take(Some(&fa));
+        start(Some(&a));
+        discard();
+        let discarded = take(Some(&fa));
+        let _ = crate::netns::delete(&a);
+        let _ = crate::netns::delete(&b);
+
+        assert!(other.is_none(), "a dump of another netns was used");
+        let (links, _) = own.expect("the dump of its own netns");
+        assert_eq!(
+            links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+            ["lo"]
+        );
+        assert!(again.is_none(), "a dump was taken twice");
+        assert!(discarded.is_none(), "a discarded dump was used");
+    }
 }

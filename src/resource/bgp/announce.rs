@@ -49,8 +49,8 @@ impl Kind for AnnounceRes {
 /// Local paths no `announce` lists.
 pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     if !cx
-        .keys
-        .contains_key(&ResourceKey::Bgp(super::BgpKey::Speaker))
+        .desired
+        .contains(&ResourceKey::Bgp(super::BgpKey::Speaker))
     {
         return;
     }
@@ -59,7 +59,7 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     };
     for p in &b.local {
         let r = AnnounceRes { prefix: *p };
-        if !cx.keys.contains_key(&r.key()) {
+        if !cx.desired.contains(&r.key()) {
             out.delete(Resource::Bgp(BgpRes::Announce(r)));
         }
     }

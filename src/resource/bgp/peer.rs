@@ -230,8 +230,8 @@ pub fn human(secs: i64) -> String {
 pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     // Without the speaker, or with one made again, there is nothing to prune.
     if !cx
-        .keys
-        .contains_key(&ResourceKey::Bgp(super::BgpKey::Speaker))
+        .desired
+        .contains(&ResourceKey::Bgp(super::BgpKey::Speaker))
     {
         return;
     }

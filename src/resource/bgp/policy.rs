@@ -313,8 +313,8 @@ impl Kind for PolicyRes {
 /// Compiled policies in gobgpd of a policy the files no longer declare.
 pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     if !cx
-        .keys
-        .contains_key(&ResourceKey::Bgp(super::BgpKey::Speaker))
+        .desired
+        .contains(&ResourceKey::Bgp(super::BgpKey::Speaker))
     {
         return;
     }
@@ -327,8 +327,8 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
         .chain(&b.export)
         .filter_map(|g| parse_instance(&g.name).map(|(_, _, n)| n))
         .filter(|n| {
-            !cx.keys
-                .contains_key(&ResourceKey::Bgp(super::BgpKey::Policy {
+            !cx.desired
+                .contains(&ResourceKey::Bgp(super::BgpKey::Policy {
                     name: n.to_string(),
                 }))
         })

@@ -155,8 +155,8 @@ pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     let tables: BTreeSet<u32> = b.kernel.iter().map(|k| k.table).collect();
     for table in tables {
         if cx
-            .keys
-            .contains_key(&ResourceKey::Bgp(super::BgpKey::Routes { table }))
+            .desired
+            .contains(&ResourceKey::Bgp(super::BgpKey::Routes { table }))
         {
             continue;
         }

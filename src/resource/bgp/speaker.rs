@@ -243,7 +243,7 @@ fn list(v: &[String]) -> String {
 
 pub(super) fn prune(cx: &DiffCx, out: &mut Diff) {
     let key = ResourceKey::Bgp(super::BgpKey::Speaker);
-    if cx.keys.contains_key(&key) {
+    if cx.desired.contains(&key) {
         return;
     }
     if let Some(l) = &cx.observed.ledger.bgp {
